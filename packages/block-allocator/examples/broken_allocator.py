@@ -1,0 +1,40 @@
+"""A deliberately buggy "learner" allocator: the conformance kit's worked example.
+
+It re-exports block_allocator and breaks two things learners commonly get wrong:
+
+1. ``free`` releases a request's blocks head first (seed 002 exercise 6), so the shared
+   prefix reaches the head of the free queue before the request's private tail;
+2. ``get_computed_blocks`` forgets the ``num_tokens - 1`` cap, so a fully cached prompt
+   would leave nothing to compute and no logits to sample from.
+
+Grade it (from the repository root):
+
+    BLOCK_ALLOCATOR_IMPL=broken_allocator PYTHONPATH=packages/block-allocator/examples \\
+        python -m pytest packages/block-allocator/tests -m lab05 -q
+"""
+
+from __future__ import annotations
+
+from block_allocator import *  # noqa: F403  (a learner module exports the same names)
+from block_allocator import KVCacheBlock, Request
+from block_allocator import KVCacheManager as _ReferenceManager
+
+
+class KVCacheManager(_ReferenceManager):  # type: ignore[no-redef]
+    def free(self, request: Request) -> None:
+        table = self._tables.pop(request.request_id, None)
+        if table is None:
+            return
+        blocks = [self.block_pool.blocks[i] for i in table.block_ids]
+        self.block_pool.free_blocks(blocks)  # BUG: should be reversed(blocks)
+        self._num_cached_block.pop(request.request_id, None)
+
+    def get_computed_blocks(self, request: Request) -> tuple[list[KVCacheBlock], int]:
+        request.bind_block_size(self.block_size)
+        hits: list[KVCacheBlock] = []
+        for block_hash in request.block_hashes:  # BUG: no (num_tokens - 1) // block_size cap
+            block = self.block_pool.get_cached_block(block_hash)
+            if block is None:
+                break
+            hits.append(block)
+        return hits, len(hits) * self.block_size
