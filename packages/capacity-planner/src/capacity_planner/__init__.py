@@ -1,0 +1,66 @@
+"""Predict vLLM's KV-cache capacity from GPU memory and a model config."""
+
+from capacity_planner._units import GiB, logged_gib_bounds, parse_size
+from capacity_planner.catalog import catalog_names
+from capacity_planner.errors import (
+    CapacityPlannerError,
+    ConfigFieldError,
+    ParallelConfigError,
+    SettingError,
+    UnknownGPUError,
+    UnknownModelError,
+    UnsupportedModelError,
+)
+from capacity_planner.gpus import GPU_CATALOG, GPUSpec, gpu_from_memory, gpu_from_name, resolve_gpu
+from capacity_planner.inverse import (
+    InverseResult,
+    max_model_len_that_fits,
+    required_gpus,
+    required_tensor_parallel,
+    required_utilization,
+)
+from capacity_planner.kv_config import KVCacheConfig, compute_kv_cache_config
+from capacity_planner.layout import KVCacheGroup
+from capacity_planner.model_spec import ModelSpec
+from capacity_planner.plan import CapacityPlan, plan
+from capacity_planner.prefix import PrefixCachingEstimate, prefix_caching_estimate
+from capacity_planner.startup import EngineSettings, MemoryProfile, MemoryStep
+from capacity_planner.versions import DEFAULT_VERSION, VLLM_FORMULAS, VllmFormula
+
+__all__ = [
+    "DEFAULT_VERSION",
+    "GPU_CATALOG",
+    "VLLM_FORMULAS",
+    "CapacityPlan",
+    "CapacityPlannerError",
+    "ConfigFieldError",
+    "EngineSettings",
+    "GPUSpec",
+    "GiB",
+    "InverseResult",
+    "KVCacheConfig",
+    "KVCacheGroup",
+    "MemoryProfile",
+    "MemoryStep",
+    "ModelSpec",
+    "ParallelConfigError",
+    "PrefixCachingEstimate",
+    "SettingError",
+    "UnknownGPUError",
+    "UnknownModelError",
+    "UnsupportedModelError",
+    "VllmFormula",
+    "catalog_names",
+    "compute_kv_cache_config",
+    "gpu_from_memory",
+    "gpu_from_name",
+    "logged_gib_bounds",
+    "max_model_len_that_fits",
+    "parse_size",
+    "plan",
+    "prefix_caching_estimate",
+    "required_gpus",
+    "required_tensor_parallel",
+    "required_utilization",
+    "resolve_gpu",
+]

@@ -1,0 +1,141 @@
+"""Which vLLM engine and settings one start-up ran with, and where each value came from.
+
+Precedence, most trusted first: a command-line override of explain-log; the
+"non-default args" dict or "args: Namespace(...)" dump (what the user typed); the
+engine config line; lines that restate a value ("Using max model len", the
+concurrency line, a start-up error); finally vLLM's default, marked *assumed*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from capacity_planner._logparse import LogRun
+from capacity_planner._logpatterns import Value
+from capacity_planner._logtypes import Setting
+
+__all__ = ["Engine", "detect_engine", "planner_version", "resolve_settings"]
+
+# vLLM's defaults on CUDA where a log leaves a value out.
+_DEFAULTS: dict[str, tuple[Value, str]] = {
+    "block_size": (16, "assumed: vLLM's default on CUDA"),
+    "tensor_parallel_size": (1, "assumed: no worker prefixes name a second rank"),
+    "kv_cache_dtype": ("auto", "assumed: vLLM's default (the model dtype)"),
+    "swap_space": (4.0, "assumed: V0's default --swap-space 4 (GiB per GPU)"),
+}
+
+Engine = tuple[str, str, str | None]  # (engine, why we think so, version)
+
+
+def detect_engine(run: LogRun) -> Engine:
+    """("V0" | "V1" | "unknown", the evidence, the vLLM version if printed)."""
+    version = run.value("vllm_version")
+    version_text = None if version is None else str(version)
+    banner = run.value("engine")
+    if banner is not None:
+        return str(banner), "engine banner", version_text
+    sources = " ".join(run.sources)
+    if run.get("kv_cache_tokens") is not None:
+        return "V1", "'GPU KV cache size' is a V1 line (PR #13596, v0.7.3+)", version_text
+    if "EngineCore" in sources or "VllmWorker rank=" in sources or "Worker_TP" in sources:
+        return "V1", "V1 process prefixes", version_text
+    if run.get("blocks_line_without_cpu") is not None:
+        return "V1", "'# GPU blocks' without CPU blocks is early V1 (v0.7.0-v0.7.2)", version_text
+    if run.get("num_cpu_blocks") is not None:
+        return "V0", "'# GPU blocks, # CPU blocks' is a V0 line", version_text
+    if "VllmWorkerProcess" in sources:
+        return "V0", "V0 multiprocessing worker prefixes", version_text
+    if run.get("peak_torch_gib") is not None or run.get("requested_gib") is not None:
+        return "V0", "V0 memory-profiling line", version_text
+    return "unknown", "no engine banner or engine-specific line", version_text
+
+
+def _release(version: str | None) -> tuple[int, ...] | None:
+    if version is None:
+        return None
+    parts = []
+    for piece in version.lstrip("v").split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) or None
+
+
+def planner_version(run: LogRun, engine: str, version: str | None) -> str:
+    """The planner's formula name (`capacity_planner.VLLM_FORMULAS`) for this run."""
+    if engine == "V0":
+        return "v0"
+    release = _release(version)
+    early = run.get("blocks_line_without_cpu") is not None
+    if early or (release is not None and release < (0, 9)):
+        return "v1-0.8"
+    if engine == "unknown" and run.get("num_cpu_blocks") is not None:
+        return "v0"
+    return "v1"
+
+
+def _pick(run: LogRun, key: str) -> tuple[Value, str] | None:
+    facts = run.all(key)
+    if not facts:
+        return None
+    # Later restatements (non-default args come first, config later) agree in practice;
+    # the first one from the main process is the user's own input.
+    main = [f for f in facts if f.source is None or f.rank == 0] or list(facts)
+    fact = main[0]
+    return fact.value, f"line {fact.line_no}"
+
+
+def resolve_settings(run: LogRun, overrides: Mapping[str, Value | None]) -> dict[str, Setting]:
+    """Every setting the checks use, each with its origin."""
+    out: dict[str, Setting] = {}
+
+    def put(name: str, value: Value, origin: str) -> None:
+        out.setdefault(name, Setting(name, value, origin))
+
+    for name, value in overrides.items():
+        if value is not None:
+            put(name, value, f"--{name.replace('_', '-')}")
+    for name in (
+        "model",
+        "dtype",
+        "max_model_len",
+        "block_size",
+        "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "gpu_memory_utilization",
+        "kv_cache_dtype",
+        "enforce_eager",
+        "quantization",
+        "enable_prefix_caching",
+        "max_num_batched_tokens",
+        "max_num_seqs",
+        "swap_space",
+        "num_gpu_blocks_override",
+        "kv_cache_memory_bytes",
+    ):
+        picked = _pick(run, name)
+        if picked is not None:
+            put(name, picked[0], picked[1])
+    hybrid = run.get("hybrid_block_size")
+    if hybrid is not None:
+        put(
+            "block_size",
+            hybrid.value,
+            f"line {hybrid.line_no}: vLLM enlarged the attention block for a hybrid model",
+        )
+    for key, what in (
+        ("concurrency_len", "the concurrency line"),
+        ("error_max_seq_len", "the start-up error"),
+    ):
+        fact = run.get(key)
+        if fact is not None:
+            put("max_model_len", fact.value, f"line {fact.line_no}, {what}")
+    ranks = {f.rank for f in run.facts if f.rank is not None}
+    if len(ranks) > 1:
+        put("tensor_parallel_size", max(ranks) + 1, f"inferred: ranks 0..{max(ranks)} print lines")
+    for name, (value, origin) in _DEFAULTS.items():
+        # The swap space only sizes V0's CPU pool; elsewhere it would be noise.
+        if name != "swap_space" or run.get("num_cpu_blocks") is not None:
+            put(name, value, origin)
+    return out
