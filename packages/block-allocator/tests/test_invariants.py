@@ -14,9 +14,14 @@ from _invariants import check_manager, check_pool
 pytestmark = pytest.mark.lab01
 
 BS = 4
-ours_only = pytest.mark.skipif(
+_skip_others = pytest.mark.skipif(
     IMPL_NAME != "block_allocator", reason="corrupts block_allocator's private index/queues"
 )
+
+
+def ours_only(test):  # type: ignore[no-untyped-def]
+    """A checker self-test that reaches into block_allocator's private structures."""
+    return pytest.mark.extended(_skip_others(test))
 
 
 def scenario():
@@ -30,7 +35,8 @@ def scenario():
         req.num_computed_tokens = req.num_tokens
         reqs[rid] = req
     mgr.free(reqs.pop("gone"))
-    reqs["a2"] = mgr.fork(reqs["a"], "a2")
+    if hasattr(mgr, "fork"):  # the seed API has no fork; the scenario works without it
+        reqs["a2"] = mgr.fork(reqs["a"], "a2")
     return mgr, reqs
 
 
@@ -38,7 +44,7 @@ def test_i1_ref_cnt_equals_number_of_holders() -> None:
     mgr, reqs = scenario()
     check_manager(mgr, reqs)
     shared = mgr.block_pool.blocks[mgr.get_block_ids("a")[0]]
-    assert shared.ref_cnt == 3  # a, its fork a2, and b's prefix hit
+    assert shared.ref_cnt == len(reqs)  # a, its fork a2, and b's prefix hit
     shared.ref_cnt += 1  # a leaked reference
     with pytest.raises(AssertionError, match="holders"):
         check_manager(mgr, reqs)
@@ -51,7 +57,7 @@ def test_i2_null_block_never_leaves_its_post() -> None:
     pool.touch([pool.null_block])
     pool.free_blocks(blocks)
     check_pool(pool)
-    pool.null_block.block_hash = impl.NONE_HASH  # a bug that cached the placeholder
+    pool.null_block.block_hash = b"n" * 32  # a bug that cached the placeholder
     with pytest.raises(AssertionError, match="null block is cached"):
         check_pool(pool)
 

@@ -147,6 +147,7 @@ def test_100_sequences_share_1000_blocks_without_running_out() -> None:
     assert mgr.num_free_blocks == 1000 and mgr.usage == 0.0
 
 
+@pytest.mark.extended
 def test_prefix_cache_stats_count_tokens() -> None:
     mgr = impl.KVCacheManager(16, 4)
     a = impl.Request("a", list(range(10)))

@@ -12,6 +12,7 @@ step, never by the manager.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 
 from .block import NUM_RETENTION_PRIORITIES, BlockHash
@@ -22,9 +23,14 @@ __all__ = ["Request"]
 
 def _check_tokens(token_ids: Iterable[int], what: str) -> list[int]:
     tokens = list(token_ids)
-    for t in tokens:
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise TypeError(f"{what} must be non-negative ints, got {t!r}")
+    try:
+        array("q", tokens)  # type and range check at C speed (~5 ns per token)
+        ok = not tokens or min(tokens) >= 0
+    except (TypeError, OverflowError):
+        ok = False
+    if not ok:
+        bad = next(t for t in tokens if not isinstance(t, int) or not 0 <= t < 2**63)
+        raise TypeError(f"{what} must be non-negative ints below 2**63, got {bad!r}")
     return tokens
 
 
