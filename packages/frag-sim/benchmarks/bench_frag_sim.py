@@ -1,0 +1,154 @@
+"""frag-sim speed: trace replay per policy, synthetic request rate, the full sweep matrix.
+
+Prints rates and ratios against a token-by-token baseline run in the same process (the
+same engine forced to stop at every step and allocate every boundary crossing at once,
+which is what a simulator without event jumping does). Fixed seeds; ``--quick`` shrinks
+everything. Timings are wall-clock on whatever machine runs this: read them as ratios.
+
+    python packages/frag-sim/benchmarks/bench_frag_sim.py [--quick] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+from frag_sim import POLICIES, SimConfig, SyntheticWorkload, Workload, load_trace
+from frag_sim.experiments import TRACE_SCENARIOS, trace_config
+from frag_sim.paged import PagedEngine
+from frag_sim.sweep import WorkloadSpec, run_sweep
+from frag_sim.traces import TRACE_FILES, default_trace_dir
+
+
+class SteppingPagedEngine(PagedEngine):
+    """Baseline: one event per step, every crossed boundary allocated in that step."""
+
+    def horizon(self, t: int, h: int) -> int:
+        return super().horizon(t, min(h, t + 1))
+
+    def integrate(self, t: int, k: int, live: float, waiting: bool) -> None:
+        super().integrate(t, k, live, waiting)
+        for i in self.running:
+            self.sync(i, t)
+
+
+def _time(wl: Workload, cfg: SimConfig, engine: type[PagedEngine] | None = None) -> float:
+    from frag_sim import simulate
+
+    t0 = time.perf_counter()
+    if engine is None:
+        simulate(wl, cfg)
+    else:
+        engine(wl, cfg).run()
+    return time.perf_counter() - t0
+
+
+def bench_trace(quick: bool) -> None:
+    if default_trace_dir() is None:
+        print("traces: shared/traces not found, skipped")
+        return
+    wl = load_trace("azure_conv")
+    if quick:
+        wl = wl.head(3000)
+    print(f"\n## replay {wl.name}: {len(wl):,} requests, one core")
+    print(f"{'policy':<16}{'wall s':>9}{'req/s':>12}")
+    for p in POLICIES:
+        cfg = trace_config("azure_conv", policy=p, record_timeseries=False)
+        best = min(_time(wl, cfg) for _ in range(1 if quick else 3))
+        print(f"{cfg.label:<16}{best:>9.3f}{len(wl) / best:>12,.0f}")
+    head = wl.head(2000)
+    cfg = trace_config("azure_conv", policy="paged", record_timeseries=False)
+    fast = min(_time(head, cfg) for _ in range(3))
+    slow = _time(head, cfg, SteppingPagedEngine)
+    print(
+        f"event jumping vs token stepping on the first 2,000 requests (paged/16): "
+        f"{slow:.3f} s / {fast:.3f} s = {slow / fast:.1f}x"
+    )
+
+
+def bench_synthetic(quick: bool) -> None:
+    n = 20_000 if quick else 100_000
+    print(f"\n## synthetic: {n:,} requests, one core")
+    cases = {
+        "alpaca-like 20 req/s on 15,728 slots": (
+            SyntheticWorkload.from_mix("alpaca", num_requests=n, rate=20.0, seed=0),
+            SimConfig(),
+        ),
+        "sharegpt-like 1.5 req/s on 15,728 slots": (
+            SyntheticWorkload.from_mix("sharegpt", num_requests=n, rate=1.5, seed=0),
+            SimConfig(),
+        ),
+        "seed003 6 req/s on 144,000 slots": (
+            SyntheticWorkload.from_mix("seed003", num_requests=n, rate=6.0, seed=3),
+            SimConfig(capacity_tokens=144_000, max_model_len=4500),
+        ),
+    }
+    for name, (gen, base) in cases.items():
+        wl = gen.generate()
+        print(f"{name}")
+        for p in POLICIES:
+            cfg = base.replace(policy=p, record_timeseries=False)
+            dt = _time(wl, cfg)
+            print(f"  {cfg.label:<16}{dt:>8.3f} s{len(wl) / dt:>12,.0f} req/s")
+    wl = SyntheticWorkload.from_mix("sharegpt", num_requests=2000, rate=1.5).generate()
+    cfg = SimConfig(record_timeseries=False)
+    fast = min(_time(wl, cfg) for _ in range(3))
+    slow = _time(wl, cfg, SteppingPagedEngine)
+    print(
+        f"event jumping vs token stepping (sharegpt-like, 2,000 requests, paged/16): "
+        f"{slow / fast:.1f}x"
+    )
+
+
+def bench_matrix(quick: bool, jobs: int) -> None:
+    base = default_trace_dir()
+    traces = [t for t, f in TRACE_FILES.items() if base is not None and (base / f).is_file()]
+    if not traces:
+        print("matrix: no traces, skipped")
+        return
+    sizes = (16, 64) if quick else (4, 8, 16, 32, 64, 128, 256, 512)
+    head = 1000 if quick else None
+    tasks = []
+    for tr in traces:
+        spec = WorkloadSpec(kind="trace", trace=tr, head=head)
+        for p in POLICIES:
+            for bs in sizes:
+                tasks.append((spec, trace_config(tr, policy=p, block_size=bs)))
+    t0 = time.perf_counter()
+    rows = run_sweep(tasks, jobs=jobs)
+    wall = time.perf_counter() - t0
+    busy = sum(r["wall_s"] for r in rows)
+    print(
+        f"\n## matrix: {len(traces)} traces x {len(POLICIES)} policies x {len(sizes)} block "
+        f"sizes = {len(rows)} runs{' (first 1,000 requests)' if head else ''}"
+    )
+    print(
+        f"wall {wall:.1f} s on {jobs} process(es); simulation time summed {busy:.1f} s "
+        f"(parallel efficiency {busy / wall / jobs:.0%})"
+    )
+    slowest = sorted(rows, key=lambda r: -r["wall_s"])[:3]
+    for r in slowest:
+        print(f"  slowest: {r['workload']} {r['label']} {r['wall_s']:.2f} s")
+    _ = TRACE_SCENARIOS
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    ap.add_argument("--jobs", type=int, default=2, help="processes for the matrix")
+    ap.add_argument("--skip-matrix", action="store_true")
+    a = ap.parse_args()
+    print(
+        f"frag-sim benchmark on {platform.machine()} / {os.cpu_count()} CPUs / "
+        f"Python {platform.python_version()}"
+    )
+    bench_trace(a.quick)
+    bench_synthetic(a.quick)
+    if not a.skip_matrix:
+        bench_matrix(a.quick, a.jobs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Named reproductions (issue #3 items 1-6): each prints its numbers beside its config.
+
+``EXPERIMENTS[name].run(quick=...)`` returns an :class:`ExperimentReport` whose ``checks``
+are the relations the paper or seed claims (tests assert them). Sources: PagedAttention
+(Kwon et al., SOSP 2023) §3.1 Fig. 2, §6.2 Fig. 13, §7.2 Fig. 18b, Table 1; seed 000
+lab-02; seed 003 step 05; Mooncake (FAST'25) traces. ``quick`` shrinks request counts
+for tests; the documented numbers use the full runs.
+"""
+
+from __future__ import annotations
+
+from ._report import Experiment, ExperimentReport
+from ._repro_synthetic import (
+    FIG_CAPACITY,
+    PAPER_FIG2,
+    PAPER_FIG13,
+    PAPER_FIG15,
+    _fig2,
+    _fig13,
+    _fig15,
+    _lab02,
+    _seed003,
+)
+from ._repro_traces import BLOCK_SIZES, TRACE_SCENARIOS, _block_size, _prefix, trace_config
+from .errors import ConfigError
+
+__all__ = [
+    "BLOCK_SIZES",
+    "EXPERIMENTS",
+    "FIG_CAPACITY",
+    "PAPER_FIG2",
+    "PAPER_FIG13",
+    "PAPER_FIG15",
+    "TRACE_SCENARIOS",
+    "Experiment",
+    "ExperimentReport",
+    "run_experiment",
+    "trace_config",
+]
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        Experiment("lab02", "seed lab-02: 8 vs 64 admissions, 94% vs ~0 waste", _lab02),
+        Experiment("seed003", "seed 003: naive ~50% waste ceiling, paged ~100%", _seed003),
+        Experiment("fig2", "PagedAttention Fig. 2 waste breakdown", _fig2),
+        Experiment("fig13", "PagedAttention Fig. 13: max admits 7, paged ~30", _fig13),
+        Experiment("block_size", "block size 1..512 on every trace", _block_size),
+        Experiment("prefix", "Mooncake prefix sharing and hit rate vs cache size", _prefix),
+        Experiment("fig15", "PagedAttention Fig. 15: sharing via fork + CoW", _fig15),
+    )
+}
+
+
+def run_experiment(
+    name: str, *, quick: bool = False, trace_dir: str | None = None
+) -> ExperimentReport:
+    """Run the named reproduction; ``quick`` shrinks it for tests."""
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[name].run(quick=quick, trace_dir=trace_dir)
