@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from capacity_planner._logparse import LogRun
-from capacity_planner._logpatterns import Value
+from capacity_planner._logpatterns import SETTING_KEYS, Value
 from capacity_planner._logtypes import Setting
 
 __all__ = ["Engine", "detect_engine", "planner_version", "resolve_settings"]
@@ -96,24 +96,8 @@ def resolve_settings(run: LogRun, overrides: Mapping[str, Value | None]) -> dict
     for name, value in overrides.items():
         if value is not None:
             put(name, value, f"--{name.replace('_', '-')}")
-    for name in (
-        "model",
-        "dtype",
-        "max_model_len",
-        "block_size",
-        "tensor_parallel_size",
-        "pipeline_parallel_size",
-        "gpu_memory_utilization",
-        "kv_cache_dtype",
-        "enforce_eager",
-        "quantization",
-        "enable_prefix_caching",
-        "max_num_batched_tokens",
-        "max_num_seqs",
-        "swap_space",
-        "num_gpu_blocks_override",
-        "kv_cache_memory_bytes",
-    ):
+    # Every setting a log may reveal except cpu_offload_gb, which the carve does not use.
+    for name in (k for k in SETTING_KEYS if k != "cpu_offload_gb"):
         picked = _pick(run, name)
         if picked is not None:
             put(name, picked[0], picked[1])
