@@ -1,0 +1,43 @@
+"""Paged-attention data path: numpy reference, numba CPU and Triton GPU kernels.
+
+Write K/V into a paged cache through ``slot_mapping``, read it back through
+``block_table``, and run decode attention over it (vLLM's ``reshape_and_cache_flash`` and
+``paged_attention_v1/v2``), with one API over the ``numpy``, ``numba`` and ``triton``
+backends. Importing this package pulls in numpy only; numba, torch and triton load on use.
+"""
+
+from paged_attn_kernels._dtypes import (
+    FP8_E4M3_MAX,
+    decode_bf16,
+    decode_fp8_e4m3,
+    encode_bf16,
+    encode_fp8_e4m3,
+)
+from paged_attn_kernels._validate import BACKENDS, KernelDtypeError, KernelInputError
+from paged_attn_kernels.api import (
+    available_backends,
+    copy_blocks,
+    dense_attention_reference,
+    gather_kv,
+    paged_attention,
+    slot_mapping,
+    write_kv_cache,
+)
+
+__all__ = [
+    "BACKENDS",
+    "FP8_E4M3_MAX",
+    "KernelDtypeError",
+    "KernelInputError",
+    "available_backends",
+    "copy_blocks",
+    "decode_bf16",
+    "decode_fp8_e4m3",
+    "dense_attention_reference",
+    "encode_bf16",
+    "encode_fp8_e4m3",
+    "gather_kv",
+    "paged_attention",
+    "slot_mapping",
+    "write_kv_cache",
+]

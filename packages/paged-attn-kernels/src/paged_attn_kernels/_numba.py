@@ -1,0 +1,397 @@
+"""numba backend: parallel CPU kernels for the paged data path.
+
+``prange`` runs over (sequence, context split) pairs. Each work item walks its part of the
+sequence's ``block_table`` row block by block: it scores every token of the block against
+all query heads of every KV head, so each K/V row is read once for its whole query group (the
+GQA grouping of vLLM's ``triton_unified_attention.py``, not the one-CTA-per-query-head grid
+of ``paged_attention_v1.cu``), rescales its running softmax once per block, and prefetches
+the next block of the row. Splits are merged with log-sum-exp weights, as the reduce kernel
+of ``paged_attention_v2.cu`` does. float16 and fp8 caches are decoded a block at a time
+through a table, bfloat16 by a shift. ``_decode_per_token`` is the straightforward loop kept
+as the benchmark baseline: one token at a time, rescaling the accumulator at every token.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit, parallel_chunksize, prange
+
+from paged_attn_kernels import _dtypes as dt
+from paged_attn_kernels._intrinsics import prefetch as _prefetch
+from paged_attn_kernels._intrinsics import stream_copy as _stream_copy
+
+# Reassociation lets LLVM vectorise the dot products. No nnan/ninf: the running max starts
+# at -inf and exp(-inf) = 0 must stay exact.
+_FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+
+
+@njit(cache=True)
+def _prefetch_row(cache, blk, t):
+    # token t of block blk, all KV heads; 64-byte lines
+    start = blk * cache.strides[0] + t * cache.strides[1]
+    for offset in range(start, start + cache.strides[1], 64):
+        _prefetch(cache, offset)
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _attend_block(q, i, key_cache, value_cache, blk, n, next_blk, s, m, l_sum, acc):
+    # Folds tokens [0, n) of block blk, all KV heads at once, into the running softmax of
+    # sequence i. The block [block_size, kv_heads, d] is read front to back, so the hardware
+    # prefetcher streams it; walking one KV head at a time jumps kv_heads * d apart per token.
+    # Rows of the next block (next_blk >= 0) are prefetched while this one is scored: blocks
+    # are scattered, so the hardware cannot guess where the stream continues.
+    # q [num_seqs, kv_heads, group, d]; s [kv_heads, group, block_size];
+    # m, l_sum [kv_heads, group]; acc [kv_heads, group, d]
+    num_kv_heads, group, head_dim = q.shape[1], q.shape[2], q.shape[3]
+    zero = q.dtype.type(0)
+    for t in range(n):
+        if next_blk >= 0:
+            _prefetch_row(key_cache, next_blk, t)
+            _prefetch_row(value_cache, next_blk, t)
+        for h in range(num_kv_heads):
+            for g in range(group):
+                dot = zero
+                for d in range(head_dim):
+                    dot += q[i, h, g, d] * key_cache[blk, t, h, d]
+                s[h, g, t] = dot
+    for h in range(num_kv_heads):
+        for g in range(group):
+            m_old = m[h, g]
+            m_new = m_old
+            for t in range(n):
+                m_new = max(m_new, s[h, g, t])
+            alpha = np.exp(m_old - m_new)  # one rescale per block, not per token
+            total = zero
+            for t in range(n):
+                p = np.exp(s[h, g, t] - m_new)
+                s[h, g, t] = p
+                total += p
+            l_sum[h, g] = l_sum[h, g] * alpha + total
+            m[h, g] = m_new
+            for d in range(head_dim):
+                acc[h, g, d] *= alpha
+    for t in range(n):  # each V row is read once for the whole query group
+        for h in range(num_kv_heads):
+            for g in range(group):
+                p = s[h, g, t]
+                for d in range(head_dim):
+                    acc[h, g, d] += p * value_cache[blk, t, h, d]
+
+
+@njit(cache=True)
+def _split_range(seq_len, block_size, num_splits, split):
+    num_blocks = (seq_len + block_size - 1) // block_size
+    per_split = (num_blocks + num_splits - 1) // num_splits
+    first = min(num_blocks, split * per_split)
+    return first, min(num_blocks, first + per_split)
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _decode_float(q, key_cache, value_cache, block_table, seq_lens, acc, m, l_sum):
+    # q [num_seqs, kv_heads, group, d]; caches [num_blocks, block_size, kv_heads, d];
+    # partial results per split: acc [num_seqs, num_splits, kv_heads, group, d], m/l_sum
+    # [num_seqs, num_splits, kv_heads, group] (combined afterwards, as paged_attention_v2)
+    num_seqs, num_splits = acc.shape[0], acc.shape[1]
+    num_kv_heads, group, block_size = q.shape[1], q.shape[2], key_cache.shape[1]
+    for w in prange(num_seqs * num_splits):
+        i = w // num_splits
+        split = w - i * num_splits
+        s = np.empty((num_kv_heads, group, block_size), q.dtype)
+        m[i, split] = -np.inf
+        l_sum[i, split] = 0
+        acc[i, split] = 0
+        seq_len = seq_lens[i]
+        first, last = _split_range(seq_len, block_size, num_splits, split)
+        for j in range(first, last):
+            n = min(block_size, seq_len - j * block_size)
+            next_blk = block_table[i, j + 1] if j + 1 < last else -1
+            _attend_block(
+                q, i, key_cache, value_cache, block_table[i, j], n, next_blk, s,
+                m[i, split], l_sum[i, split], acc[i, split],
+            )  # fmt: skip
+
+
+_TABLE, _BF16 = 0, 1
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _decode_lut(
+    q, key_cache, value_cache, block_table, seq_lens, k_lut, v_lut, mode, acc, m, l_sum
+):
+    # as _decode_float, but the caches hold bit patterns (uint8 fp8, uint16 fp16/bf16); each
+    # block is decoded into a float32 tile first. mode _BF16: a shift into the top half of a
+    # float32; mode _TABLE: k_lut / v_lut map each pattern to its value (float16: 64K
+    # entries, as numba has no float16; fp8: 256 entries with the scale folded in). A
+    # branch-free float16 bit conversion measured slower than the table (17 vs 12 ms, in cache).
+    num_seqs, num_splits = acc.shape[0], acc.shape[1]
+    num_kv_heads, group, head_dim = q.shape[1], q.shape[2], q.shape[3]
+    block_size = key_cache.shape[1]
+    for w in prange(num_seqs * num_splits):
+        i = w // num_splits
+        split = w - i * num_splits
+        s = np.empty((num_kv_heads, group, block_size), q.dtype)
+        k_bits = np.empty((1, block_size, num_kv_heads, head_dim), np.uint32)
+        v_bits = np.empty((1, block_size, num_kv_heads, head_dim), np.uint32)
+        k = k_bits.view(np.float32)
+        v = v_bits.view(np.float32)
+        m[i, split] = -np.inf
+        l_sum[i, split] = 0
+        acc[i, split] = 0
+        seq_len = seq_lens[i]
+        first, last = _split_range(seq_len, block_size, num_splits, split)
+        for j in range(first, last):
+            blk = block_table[i, j]
+            n = min(block_size, seq_len - j * block_size)
+            if j + 1 < last:
+                for t in range(block_size):
+                    _prefetch_row(key_cache, block_table[i, j + 1], t)
+                    _prefetch_row(value_cache, block_table[i, j + 1], t)
+            for t in range(n):  # only owned slots are decoded
+                for h in range(num_kv_heads):
+                    if mode == _BF16:
+                        for d in range(head_dim):
+                            k_bits[0, t, h, d] = np.uint32(key_cache[blk, t, h, d]) << 16
+                            v_bits[0, t, h, d] = np.uint32(value_cache[blk, t, h, d]) << 16
+                    else:
+                        for d in range(head_dim):
+                            k[0, t, h, d] = k_lut[key_cache[blk, t, h, d]]
+                            v[0, t, h, d] = v_lut[value_cache[blk, t, h, d]]
+            _attend_block(q, i, k, v, 0, n, -1, s, m[i, split], l_sum[i, split], acc[i, split])
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _decode_per_token(q, key_cache, value_cache, block_table, seq_lens, out):
+    num_seqs, num_kv_heads, group, head_dim = q.shape
+    block_size = key_cache.shape[1]
+    for w in prange(num_seqs * num_kv_heads):
+        i = w // num_kv_heads
+        h = w - i * num_kv_heads
+        zero = q.dtype.type(0)
+        m = np.full(group, -np.inf, q.dtype)
+        l_sum = np.zeros(group, q.dtype)
+        acc = np.zeros((group, head_dim), q.dtype)
+        for pos in range(seq_lens[i]):
+            blk = block_table[i, pos // block_size]
+            off = pos % block_size
+            for g in range(group):
+                dot = zero
+                for d in range(head_dim):
+                    dot += q[i, h, g, d] * key_cache[blk, off, h, d]
+                m_new = max(m[g], dot)
+                alpha = np.exp(m[g] - m_new)
+                p = np.exp(dot - m_new)
+                l_sum[g] = l_sum[g] * alpha + p
+                for d in range(head_dim):
+                    acc[g, d] = acc[g, d] * alpha + p * value_cache[blk, off, h, d]
+                m[g] = m_new
+        for g in range(group):
+            inv = 1 / l_sum[g] if l_sum[g] > 0 else 0  # seq_len 0 -> zeros
+            for d in range(head_dim):
+                out[i, h, g, d] = acc[g, d] * inv
+
+
+@njit(parallel=True, cache=True)
+def _write(key, value, key_cache, value_cache, slot_mapping):
+    block_size = key_cache.shape[1]
+    for t in prange(slot_mapping.shape[0]):
+        slot = slot_mapping[t]
+        if slot < 0:
+            continue  # padding token
+        blk = slot // block_size
+        off = slot - blk * block_size
+        key_cache[blk, off] = key[t]
+        value_cache[blk, off] = value[t]
+
+
+@njit(parallel=True, cache=True)
+def _gather(key_cache, value_cache, block_table, seq_lens, block_size, stream, key_out, value_out):
+    # caches [num_blocks, block_size * row] and outputs [num_seqs, max_seq_len * row] seen
+    # flat (row = kv_heads * d): the first n tokens of a block are one contiguous run.
+    # stream: copy with non-temporal stores (outputs 16-byte aligned, rows multiples of 16
+    # bytes). Positions >= seq_len are zero-filled.
+    num_seqs = key_out.shape[0]
+    row = key_cache.shape[1] // block_size
+    max_len = key_out.shape[1] // row
+    blocks_out = (max_len + block_size - 1) // block_size
+    itemsize = key_cache.itemsize
+    for w in prange(num_seqs * blocks_out):
+        i = w // blocks_out
+        j = w - i * blocks_out
+        start = j * block_size
+        n_out = min(block_size, max_len - start)
+        n = max(0, min(n_out, seq_lens[i] - start))
+        base = start * row
+        if n > 0:
+            blk = block_table[i, j]
+            if j + 1 < blocks_out and (j + 1) * block_size < seq_lens[i]:
+                start_byte = block_table[i, j + 1] * key_cache.strides[0]
+                for offset in range(start_byte, start_byte + key_cache.strides[0], 64):
+                    _prefetch(key_cache, offset)
+                    _prefetch(value_cache, offset)
+            if stream:
+                dst = i * key_out.strides[0] + base * itemsize
+                src = blk * key_cache.strides[0]
+                _stream_copy(key_out, dst, key_cache, src, n * row * itemsize)
+                _stream_copy(value_out, dst, value_cache, src, n * row * itemsize)
+            else:
+                for x in range(n * row):
+                    key_out[i, base + x] = key_cache[blk, x]
+                    value_out[i, base + x] = value_cache[blk, x]
+        for x in range(n * row, n_out * row):
+            key_out[i, base + x] = 0
+            value_out[i, base + x] = 0
+
+
+@njit(parallel=True, cache=True)
+def _lookup(bits, table, out):
+    for x in prange(bits.shape[0]):
+        out[x] = table[bits[x]]
+
+
+def lookup(bits: npt.NDArray[Any], table: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``table[bits]`` in parallel (fp8 dequantisation of gathered blocks)."""
+    out = np.empty(bits.shape, table.dtype)
+    _lookup(bits.reshape(-1), table, out.reshape(-1))
+    return out
+
+
+def _luts(kind: str, k_scale: float, v_scale: float, dtype: Any) -> tuple[Any, Any]:
+    if kind == dt.FP8_E4M3:
+        base = dt.E4M3_TABLE.astype(dtype)
+        return base * dtype.type(k_scale), base * dtype.type(v_scale)
+    if kind == dt.FLOAT16:  # numba has no float16 type: read its bits through a table
+        table = np.arange(65536, dtype=np.uint16).view(np.float16).astype(dtype)
+    else:
+        table = np.zeros(1, dtype)  # bfloat16 is decoded by a shift, no table
+    return table, table
+
+
+def _bits(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """float16 arrays as uint16 (numba cannot type float16; copies only move bits)."""
+    return x.view(np.uint16) if x.dtype == np.float16 else x
+
+
+def default_num_splits(num_seqs: int, max_seq_len: int, block_size: int) -> int:
+    """Splits per sequence so that small batches still give every core work.
+
+    Depends on shapes only (not on the thread count), so results are reproducible across
+    machines: about 64 work items in total, at least 256 tokens (and one block) per split.
+    """
+    max_blocks = -(-max_seq_len // block_size)
+    by_length = max(1, min(max_blocks, -(-max_seq_len // 256)))
+    return max(1, min(by_length, -(-64 // max(1, num_seqs))))
+
+
+def combine_splits(
+    acc: npt.NDArray[Any], m: npt.NDArray[Any], l_sum: npt.NDArray[Any]
+) -> npt.NDArray[Any]:
+    """Merge per-split softmax partials (log-sum-exp weights); empty sequences give zeros."""
+    if acc.shape[1] == 1:
+        den = l_sum[:, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = acc[:, 0] / den[..., None]
+        out[den == 0] = 0
+        return out
+    m_max = m.max(axis=1)  # [num_seqs, kv_heads, group]
+    safe_max = np.where(np.isfinite(m_max), m_max, 0)
+    weight = np.exp(m - safe_max[:, None])  # empty splits: exp(-inf) = 0
+    den = (weight * l_sum).sum(axis=1)
+    num = (weight[..., None] * acc).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den[..., None]
+    out[den == 0] = 0
+    return out
+
+
+def decode(
+    q: npt.NDArray[Any],  # [num_seqs, num_kv_heads, group, d], accumulation dtype, pre-scaled
+    key_cache: npt.NDArray[Any],
+    value_cache: npt.NDArray[Any],
+    block_table: npt.NDArray[np.int32],
+    seq_lens: npt.NDArray[np.int32],
+    kind: str,
+    k_scale: float = 1.0,
+    v_scale: float = 1.0,
+    num_splits: int | None = None,
+    per_token: bool = False,
+) -> npt.NDArray[Any]:
+    """Paged decode attention; returns [num_seqs, num_kv_heads, group, d] in q's dtype."""
+    num_seqs, num_kv_heads, group, head_dim = q.shape
+    if per_token:
+        if kind not in (dt.FLOAT32, dt.FLOAT64):
+            raise ValueError("the per-token baseline reads float32/float64 caches only")
+        out = np.empty_like(q)
+        _decode_per_token(q, key_cache, value_cache, block_table, seq_lens, out)
+        return out
+    if num_splits is None:
+        longest = int(seq_lens.max(initial=0))
+        num_splits = default_num_splits(num_seqs, longest, key_cache.shape[1])
+    acc = np.empty((num_seqs, num_splits, num_kv_heads, group, head_dim), q.dtype)
+    m = np.empty((num_seqs, num_splits, num_kv_heads, group), q.dtype)
+    l_sum = np.empty_like(m)
+    # work items are handed out one at a time: lengths vary, and on a shared machine a core
+    # may be busy; static chunks would leave the other threads idle at the end
+    with parallel_chunksize(1):
+        if kind in (dt.FLOAT32, dt.FLOAT64):
+            _decode_float(q, key_cache, value_cache, block_table, seq_lens, acc, m, l_sum)
+        else:
+            k_lut, v_lut = _luts(kind, k_scale, v_scale, q.dtype)
+            kc, vc = _bits(key_cache), _bits(value_cache)
+            mode = _BF16 if kind == dt.BFLOAT16 else _TABLE
+            _decode_lut(q, kc, vc, block_table, seq_lens, k_lut, v_lut, mode, acc, m, l_sum)
+    return combine_splits(acc, m, l_sum).astype(q.dtype, copy=False)
+
+
+def write(
+    key: npt.NDArray[Any],
+    value: npt.NDArray[Any],
+    key_cache: npt.NDArray[Any],
+    value_cache: npt.NDArray[Any],
+    slot_mapping: npt.NDArray[np.int64],
+) -> None:
+    _write(_bits(key), _bits(value), _bits(key_cache), _bits(value_cache), slot_mapping)
+
+
+def gather(
+    key_cache: npt.NDArray[Any],
+    value_cache: npt.NDArray[Any],
+    block_table: npt.NDArray[np.int32],
+    seq_lens: npt.NDArray[np.int32],
+    max_seq_len: int,
+    out: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None,
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    num_blocks, block_size = key_cache.shape[:2]
+    shape = (block_table.shape[0], max_seq_len, *key_cache.shape[2:])
+    if out is None:
+        out = (np.empty(shape, key_cache.dtype), np.empty(shape, value_cache.dtype))
+    flat = (num_blocks, -1)
+    # reshape is free for contiguous caches; a strided cache is copied once here
+    key_flat = np.ascontiguousarray(_bits(key_cache)).reshape(flat)
+    value_flat = np.ascontiguousarray(_bits(value_cache)).reshape(flat)
+    key_out = _bits(out[0]).reshape(shape[0], -1)
+    value_out = _bits(out[1]).reshape(shape[0], -1)
+    row_bytes = math.prod(key_cache.shape[2:]) * key_flat.itemsize
+    stream = row_bytes % 16 == 0 and all(
+        a.ctypes.data % 16 == 0 and a.strides[0] % 16 == 0 for a in (key_out, value_out)
+    )
+    with parallel_chunksize(16):
+        _gather(key_flat, value_flat, block_table, seq_lens, block_size, stream, key_out, value_out)
+    return out
+
+
+def warmup() -> None:
+    """Compile (or load from numba's on-disk cache) the common specialisations once."""
+    for dtype in (np.float32, np.float16):
+        kc = np.zeros((2, 4, 1, 8), dtype)
+        bt = np.zeros((1, 2), np.int32)
+        sl = np.full(1, 5, np.int32)
+        q = np.zeros((1, 1, 2, 8), np.float32)
+        kind = dt.FLOAT32 if dtype == np.float32 else dt.FLOAT16
+        decode(q, kc, kc, bt, sl, kind)
+        write(kc[0], kc[0], kc, kc, np.zeros(4, np.int64))
+        gather(kc, kc, bt, sl, 8)
+    decode(q, kc.view(np.uint16), kc.view(np.uint16), bt, sl, dt.BFLOAT16)

@@ -1,0 +1,307 @@
+"""Triton kernels on tiny shapes: under ``TRITON_INTERPRET=1`` on CPU, natively on CUDA.
+
+Every case poisons what the kernel must not read (unowned blocks, slots past ``seq_len``,
+block-table padding) and the output buffer, then compares against float64 attention.
+fp32/fp16 only here: bf16 ``tl.dot`` is wrong in the interpreter (triton #11584), so bf16
+runs in ``test_triton_gpu.py``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    # must precede the first @triton.jit (the package conftest does the same)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton")
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from paged_attn_kernels._triton_decode import (  # noqa: E402
+    choose_chunk,
+    paged_attention_triton,
+    plan_splits,
+)
+from paged_attn_kernels._triton_write import write_kv_cache_triton  # noqa: E402
+
+try:  # tests/ may or may not be a package
+    from .test_triton_cases import make_case, reference_attention, rel_err
+except ImportError:
+    from test_triton_cases import make_case, reference_attention, rel_err  # type: ignore[no-redef]
+
+pytestmark = pytest.mark.triton
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+TOL = {torch.float32: 2e-6, torch.float16: 2e-3}
+
+# (num_seqs, num_heads, num_kv_heads, head_dim, block_size, max_blocks)
+SHAPES = [
+    pytest.param(3, 8, 2, 64, 16, 6, id="gqa4-d64-bs16"),
+    pytest.param(2, 4, 4, 96, 8, 8, id="mha-d96-bs8"),
+    pytest.param(2, 8, 1, 64, 32, 4, id="mqa8-d64-bs32"),
+    pytest.param(2, 4, 2, 128, 64, 2, id="gqa2-d128-bs64"),
+    pytest.param(1, 2, 1, 256, 128, 2, id="gqa2-d256-bs128"),
+    pytest.param(2, 6, 2, 80, 16, 3, id="gqa3-d80-bs16"),
+]
+
+
+def _poisoned_out(q: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(q, float("nan"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize(("num_seqs", "heads", "kv_heads", "head_dim", "bs", "max_blocks"), SHAPES)
+def test_decode_matches_float64(dtype, num_seqs, heads, kv_heads, head_dim, bs, max_blocks):
+    case = make_case(
+        num_seqs=num_seqs,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        block_size=bs,
+        max_blocks=max_blocks,
+        dtype=dtype,
+        device=DEVICE,
+        seed=head_dim + bs,
+    )
+    out = _poisoned_out(case.query)
+    got = paged_attention_triton(
+        case.query,
+        case.key_cache,
+        case.value_cache,
+        case.block_table,
+        case.seq_lens,
+        case.scale,
+        out,
+    )
+    assert got is out
+    assert rel_err(out, case.reference()) < TOL[dtype]
+
+
+@pytest.mark.parametrize("num_splits", [2, 3, 7])
+def test_split_equals_unsplit(num_splits):
+    case = make_case(
+        num_seqs=3,
+        num_heads=8,
+        num_kv_heads=2,
+        head_dim=64,
+        block_size=8,
+        max_blocks=16,
+        dtype=torch.float32,
+        device=DEVICE,
+        seq_lens=[128, 1, 77],
+    )
+    args = (case.query, case.key_cache, case.value_cache, case.block_table, case.seq_lens)
+    one = paged_attention_triton(*args, case.scale, _poisoned_out(case.query), num_splits=1)
+    many = paged_attention_triton(
+        *args, case.scale, _poisoned_out(case.query), num_splits=num_splits
+    )
+    assert plan_splits(case.query, case.key_cache, case.block_table, num_splits).num_splits > 1
+    ref = case.reference()
+    assert rel_err(one, ref) < 2e-6
+    assert rel_err(many, ref) < 2e-6
+    torch.testing.assert_close(many, one, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_splits", [1, 4])
+def test_zero_length_sequence_gives_zeros(num_splits):
+    case = make_case(
+        num_seqs=3,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=64,
+        block_size=16,
+        max_blocks=4,
+        dtype=torch.float32,
+        device=DEVICE,
+        seq_lens=[40, 0, 64],
+    )
+    out = paged_attention_triton(
+        case.query,
+        case.key_cache,
+        case.value_cache,
+        case.block_table,
+        case.seq_lens,
+        case.scale,
+        _poisoned_out(case.query),
+        num_splits=num_splits,
+    )
+    assert torch.equal(out[1].cpu(), torch.zeros_like(out[1].cpu()))
+    assert rel_err(out, case.reference()) < 2e-6
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    group=st.sampled_from([1, 2, 4]),
+    kv_heads=st.integers(1, 2),
+    block_size=st.sampled_from([8, 16, 32]),
+    lens=st.lists(st.integers(0, 96), min_size=1, max_size=3),
+    num_splits=st.sampled_from([None, 1, 2, 5]),
+    seed=st.integers(0, 2**16),
+)
+def test_decode_property(group, kv_heads, block_size, lens, num_splits, seed):
+    if max(lens) == 0:
+        lens = [*lens[:-1], 1]
+    max_blocks = -(-max(lens) // block_size) + 1  # one padding column
+    case = make_case(
+        num_seqs=len(lens),
+        num_heads=group * kv_heads,
+        num_kv_heads=kv_heads,
+        head_dim=64,
+        block_size=block_size,
+        max_blocks=max_blocks,
+        dtype=torch.float32,
+        device=DEVICE,
+        seed=seed,
+        seq_lens=lens,
+    )
+    out = paged_attention_triton(
+        case.query,
+        case.key_cache,
+        case.value_cache,
+        case.block_table,
+        case.seq_lens,
+        case.scale,
+        _poisoned_out(case.query),
+        num_splits=num_splits,
+    )
+    ref = case.reference()
+    o = out.cpu().double()
+    assert torch.isfinite(o).all()
+    assert torch.allclose(o, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_matches_numpy_oracle():
+    ref_mod = pytest.importorskip("paged_attn_kernels._reference")
+    case = make_case(
+        num_seqs=2,
+        num_heads=8,
+        num_kv_heads=2,
+        head_dim=64,
+        block_size=16,
+        max_blocks=5,
+        dtype=torch.float32,
+        device=DEVICE,
+        seq_lens=[70, 33],
+    )
+    out = paged_attention_triton(
+        case.query,
+        case.key_cache,
+        case.value_cache,
+        case.block_table,
+        case.seq_lens,
+        case.scale,
+        num_splits=3,
+    )
+    oracle = ref_mod.paged_attention_reference(
+        case.query.cpu().double().numpy(),
+        case.key_cache.cpu().numpy(),
+        case.value_cache.cpu().numpy(),
+        case.block_table.cpu().numpy(),
+        case.seq_lens.cpu().numpy(),
+        case.scale,
+        "float32",
+    )
+    assert rel_err(out, torch.from_numpy(oracle)) < 2e-6
+
+
+@pytest.mark.parametrize("qdtype", [torch.float32, torch.float16], ids=["q-fp32", "q-fp16"])
+def test_fp8_cache_dequantised_with_scales(qdtype):
+    case = make_case(
+        num_seqs=2,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=64,
+        block_size=16,
+        max_blocks=4,
+        dtype=torch.float32,
+        device=DEVICE,
+        seq_lens=[50, 64],
+    )
+    k8 = case.key_cache.to(torch.float8_e4m3fn)
+    v8 = case.value_cache.to(torch.float8_e4m3fn)
+    out = paged_attention_triton(
+        case.query.to(qdtype),
+        k8,
+        v8,
+        case.block_table,
+        case.seq_lens,
+        case.scale,
+        _poisoned_out(case.query),
+        num_splits=2,
+        k_scale=0.5,
+        v_scale=2.0,
+    )
+    ref = reference_attention(
+        case.query.to(qdtype),
+        k8.float(),
+        v8.float(),
+        case.block_table,
+        case.seq_lens,
+        case.scale,
+        0.5,
+        2.0,
+    )
+    assert rel_err(out, ref) < TOL[qdtype]
+
+
+def test_write_scatters_and_skips_padding():
+    g = torch.Generator().manual_seed(3)
+    num_blocks, bs, kv, d = 6, 8, 2, 64
+    kc = torch.randn((num_blocks, bs, kv, d), generator=g).to(DEVICE)
+    vc = torch.randn((num_blocks, bs, kv, d), generator=g).to(DEVICE)
+    # a fused qkv projection: key/value are strided views, not contiguous tensors
+    qkv = torch.randn((5, 3, kv, d), generator=g).to(DEVICE)
+    key, value = qkv[:, 1], qkv[:, 2]
+    slots = torch.tensor([17, -1, 0, 47, 30], device=DEVICE)
+    exp_k, exp_v = kc.clone(), vc.clone()
+    for t, s in enumerate(slots.tolist()):
+        if s >= 0:
+            exp_k[s // bs, s % bs] = key[t]
+            exp_v[s // bs, s % bs] = value[t]
+    write_kv_cache_triton(key, value, kc, vc, slots)
+    assert torch.equal(kc, exp_k)
+    assert torch.equal(vc, exp_v)
+
+
+def test_write_then_decode_through_block_allocator():
+    ba = pytest.importorskip("block_allocator")
+    bs, kv, heads, d = 16, 2, 4, 64
+    pool_ids = [5, 2, 9, 7, 1, 4]  # physical blocks a shuffled pool might hand out
+    tables = [pool_ids[:3], pool_ids[3:]]
+    lens = [40, 21]
+    slots = []
+    for ids, n in zip(tables, lens, strict=True):
+        slots += ba.slot_mapping(ids, range(n), bs)
+    g = torch.Generator().manual_seed(11)
+    key = torch.randn((sum(lens), kv, d), generator=g).to(DEVICE)
+    value = torch.randn((sum(lens), kv, d), generator=g).to(DEVICE)
+    kc = torch.full((10, bs, kv, d), float("nan"), device=DEVICE)
+    vc = torch.full((10, bs, kv, d), float("nan"), device=DEVICE)
+    write_kv_cache_triton(key, value, kc, vc, torch.tensor(slots, device=DEVICE))
+    bt = torch.tensor(ba.pad_block_tables(tables, pad_id=0), dtype=torch.int32, device=DEVICE)
+    sl = torch.tensor(lens, dtype=torch.int32, device=DEVICE)
+    q = torch.randn((2, heads, d), generator=g).to(DEVICE)
+    out = paged_attention_triton(q, kc, vc, bt, sl, d**-0.5, torch.full_like(q, float("nan")))
+    # dense attention over the tokens as written, no paging at all
+    ref = torch.empty((2, heads, d), dtype=torch.float64)
+    start = 0
+    for b, n in enumerate(lens):
+        k = key[start : start + n].cpu().double().repeat_interleave(heads // kv, dim=1)
+        v = value[start : start + n].cpu().double().repeat_interleave(heads // kv, dim=1)
+        p = torch.softmax(torch.einsum("hd,nhd->hn", q[b].cpu().double(), k) * d**-0.5, -1)
+        ref[b] = torch.einsum("hn,nhd->hd", p, v)
+        start += n
+    assert rel_err(out, ref) < 2e-6
+
+
+def test_chunk_choice_depends_on_shapes_only():
+    # few programs: split until the SMs are busy; many: one split, unless capacity is huge
+    assert choose_chunk(1, 8, 32768, 64, 132) < 32768
+    assert choose_chunk(256, 8, 2048, 64, 132) == 2048
+    for b, kv, cap in [(1, 8, 512), (8, 8, 8192), (64, 32, 32768), (3, 1, 100)]:
+        c = choose_chunk(b, kv, cap, 64, 132)
+        assert c % 64 == 0
+        assert 0 < c <= max(64, -(-cap // 64) * 64)
