@@ -341,13 +341,20 @@ def paged_attention(
     )  # fmt: skip
     if num_splits is not None and (isinstance(num_splits, bool) or num_splits < 1):
         raise KernelInputError(f"num_splits must be an int >= 1 or None, got {num_splits}")
+    if backend == "triton" and call.query.kind == dt.FLOAT64:
+        # A dtype the backend can never run: say so before any device question.
+        raise KernelDtypeError(
+            "backend='triton' computes in float32/float16/bfloat16; float64 inputs "
+            "need backend='numpy' or 'numba'"
+        )
     chosen = _resolve(backend, call.query)
     cache = call.cache
     if chosen == "triton":
         if call.query.kind == dt.FLOAT64:
             raise KernelDtypeError(
-                "backend='triton' computes in float32/float16/bfloat16; float64 inputs "
-                "need backend='numpy' or 'numba'"
+                "backend='auto' chose triton for CUDA tensors, which computes in "
+                "float32/float16/bfloat16; float64 inputs need host arrays and "
+                "backend='numpy' or 'numba'"
             )
         return tp.attention_triton(call, out, num_splits)
     bt = host_of(call.block_table).astype(np.int32, copy=False)
