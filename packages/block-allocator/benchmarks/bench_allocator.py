@@ -25,7 +25,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from block_allocator import BlockPool, FreeKVCacheBlockQueue, KVCacheBlock, hash_block_tokens
+from block_allocator import (
+    BlockPool,
+    FreeKVCacheBlockQueue,
+    KVCacheBlock,
+    KVCacheManager,
+    Request,
+    hash_block_tokens,
+)
 
 VLLM = {  # ops/s from reference §7 (vLLM 0.33.0 BlockPool, 10k blocks, block_size 16)
     "get+free 1": 1_101_550,
@@ -205,6 +212,78 @@ def deque_remove(n: int, picks: list[int]) -> Callable[[int], None]:
     return run
 
 
+def manager_alloc_free(num_blocks: int, caching: bool) -> Callable[[int], None]:
+    """Admit a ``num_blocks``-block prompt through the manager, then free it.
+
+    Caching off: allocate_slots + free. Caching on, as a scheduler does it: lookup, then
+    allocate_slots with the hit (the same prompt every time, so all but the last block
+    hit), then free.
+    """
+    mgr = KVCacheManager(10_000, 16, enable_caching=caching)
+    req = Request("r", [7 + i % 30_000 for i in range(16 * num_blocks)])
+    lookup, allocate, free = mgr.get_computed_blocks, mgr.allocate_slots, mgr.free
+    num_tokens = req.num_tokens
+
+    def run(iters: int) -> None:
+        if caching:
+            for _ in range(iters):
+                hits, num_hit = lookup(req)
+                allocate(req, num_tokens - num_hit, hits)
+                free(req)
+        else:
+            for _ in range(iters):
+                allocate(req, num_tokens)
+                free(req)
+
+    return run
+
+
+def manager_decode(prompt_blocks: int, steps: int = 1_024) -> Callable[[int], None]:
+    """One decode step: append a token, allocate_slots(req, 1), advance (caching on).
+
+    Requests with a ``prompt_blocks``-block prompt decode ``steps`` tokens each, then free;
+    building and admitting each prompt is amortised over its steps (about 4% of the time).
+    """
+    prompt = list(range(16 * prompt_blocks))
+
+    def run(iters: int) -> None:
+        mgr = KVCacheManager(2 * (prompt_blocks + steps // 16 + 1), 16)
+        allocate = mgr.allocate_slots
+        done = 0
+        while done < iters:
+            req = Request("d", prompt)
+            allocate(req, req.num_tokens)
+            req.num_computed_tokens = req.num_tokens
+            append = req.append_output_token_ids
+            for i in range(min(steps, iters - done)):
+                append(i)
+                allocate(req, 1)
+                req.num_computed_tokens += 1
+            done += steps
+            mgr.free(req)
+
+    return run
+
+
+def make_requests(validate: bool | None) -> Callable[[int], None]:
+    """Request construction from a 1,024-token prompt (None: the constructor's default)."""
+    prompt = list(range(1_000, 2_024))
+    kw = {} if validate is None else {"validate": validate}
+
+    def run(iters: int) -> None:
+        for _ in range(iters):
+            Request("r", prompt, **kw)
+
+    return run
+
+
+def hash_request(iters: int) -> None:
+    """Binding a block size to a 1,024-token request: 64 chained block hashes."""
+    prompt = list(range(1_000, 2_024))
+    for _ in range(iters):
+        Request("r", prompt).bind_block_size(16)
+
+
 # -- driver ------------------------------------------------------------------------------
 Row = tuple[str, float, int, str, "float | None"]
 
@@ -233,11 +312,15 @@ def main() -> None:
         "--quick", action="store_true", help="fewer iterations/repeats, 200k-block scaling pool"
     )
     ap.add_argument("--seed", type=int, default=0, help="random seed for queue positions and picks")
+    ap.add_argument(
+        "--manager-only", action="store_true", help="only the KVCacheManager and Request rows"
+    )
     ap.add_argument("--big", type=int, default=1_000_000, help="blocks in the large scaling pool")
     args = ap.parse_args()
     scale, repeats = (0.1, 3) if args.quick else (1.0, 7)
     big = min(args.big, 200_000) if args.quick else args.big
     rng = random.Random(args.seed)
+    trusted = "validate" in Request.__init__.__code__.co_varnames  # older versions: no keyword
 
     def it(n: int) -> int:
         return max(10, int(n * scale))
@@ -249,6 +332,21 @@ def main() -> None:
     ) -> None:
         rows.append((name, rate, nblk, base, rate / base_rate if base_rate else None))
         print(".", end="", flush=True)
+
+    for n, iters in ((1, 100_000), (16, 30_000), (128, 4_000)):
+        for caching, suffix in ((False, " (no cache)"), (True, " (hit)")):
+            rate = measure(manager_alloc_free(n, caching), it(iters), repeats)
+            row(f"mgr {'admit' if caching else 'alloc'}+free {n}{suffix}", rate, n)
+    row("mgr decode step (64+ blocks)", measure(manager_decode(64), it(200_000), repeats), 1)
+    req_rate = measure(make_requests(None), it(20_000), repeats)
+    row("Request 1k tokens", req_rate, 0)
+    if trusted:
+        row("Request 1k tokens, no check", measure(make_requests(False), it(20_000), repeats))
+    row("Request 1k: bind, 64 hashes", measure(hash_request, it(3_000), repeats), 64)
+    if args.manager_only:
+        print()
+        print_table(rows)
+        return
 
     for n, iters in ((1, 300_000), (16, 40_000), (256, 3_000)):
         base = measure(deque_get_free(10_000, n), it(iters), repeats)

@@ -22,10 +22,10 @@ from block_allocator import KVCacheManager as _ReferenceManager
 
 class KVCacheManager(_ReferenceManager):  # type: ignore[no-redef]
     def free(self, request: Request) -> None:
-        table = self._tables.pop(request.request_id, None)
-        if table is None:
+        self._tables.pop(request.request_id, None)
+        blocks = self._req_blocks.pop(request.request_id, None)
+        if blocks is None:
             return
-        blocks = [self.block_pool.blocks[i] for i in table.block_ids]
         self.block_pool.free_blocks(blocks)  # BUG: should be reversed(blocks)
         self._num_cached_block.pop(request.request_id, None)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from .block import NUM_RETENTION_PRIORITIES, BlockHash, KVCacheBlock
 from .errors import DoubleFreeError, ForeignBlockError, InvalidBlockError
@@ -16,14 +16,15 @@ def check_int(name: str, value: object, minimum: int, why: str = "") -> int:
     return value
 
 
-def check_owned(pool: object, blocks: Iterable[KVCacheBlock]) -> None:
+def check_owned(pool: object, blocks: Sequence[KVCacheBlock]) -> None:
     for block in blocks:
         if block._pool is not pool:
             raise ForeignBlockError(f"block {block.block_id} belongs to another BlockPool")
 
 
 def check_in_use(pool: object, block: KVCacheBlock) -> None:
-    check_owned(pool, (block,))
+    if block._pool is not pool:
+        raise ForeignBlockError(f"block {block.block_id} belongs to another BlockPool")
     if block.is_null:
         raise InvalidBlockError("the null block (block 0) cannot be cached or copied")
     if block.ref_cnt <= 0:

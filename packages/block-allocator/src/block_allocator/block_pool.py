@@ -25,8 +25,8 @@ from ._checks import (
     check_int,
     check_owned,
     check_priority,
-    free_error,
 )
+from ._release import release, release_per_level
 from .block import NUM_RETENTION_PRIORITIES, BlockHash, KVCacheBlock
 from .errors import OutOfBlocksError
 from .events import KVCacheEvent
@@ -67,6 +67,7 @@ class BlockPool:
         self._queues[0].append_n(self.blocks[1:])
         self._index = PrefixCacheIndex(block_size, enable_kv_cache_events)
         self._fresh_first = free_order == "fresh_first"
+        self._fresh_run = KVCacheBlock(-1)  # sentinel of free_blocks' detached head run
 
     # -- allocation ---------------------------------------------------------------------
     def get_new_blocks(self, num_blocks: int) -> list[KVCacheBlock]:
@@ -115,8 +116,12 @@ class BlockPool:
         """Take one more reference to each block (a prefix hit); free ones leave the queue."""
         check_owned(self, blocks)
         queues = self._queues
+        # Without retention priorities every free block is in queue 0: count once at the end.
+        per_level = self._index.num_prioritized > 0
+        revived = 0
         for block in blocks:
-            if block.ref_cnt == 0:
+            ref_cnt = block.ref_cnt
+            if ref_cnt == 0:
                 if block.is_null:
                     continue
                 prev: KVCacheBlock = block.prev_free  # type: ignore[assignment]
@@ -124,8 +129,12 @@ class BlockPool:
                 prev.next_free = nxt
                 nxt.prev_free = prev
                 block.prev_free = block.next_free = None
-                queues[block.retention_priority].num_free_blocks -= 1
-            block.ref_cnt += 1
+                if per_level:
+                    queues[block.retention_priority].num_free_blocks -= 1
+                else:
+                    revived += 1
+            block.ref_cnt = ref_cnt + 1
+        queues[0].num_free_blocks -= revived
 
     def free_blocks(self, blocks: Iterable[KVCacheBlock]) -> None:
         """Drop one reference per block, in the order given; blocks reaching 0 become free.
@@ -136,25 +145,10 @@ class BlockPool:
         """
         if not isinstance(blocks, (list, tuple)):
             blocks = list(blocks)
-        freed: list[KVCacheBlock] = []
-        for i, block in enumerate(blocks):
-            if block.ref_cnt <= 0 or block._pool is not self:
-                for undo in blocks[:i]:
-                    undo.ref_cnt += 1
-                raise free_error(self, block)
-            block.ref_cnt -= 1
-            if block.ref_cnt == 0:
-                freed.append(block)
-        if not freed:
-            return
-        if self._fresh_first:
-            self._queues[0].prepend_n([b for b in freed if b.block_hash is None])
-            freed = [b for b in freed if b.block_hash is not None]
-        if not self._index.num_prioritized:
-            self._queues[0].append_n(freed)
+        if self._index.num_prioritized:
+            release_per_level(self, self._queues, blocks, self._fresh_first)
         else:
-            for block in freed:
-                self._queues[block.retention_priority].append(block)
+            release(self, self._queues[0], blocks, self._fresh_first, self._fresh_run)
 
     def fork_block(self, block: KVCacheBlock) -> KVCacheBlock:
         """Copy-on-write: a private, writable block for one holder of ``block``.
@@ -195,9 +189,29 @@ class BlockPool:
                 blocks, block_hashes, parent_block_hash, token_ids, lora_id, retention_priority
             )
 
+    def _cache_full_blocks_trusted(
+        self,
+        blocks: Sequence[KVCacheBlock],
+        block_hashes: Sequence[BlockHash],
+        parent_block_hash: BlockHash | None,
+        token_ids: Sequence[int] | None,
+        lora_id: int | None,
+        retention_priority: int,
+    ) -> None:
+        # For the KVCacheManager: its blocks are in use and owned by this pool, and its
+        # hashes are the request's own, so the per-block checks above cannot fail.
+        if self.enable_caching:
+            self._index.insert(
+                blocks, block_hashes, parent_block_hash, token_ids, lora_id, retention_priority
+            )
+
     def get_cached_block(self, block_hash: BlockHash) -> KVCacheBlock | None:
         """The block caching ``block_hash`` (possibly free, i.e. ``ref_cnt == 0``), or None."""
         return self._index.get(block_hash)
+
+    def _longest_cache_hit(self, block_hashes: Sequence[BlockHash]) -> list[KVCacheBlock]:
+        # The manager's prefix lookup: get_cached_block per hash, up to the first miss.
+        return self._index.longest_prefix(block_hashes)
 
     def set_retention_priority(self, blocks: Sequence[KVCacheBlock], priority: int) -> None:
         """Set the retention level of cached ``blocks`` (uncached and null blocks are skipped)."""

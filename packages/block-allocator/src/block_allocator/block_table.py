@@ -111,6 +111,10 @@ class BlockTable:
         new = [_check_block_id(b) for b in block_ids]  # validate all before changing any
         self._block_ids.extend(new)
 
+    def _extend_trusted(self, block_ids: list[int]) -> None:
+        # For the KVCacheManager only: ids fresh from its BlockPool are valid by construction.
+        self._block_ids += block_ids
+
     def replace(self, logical_index: int, block_id: int) -> int:
         """Point `logical_index` at another physical block (copy-on-write); returns the old id."""
         _check_block_id(block_id)

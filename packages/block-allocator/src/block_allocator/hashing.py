@@ -105,6 +105,33 @@ def hash_block_tokens(
     return sha256(payload).digest()
 
 
+def _hash_plain_blocks(
+    parent_hash: BlockHash | None,
+    token_ids: Sequence[int],
+    block_size: int,
+    out: list[BlockHash],
+) -> None:
+    """Append the chained hashes of every full block of ``token_ids`` that has no extra keys.
+
+    Byte-identical to calling :func:`hash_block_tokens` per block, but packs all the tokens
+    with one ``struct`` call and hashes slices of that buffer (about 30% less per block).
+    """
+    end = len(token_ids) // block_size * block_size
+    if not end:
+        return
+    try:
+        raw = struct.pack(f"<{end}q", *token_ids[:end])
+    except struct.error as exc:
+        raise TypeError(f"token_ids must be ints in the int64 range: {exc}") from None
+    header = block_size.to_bytes(4, "little")  # the "<I" token count of hash_block_tokens
+    step = 8 * block_size
+    parent = NONE_HASH if parent_hash is None else parent_hash
+    push = out.append
+    for lo in range(0, 8 * end, step):
+        parent = sha256(parent + header + raw[lo : lo + step]).digest()
+        push(parent)
+
+
 def block_extra_keys(
     block_index: int,
     block_size: int,
@@ -146,14 +173,14 @@ def hash_request_tokens(
     if block_size <= 0:
         raise ValueError(f"block_size must be > 0, got {block_size}")
     hashes: list[BlockHash] = []
-    plain = lora_id is None and cache_salt is None and not mm_hashes
+    if lora_id is None and cache_salt is None and not mm_hashes:
+        if parent_hash is not None and (type(parent_hash) is not bytes or len(parent_hash) != 32):
+            raise TypeError("parent_hash must be None or a 32-byte BlockHash")
+        _hash_plain_blocks(parent_hash, token_ids, block_size, hashes)
+        return hashes
     for i in range(len(token_ids) // block_size):
-        extra = (
-            None
-            if plain
-            else block_extra_keys(
-                i, block_size, lora_id=lora_id, cache_salt=cache_salt, mm_hashes=mm_hashes
-            )
+        extra = block_extra_keys(
+            i, block_size, lora_id=lora_id, cache_salt=cache_salt, mm_hashes=mm_hashes
         )
         parent_hash = hash_block_tokens(
             parent_hash, token_ids[i * block_size : (i + 1) * block_size], extra

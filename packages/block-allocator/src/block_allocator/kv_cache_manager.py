@@ -12,8 +12,9 @@ vLLM's scheduler follows; the package README walks through it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
-from ._checks import check_int
+from ._checks import check_int, check_owned
 from .block import KVCacheBlock
 from .block_pool import BlockPool
 from .block_table import BlockTable
@@ -22,6 +23,9 @@ from .events import KVCacheEvent, PrefixCacheStats
 from .request import Request
 
 __all__ = ["KVCacheManager"]
+
+_ref_cnt_of = attrgetter("ref_cnt")
+_block_id_of = attrgetter("block_id")
 
 
 class KVCacheManager:
@@ -46,6 +50,8 @@ class KVCacheManager:
             block_size=block_size,
         )
         self._tables: dict[str, BlockTable] = {}  # request id -> its block table
+        self._req_blocks: dict[str, list[KVCacheBlock]] = {}  # the same blocks, as objects
+        self._lookups: dict[str, tuple[int, int]] = {}  # id -> (tokens, hits) not yet recorded
         self._num_cached_block: dict[str, int] = {}  # leading blocks already in the cache
         self._blocks_to_copy: list[tuple[int, int]] = []
         self._stats = [0, 0, 0]  # requests, queried tokens, hit tokens
@@ -62,18 +68,11 @@ class KVCacheManager:
             return [], 0
         request.bind_block_size(self.block_size)
         max_hit_blocks = (request.num_tokens - 1) // self.block_size
-        lookup = self.block_pool.get_cached_block
-        hits: list[KVCacheBlock] = []
-        for block_hash in request.block_hashes[:max_hit_blocks]:
-            block = lookup(block_hash)
-            if block is None:
-                break
-            hits.append(block)
+        hits = self.block_pool._longest_cache_hit(request.block_hashes[:max_hit_blocks])
         num_hit_tokens = len(hits) * self.block_size
-        stats = self._stats
-        stats[0] += 1
-        stats[1] += request.num_tokens
-        stats[2] += num_hit_tokens
+        # Recorded by the first allocate_slots that succeeds, so a request the scheduler
+        # looks up again on every retry of a blocked queue head counts once (vLLM #43736).
+        self._lookups[request.request_id] = (request.num_tokens, num_hit_tokens)
         return hits, num_hit_tokens
 
     # -- allocation ---------------------------------------------------------------------
@@ -107,33 +106,48 @@ class KVCacheManager:
         if self.enable_caching:
             request.bind_block_size(bs)
         pool = self.block_pool
-        held = [pool.blocks[i] for i in table.block_ids] if table is not None else []
+        blocks = self._req_blocks.get(rid)  # the live list, mutated only after the check
+        held = blocks if blocks is not None else []
         num_new_blocks = max(0, -(-total // bs) - len(held) - len(hits))
         # Shared blocks this step writes into must be copied first (copy-on-write).
         first, stop = num_computed // bs, min(-(-total // bs), len(held))
         cow = [i for i in range(first, stop) if held[i].ref_cnt > 1] if num_new_tokens else []
-        needed = num_new_blocks + len(cow) + sum(1 for b in hits if b.ref_cnt == 0)
+        needed = num_new_blocks + len(cow)
+        if hits:  # hit blocks that sit free leave the queue too
+            check_owned(pool, hits)
+            needed += list(map(_ref_cnt_of, hits)).count(0)
         if needed > pool.get_num_free_blocks():
             return None
 
-        if table is None:
+        if table is None or blocks is None:
             table = self._tables[rid] = BlockTable(bs)
+            blocks = self._req_blocks[rid] = []
+            lookup = self._lookups.pop(rid, None)
+            if lookup is not None:
+                stats = self._stats
+                stats[0] += 1
+                stats[1] += lookup[0]
+                stats[2] += lookup[1]
         if hits:
             pool.touch(hits)
             self._raise_priority(request, hits)
-            table.extend([b.block_id for b in hits])
+            blocks += hits
+            table._extend_trusted(list(map(_block_id_of, hits)))
             self._num_cached_block[rid] = len(hits)
-            held = hits
         for i in cow:
-            src = held[i]
-            held[i] = dst = pool.fork_block(src)
+            src = blocks[i]
+            blocks[i] = dst = pool.fork_block(src)
             table.replace(i, dst.block_id)
             if i * bs < num_computed:  # an empty reserved block has nothing to copy
                 self._blocks_to_copy.append((src.block_id, dst.block_id))
-        new_blocks = pool.get_new_blocks(num_new_blocks) if num_new_blocks else []
-        table.extend([b.block_id for b in new_blocks])
+        if num_new_blocks:
+            new_blocks = pool.get_new_blocks(num_new_blocks)
+            blocks += new_blocks
+            table._extend_trusted(list(map(_block_id_of, new_blocks)))
+        else:
+            new_blocks = []
         if self.enable_caching:
-            self._cache_full_blocks(request, held + new_blocks, total // bs)
+            self._cache_full_blocks(request, blocks, total // bs)
         return new_blocks
 
     def _cache_full_blocks(self, request: Request, blocks: list[KVCacheBlock], end: int) -> None:
@@ -150,13 +164,13 @@ class KVCacheManager:
         cut = num_full if keep is None else min(num_full, max(start, keep // bs))
         for lo, hi in ((start, cut), (cut, num_full)):
             if lo < hi:
-                self.block_pool.cache_full_blocks(
+                self.block_pool._cache_full_blocks_trusted(
                     blocks[lo:hi],
                     hashes[lo:hi],
-                    parent_block_hash=hashes[lo - 1] if lo else None,
-                    token_ids=request.all_token_ids[lo * bs : hi * bs] if events else None,
-                    lora_id=request.lora_id,
-                    retention_priority=request.block_retention_priority(lo),
+                    hashes[lo - 1] if lo else None,
+                    request.all_token_ids[lo * bs : hi * bs] if events else None,
+                    request.lora_id,
+                    request.block_retention_priority(lo),
                 )
         self._num_cached_block[rid] = num_full
 
@@ -173,13 +187,14 @@ class KVCacheManager:
         Reverse order puts a chain's deepest block nearest the head of the free queue, so
         eviction consumes tails before the shared prefixes other requests may still hit.
         """
-        table = self._tables.get(request.request_id)
-        if table is None:
+        rid = request.request_id
+        self._lookups.pop(rid, None)
+        blocks = self._req_blocks.get(rid)
+        if blocks is None:
             return
-        blocks = self.block_pool.blocks
-        self.block_pool.free_blocks([blocks[i] for i in reversed(table.block_ids)])
-        del self._tables[request.request_id]
-        self._num_cached_block.pop(request.request_id, None)
+        self.block_pool.free_blocks(blocks[::-1])
+        del self._tables[rid], self._req_blocks[rid]
+        self._num_cached_block.pop(rid, None)
 
     def fork(self, parent: Request, child_request_id: str) -> Request:
         """A child of a running request that shares all its blocks (copy-on-write).
@@ -192,8 +207,10 @@ class KVCacheManager:
         if child_request_id in self._tables:
             raise ValueError(f"request id {child_request_id!r} is already in use")
         child = parent._clone(child_request_id)
-        self.block_pool.touch([self.block_pool.blocks[i] for i in ids])
+        blocks = self._req_blocks[parent.request_id]
+        self.block_pool.touch(blocks)
         self._tables[child_request_id] = BlockTable(self.block_size, ids)
+        self._req_blocks[child_request_id] = list(blocks)
         self._num_cached_block[child_request_id] = self._num_cached_block.get(parent.request_id, 0)
         return child
 
@@ -233,7 +250,13 @@ class KVCacheManager:
 
     @property
     def prefix_cache_stats(self) -> PrefixCacheStats:
-        """Cumulative lookups since construction (tokens, as vLLM counts them)."""
+        """Cumulative prefix-cache lookups of admitted requests (tokens, as vLLM counts them).
+
+        A lookup (:meth:`get_computed_blocks`) is recorded when the request's first
+        :meth:`allocate_slots` succeeds, with the token and hit counts of its latest lookup;
+        a lookup followed by a refused allocation, a retry or :meth:`free` is not counted
+        again. A preempted request that is looked up and admitted again counts again.
+        """
         return PrefixCacheStats(*self._stats)
 
     def take_events(self) -> list[KVCacheEvent]:

@@ -39,6 +39,17 @@ class PrefixCacheIndex:
     def get(self, block_hash: BlockHash) -> KVCacheBlock | None:
         return self._blocks.get(block_hash)
 
+    def longest_prefix(self, block_hashes: Sequence[BlockHash]) -> list[KVCacheBlock]:
+        """The blocks caching ``block_hashes[0], [1], ...`` up to the first miss."""
+        get = self._blocks.get
+        hits: list[KVCacheBlock] = []
+        for block_hash in block_hashes:
+            block = get(block_hash)
+            if block is None:
+                break
+            hits.append(block)
+        return hits
+
     def insert(
         self,
         blocks: Sequence[KVCacheBlock],
