@@ -235,3 +235,21 @@ def test_reset_prefix_cache_through_the_manager() -> None:
     mgr.free(req)
     assert mgr.reset_prefix_cache() is True
     assert mgr.get_computed_blocks(impl.Request("s", list(range(9))))[1] == 0
+
+
+@pytest.mark.extended
+def test_free_twice_is_a_no_op_at_the_manager_and_an_error_at_the_pool() -> None:
+    mgr = impl.KVCacheManager(num_blocks=8, block_size=4)
+    req = impl.Request("r", list(range(10)))
+    admit(mgr, req)
+    blocks = [mgr.block_pool.blocks[i] for i in mgr.get_block_ids("r")]
+    mgr.free(req)
+    before = manager_snapshot(mgr, [])
+    mgr.free(req)  # vLLM semantics: a request without blocks frees nothing
+    assert manager_snapshot(mgr, []) == before
+    with pytest.raises(impl.UnknownRequestError):
+        mgr.get_block_ids("r")
+    with pytest.raises(impl.DoubleFreeError):
+        mgr.block_pool.free_blocks(blocks[:1])
+    assert manager_snapshot(mgr, []) == before
+    check_manager(mgr, {})
