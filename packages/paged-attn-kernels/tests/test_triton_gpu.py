@@ -19,6 +19,7 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
 
+from paged_attn_kernels import _triton_decode as _dec  # noqa: E402
 from paged_attn_kernels._triton_decode import paged_attention_triton, plan_splits  # noqa: E402
 from paged_attn_kernels._triton_write import write_kv_cache_triton  # noqa: E402
 
@@ -121,7 +122,22 @@ def test_long_context_split_agrees_with_unsplit():
     assert rel_err(one, ref) < 1e-5
 
 
-def test_cuda_graph_replay_follows_new_lengths_and_tables():
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"pdl": 1}, {"stream": 2}],
+    ids=["default", "pdl-reduce", "token-balanced"],
+)
+def test_cuda_graph_replay_follows_new_lengths_and_tables(overrides):
+    # the opt-in launch variants (measured slower, docs/GPU_NOTES.md section 10) must stay
+    # correct and capturable too
+    _dec._LAUNCH_OVERRIDES.update(overrides)
+    try:
+        _graph_replay_case()
+    finally:
+        _dec._LAUNCH_OVERRIDES.clear()
+
+
+def _graph_replay_case() -> None:
     case = make_case(
         num_seqs=4,
         num_heads=32,

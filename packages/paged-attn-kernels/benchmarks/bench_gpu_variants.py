@@ -1,0 +1,164 @@
+"""GPU A/B of launch variants on chosen shapes: the grid kernel against the token-balanced one.
+
+A short companion to ``bench_gpu.py`` (same cases, poisoning, L2 flush and graph-replay
+timing, imported from it) for one device call: per shape, the automatic plan, the grid
+kernel with the stream kernel switched off, and the stream kernel at several programs per SM.
+
+    python benchmarks/bench_gpu_variants.py --out variants.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_gpu as bg
+
+from paged_attn_kernels import _triton_decode as dec
+
+SHAPES: list[tuple[str, int, str]] = [
+    ("bfloat16", 8, "B64xctx8192"),
+    ("bfloat16", 8, "B8xctx8192"),
+    ("bfloat16", 8, "ragged-1x32k+63x128-1024"),
+    ("bfloat16", 8, "ragged-zipf64"),
+    ("bfloat16", 8, "B1xctx32768"),
+    ("bfloat16", 8, "B8xctx32768"),
+    ("bfloat16", 8, "B64xctx32768"),
+    ("bfloat16", 8, "B8xctx2048"),
+    ("bfloat16", 8, "B1xctx8192"),
+    ("bfloat16", 32, "ragged-zipf64"),
+    ("bfloat16", 32, "ragged-1x32k+63x128-1024"),
+    ("bfloat16", 32, "B1xctx32768"),
+    ("bfloat16", 32, "B8xctx32768"),
+    ("bfloat16", 32, "B8xctx8192"),
+]
+VARIANTS: dict[str, dict[str, int]] = {
+    "auto": {},
+    "grid": {"stream": 0},
+    "stream1": {"stream": 1},
+    "stream2": {"stream": 2},
+    "stream3": {"stream": 3},
+    "stream4": {"stream": 4},
+    "stream6": {"stream": 6},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="variants.json")
+    ap.add_argument("--rep-ms", type=float, default=60.0)
+    ap.add_argument("--fp8", action="store_true", help="also fp8 caches at the key shape")
+    ap.add_argument(
+        "--variants", default="", help='JSON {name: overrides}, e.g. {"nopdl": {"pdl": 0}}'
+    )
+    ap.add_argument("--shapes", default="", help="dtype:kv:label,... (default: SHAPES)")
+    args = ap.parse_args()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    copy_gbs = bg.copy_ceiling(args.rep_ms)
+    print(f"copy {copy_gbs:.0f} GB/s", flush=True)
+    ns = argparse.Namespace(
+        dtypes=["bfloat16", "float16"], kv_heads=[8, 32], quick=False, no_ragged=False, seed=0
+    )
+    cases = {
+        (str(dt).replace("torch.", ""), kv, label): lens
+        for dt, kv, lens, label in bg.shape_list(ns)
+    }
+    results: list[dict[str, Any]] = []
+    variants = json.loads(args.variants) if args.variants else VARIANTS
+    shapes = SHAPES
+    if args.shapes:
+        shapes = [(d, int(k), lab) for d, k, lab in (x.split(":") for x in args.shapes.split(","))]
+    for dt, kv, label in shapes:
+        lens = cases[(dt, kv, label)]
+        case = bg.Case(getattr(torch, dt), kv, lens, label, gen)
+        row: dict[str, Any] = {"dtype": dt, "kv": kv, "label": label, "gb": case.kv_bytes / 1e9}
+        out = torch.empty_like(case.query)
+        for name, over in variants.items():
+
+            def fn(
+                over: dict[str, int] = over, case: bg.Case = case, out: torch.Tensor = out
+            ) -> torch.Tensor:
+                dec._LAUNCH_OVERRIDES.clear()
+                dec._LAUNCH_OVERRIDES.update(over)
+                try:
+                    return dec.paged_attention_triton(
+                        case.query,
+                        case.k_cache,
+                        case.v_cache,
+                        case.block_table,
+                        case.seq_lens,
+                        case.scale,
+                        out,
+                    )
+                finally:
+                    dec._LAUNCH_OVERRIDES.clear()
+
+            out.fill_(float("nan"))
+            fn()
+            err = case.error(out)
+            us = bg.bench(fn, True, args.rep_ms)
+            pct = 100 * case.kv_bytes / (us * 1e-6) / 1e9 / copy_gbs
+            row[name] = {"us": us, "pct": pct, "err": err}
+        results.append(row)
+        cells = "  ".join(
+            f"{k} {v['us']:.1f}/{v['pct']:.1f}%" for k, v in row.items() if isinstance(v, dict)
+        )
+        print(f"{dt} kv{kv} {label}: {cells}", flush=True)
+        errs = [v["err"] for v in row.values() if isinstance(v, dict)]
+        print(f"   max err {max(errs):.2e}", flush=True)
+        del case
+        torch.cuda.empty_cache()
+    if args.fp8:
+        case = bg.Case(torch.bfloat16, 8, cases[("bfloat16", 8, "B64xctx8192")], "key", gen)
+        kc, vc = case.k_cache, case.v_cache
+        ks, vs = bg.finite_amax(kc) / 448.0, bg.finite_amax(vc) / 448.0
+        k8 = torch.empty(kc.shape, dtype=bg.FP8, device="cuda")
+        v8 = torch.empty_like(k8)
+        nb = kc.shape[0] * bg.BLOCK_SIZE
+        slots = torch.arange(nb, device="cuda")
+        flat = (nb, 8, bg.HEAD_DIM)
+        from paged_attn_kernels._triton_write import write_kv_cache_triton
+
+        write_kv_cache_triton(kc.view(flat), vc.view(flat), k8, v8, slots, k_scale=ks, v_scale=vs)
+        out = torch.empty_like(case.query)
+        for name, over in {
+            "fp8 auto": {},
+            "fp8 stream2": {"stream": 2},
+        }.items():
+
+            def fn8(over: dict[str, int] = over) -> torch.Tensor:
+                dec._LAUNCH_OVERRIDES.clear()
+                dec._LAUNCH_OVERRIDES.update(over)
+                try:
+                    return dec.paged_attention_triton(
+                        case.query,
+                        k8,
+                        v8,
+                        case.block_table,
+                        case.seq_lens,
+                        case.scale,
+                        out,
+                        k_scale=ks,
+                        v_scale=vs,
+                    )
+                finally:
+                    dec._LAUNCH_OVERRIDES.clear()
+
+            out.fill_(float("nan"))
+            fn8()
+            err = case.error(out)
+            us = bg.bench(fn8, True, args.rep_ms)
+            print(f"{name}: {us:.1f} us err {err:.2e}", flush=True)
+            results.append({"label": name, "us": us, "err": err})
+    with open(args.out, "w") as f:
+        json.dump({"copy_gbs": copy_gbs, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
