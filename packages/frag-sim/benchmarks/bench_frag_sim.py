@@ -14,15 +14,17 @@ import argparse
 import os
 import platform
 import time
+from typing import Any
 
 from frag_sim import POLICIES, SimConfig, SyntheticWorkload, Workload, load_trace
+from frag_sim._paged_fast import SingleSeqPagedEngine
 from frag_sim.experiments import TRACE_SCENARIOS, trace_config
 from frag_sim.paged import PagedEngine
 from frag_sim.sweep import WorkloadSpec, run_sweep
 from frag_sim.traces import TRACE_FILES, default_trace_dir
 
 
-class SteppingPagedEngine(PagedEngine):
+class SteppingPagedEngine(SingleSeqPagedEngine):
     """Baseline: one event per step, every crossed boundary allocated in that step."""
 
     def horizon(self, t: int, h: int) -> int:
@@ -102,6 +104,72 @@ def bench_synthetic(quick: bool) -> None:
     )
 
 
+def _alloc_cost_ns(num_blocks: int, reps: int) -> float:
+    """ns per block of BlockPool.get_new_blocks(n) + free_blocks (tail first), bulk calls."""
+    from block_allocator import BlockPool
+
+    pool = BlockPool(num_blocks + 1, enable_caching=False)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            b = pool.get_new_blocks(num_blocks)
+            b.reverse()
+            pool.free_blocks(b)
+        best = min(best, time.perf_counter() - t0)
+    return best / reps / num_blocks * 1e9
+
+
+def bench_block_sizes(quick: bool) -> None:
+    """paged rate per block size, and the floor the allocator's per-block work sets."""
+    n = 20_000 if quick else 100_000
+    cost = {nb: _alloc_cost_ns(nb, 2000) for nb in (4, 32, 160)}
+    print(
+        "\n## paged rate per block size (one core); allocator get+free per block: "
+        + ", ".join(f"{v:.0f} ns at {k} blocks/call" for k, v in cost.items())
+    )
+    cases = {
+        "alpaca-like 20 req/s": (
+            SyntheticWorkload.from_mix("alpaca", num_requests=n, rate=20.0, seed=0),
+            SimConfig(),
+        ),
+        "sharegpt-like 1.5 req/s": (
+            SyntheticWorkload.from_mix("sharegpt", num_requests=n, rate=1.5, seed=0),
+            SimConfig(),
+        ),
+        "seed003 6 req/s": (
+            SyntheticWorkload.from_mix("seed003", num_requests=n, rate=6.0, seed=3),
+            SimConfig(capacity_tokens=144_000, max_model_len=4500),
+        ),
+    }
+    print(
+        f"{'workload':<26}{'block':>6}{'req/s':>10}{'blocks/req':>12}"
+        f"{'alloc us/req':>14}{'alloc-bound req/s':>19}"
+    )
+    for name, (gen, base) in cases.items():
+        wl = gen.generate()
+        for bs in (16, 32, 64, 128, 256):
+            cfg = base.replace(policy="paged", block_size=bs, record_timeseries=False)
+            dt = min(_time(wl, cfg) for _ in range(1 if quick else 2))
+            eng = SingleSeqPagedEngine(wl, cfg)  # a second, untimed run counts the blocks
+            got = [0]
+            take = eng.pool.get_new_blocks
+
+            def counted(k: int, take: Any = take, got: list[int] = got) -> Any:
+                got[0] += k
+                return take(k)
+
+            eng.pool.get_new_blocks = counted  # type: ignore[method-assign]
+            eng.run()
+            per_req = got[0] / len(wl)
+            ns = cost[min(cost, key=lambda k: abs(k - per_req))]
+            floor_us = per_req * ns / 1e3
+            print(
+                f"{name:<26}{bs:>6}{len(wl) / dt:>10,.0f}{per_req:>12.1f}"
+                f"{floor_us:>14.2f}{1e6 / floor_us:>19,.0f}"
+            )
+
+
 def bench_matrix(quick: bool, jobs: int) -> None:
     base = default_trace_dir()
     traces = [t for t, f in TRACE_FILES.items() if base is not None and (base / f).is_file()]
@@ -146,6 +214,7 @@ def main() -> None:
     )
     bench_trace(a.quick)
     bench_synthetic(a.quick)
+    bench_block_sizes(a.quick)
     if not a.skip_matrix:
         bench_matrix(a.quick, a.jobs)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from frag_sim import SimConfig, Workload
 
@@ -25,6 +25,9 @@ class RefResult:
     physical: int  # sum over busy steps of slots actually held
     completed: int
     rejected: int
+    wait_steps: int = 0  # sum over busy steps of queued requests
+    # per busy step: (live, allocated as if unshared, internal, physical) slots
+    steps: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
 def reference(wl: Workload, cfg: SimConfig) -> RefResult:
@@ -108,11 +111,18 @@ def reference(wl: Workload, cfg: SimConfig) -> RefResult:
         for i in running:
             C[i] += 1
         res.busy += 1
+        res.wait_steps += len(waiting)
         res.peak = max(res.peak, len(running))
         res.run_steps += len(running)
-        res.live += ns * sum(C[i] for i in running)
-        res.physical += sum(held[i] * (bs if paged else 1) for i in running)
-        res.alloc += ns * sum(-(-C[i] // bs) * bs if paged else reserve(i) for i in running)
+        live = ns * sum(C[i] for i in running)
+        physical = sum(held[i] * (bs if paged else 1) for i in running)
+        sizes = [-(-C[i] // bs) * bs if paged else reserve(i) for i in running]
+        alloc = ns * sum(sizes)
+        internal = ns * sum(a - min(a, P[i] + O[i]) for a, i in zip(sizes, running, strict=True))
+        res.live += live
+        res.physical += physical
+        res.alloc += alloc
+        res.steps.append((live, alloc, internal, physical))
         now += cfg.step_time_s
         t += 1
         assert math.isfinite(now)

@@ -41,6 +41,38 @@ def test_run_writes_json_csv_timeseries(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(rows) == 2
     ts = list(csv.DictReader((tmp_path / "ts.csv").open()))
     assert {r["policy"] for r in ts} == {"max", "paged"}
+    for r in ts:  # the waste split per event window sums to 100 % with the token share
+        split = ("token_states", "reservation", "internal", "external", "idle")
+        assert sum(float(r[f"share.{k}"]) for k in split) == pytest.approx(1.0)
+    # the window integrals add up to the summary's breakdown
+    for d in data:
+        rows_p = [r for r in ts if r["policy"] == d["label"].split()[0].split("/")[0]]
+        mem = sum(float(r["memory"]) for r in rows_p)
+        res = sum(float(r["reservation"]) for r in rows_p) / mem
+        assert res == pytest.approx(d["share.reservation"], rel=1e-9)
+
+
+def test_beam_example_config(tmp_path: Path) -> None:
+    cfg = Path(__file__).parents[1] / "examples" / "beam.toml"
+    out = tmp_path / "b.json"
+    assert main(["run", "--config", str(cfg), "--num-requests", "150", "--json", str(out)]) == 0
+    rows = {r["label"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"exact (buddy) beam=4", "paged/16 beam=4"}
+    paged = rows["paged/16 beam=4"]
+    assert paged["cow_copies"] > 0 and paged["sharing_saved"] > 0.3
+    assert paged["mean_running"] > rows["exact (buddy) beam=4"]["mean_running"]
+
+
+def test_run_timeseries_json_and_waste_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    args = ["run", "--mix", "alpaca", "--num-requests", "60", "--policies", "exact,paged"]
+    args += ["--n", "2", "--beam-search", "--capacity-tokens", "4000"]
+    args += ["--timeseries", str(tmp_path / "ts.json"), "--plot-waste", str(tmp_path / "w.svg")]
+    assert main(args) == 0
+    ts = json.loads((tmp_path / "ts.json").read_text())
+    assert {r["policy"] for r in ts} == {"exact", "paged"}
+    assert all(r["window_steps"] >= 1 and "share.internal" in r for r in ts)
+    assert (tmp_path / "w.svg").read_bytes().startswith(b"<?xml")
 
 
 def test_config_file_plus_flag_override(tmp_path: Path) -> None:

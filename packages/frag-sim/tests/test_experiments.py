@@ -59,6 +59,14 @@ def test_fig15_sharing_quick() -> None:
     assert rep.ok, rep.render()
 
 
+def test_groups_in_the_scheduler_quick() -> None:
+    rep = run_experiment("groups", quick=True)
+    assert rep.ok, rep.render()
+    beam4 = rep.results["paged beam=4"]
+    assert beam4.preemptions > 0  # groups were preempted and re-admitted under pressure
+    assert beam4.completed == beam4.num_requests - len(beam4.rejected)
+
+
 def test_registry_and_unknown_name() -> None:
     assert set(EXPERIMENTS) == {
         "lab02",
@@ -68,6 +76,7 @@ def test_registry_and_unknown_name() -> None:
         "block_size",
         "prefix",
         "fig15",
+        "groups",
     }
     with pytest.raises(ConfigError, match="unknown experiment"):
         run_experiment("fig99")

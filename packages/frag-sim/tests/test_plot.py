@@ -13,6 +13,7 @@ from frag_sim.plot import (
     plot_block_size,
     plot_usage_over_time,
     plot_waste_breakdown,
+    plot_waste_over_time,
 )
 
 
@@ -24,7 +25,7 @@ def results() -> dict[str, object]:
 
 @pytest.mark.parametrize("suffix", ["png", "svg"])
 def test_plots_are_byte_stable(tmp_path: Path, results: dict, suffix: str) -> None:  # type: ignore[type-arg]
-    for fn in (plot_usage_over_time, plot_waste_breakdown, plot_admissions):
+    for fn in (plot_usage_over_time, plot_waste_breakdown, plot_admissions, plot_waste_over_time):
         a, b = tmp_path / f"a.{suffix}", tmp_path / f"b.{suffix}"
         fn(results, a)
         fn(results, b)

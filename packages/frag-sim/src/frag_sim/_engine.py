@@ -27,6 +27,10 @@ from .workload import Workload
 
 _EPS = 1e-9
 
+# One event window's split, in slot-steps: (reservation, internal, external, physical,
+# logical); logical counts shared blocks once per sequence, physical once.
+Window = tuple[int, int, int, int, int]
+
 
 class Engine:
     """Policy-independent scheduling, time keeping and time-series recording."""
@@ -55,19 +59,22 @@ class Engine:
         self.extra_time = 0.0  # prefill / swap seconds charged to the current step
         # integrals over busy steps (token-slot x steps)
         self.busy = 0
-        self.i_live = 0.0
+        self.i_live = 0
         self.i_run = 0
         self.i_wait = 0
-        self.i_resv = 0.0
-        self.i_int = 0.0
-        self.i_ext = 0.0
-        self.i_free_ext = 0.0
-        self.i_logical = 0.0
-        self.i_physical = 0.0
+        self.i_resv = 0
+        self.i_int = 0
+        self.i_ext = 0
+        self.i_logical = 0
+        self.i_physical = 0
         self.peak = 0
         self.ts: list[list[Any]] | None = (
-            [[] for _ in range(8)] if config.record_timeseries else None
+            [[] for _ in range(15)] if config.record_timeseries else None
         )
+
+    # an arrival behind a waiting queue head can be folded into the window (not with
+    # prefix caching: blocks cached meanwhile may let the head start earlier)
+    defer_arrivals = True
 
     # -- hooks for the policies ---------------------------------------------------------
     def never_fits(self, i: int) -> str | None:
@@ -85,16 +92,29 @@ class Engine:
     def horizon(self, t: int, h: int) -> int:
         return h
 
-    def integrate(self, t: int, k: int, live: float, waiting: bool) -> None:
+    def integrate(self, t: int, k: int, live: int, waiting: bool) -> Window | None:
+        """Add window ``[t, t + k)`` to the integrals; its split when recording a series."""
         raise NotImplementedError
 
     def allocated_tokens(self) -> int:
         raise NotImplementedError
 
     def extras(self) -> dict[str, float]:
-        return {"prefix_hit_rate": 0.0}
+        return {"prefix_hit_rate": 0.0, "cow_copies": 0}
 
     # -- shared mechanics ---------------------------------------------------------------
+    def fits(self) -> list[bool]:
+        """Per request: can it ever run (else it is rejected on arrival, with a reason)?"""
+        mml = self.cfg.max_model_len
+        return [f <= mml and self.never_fits(i) is None for i, f in enumerate(self.F)]
+
+    def _reject(self, i: int) -> None:
+        f, mml = self.F[i], self.cfg.max_model_len
+        reason = self.never_fits(i) if f <= mml else None
+        if reason is None:
+            reason = f"prompt + output = {f} > max_model_len={mml}"
+        self.rejected.append((i, reason))
+
     def start(self, i: int, t: int) -> None:
         """Bookkeeping of an admission at step ``t`` (the policy already took memory)."""
         e = self.emitted[i]
@@ -122,40 +142,43 @@ class Engine:
     def run(self) -> SimResult:
         wall = time.perf_counter()
         cfg, arr, n_req = self.cfg, self.arr, len(self.arr)
-        dt = cfg.step_time_s
-        running, waiting, heap = self.running, self.waiting, self.heap
+        dt, cap, ns = cfg.step_time_s, cfg.capacity_tokens, self.ns
+        running, waiting, heap, epoch = self.running, self.waiting, self.heap, self.epoch
+        # bound methods and counters as locals: this loop runs once per event
+        heappop, release, stop, start = heapq.heappop, self.release, self.stop, self.start
+        pressure, try_admit, horizon, integrate = (
+            self.pressure,
+            self.try_admit,
+            self.horizon,
+            self.integrate,
+        )
+        ts = self.ts
+        defer_ok = ts is None and self.defer_arrivals
+        i_live, i_run, i_wait, busy, peak = 0, 0, 0, 0, 0
         max_seqs = cfg.max_num_seqs or n_req + 1
         t, now, nxt = 0, arr[0], 0
+        fits = self.fits()
         while True:
             while heap and heap[0][0] <= t:
-                _, i, ep = heapq.heappop(heap)
-                if ep == self.epoch[i]:
-                    self.release(i, t, False)
-                    self.stop(i, t)
+                _, i, ep = heappop(heap)
+                if ep == epoch[i]:
+                    release(i, t, False)
+                    stop(i, t)
                     self.completed += 1
                     self.done_at[i] = now
             while nxt < n_req and arr[nxt] <= now + _EPS:
-                if self.F[nxt] > cfg.max_model_len:
-                    self.rejected.append(
-                        (
-                            nxt,
-                            f"prompt + output = {self.F[nxt]} > max_model_len={cfg.max_model_len}",
-                        )
-                    )
+                if fits[nxt]:
+                    waiting.append(nxt)
                 else:
-                    reason = self.never_fits(nxt)
-                    if reason is None:
-                        waiting.append(nxt)
-                    else:
-                        self.rejected.append((nxt, reason))
+                    self._reject(nxt)
                 nxt += 1
-            if not self.pressure(t) or not running:
-                while waiting and len(running) < max_seqs and self.try_admit(waiting[0], t):
-                    self.start(waiting.popleft(), t)
+            if not pressure(t) or not running:
+                while waiting and len(running) < max_seqs and try_admit(waiting[0], t):
+                    start(waiting.popleft(), t)
+            n = len(running)
             # free memory counts as external fragmentation only while memory blocks the
             # queue head; a full max_num_seqs batch leaves it idle
-            mem_blocked = bool(waiting) and len(running) < max_seqs
-            n = len(running)
+            mem_blocked = bool(waiting) and n < max_seqs
             if n == 0:
                 if waiting:
                     raise RuntimeError(  # never_fits() should have rejected it
@@ -167,70 +190,110 @@ class Engine:
                 continue
             d = dt + self.extra_time
             self.extra_time = 0.0
-            while heap and heap[0][2] != self.epoch[heap[0][1]]:
-                heapq.heappop(heap)
+            while heap[0][2] != epoch[heap[0][1]]:  # a running request is always in it
+                heappop(heap)
             h = heap[0][0]
-            if nxt < n_req:
+            # behind a queue head that cannot start, an arrival changes nothing but the
+            # queue length (FCFS): it is not an event, it joins the queue in closed form
+            defer = defer_ok and bool(waiting)
+            if nxt < n_req and not defer:
                 gap = arr[nxt] - now - d
                 j = 1 if gap <= _EPS else 1 + math.ceil(gap / dt - _EPS)
-                h = min(h, t + j)
-            h = self.horizon(t, h)
+                if t + j < h:
+                    h = t + j
+            h = horizon(t, h)
             k = h - t
-            seqs = n * self.ns
+            seqs = n * ns
             live = k * self.S + seqs * (k * t + k * (k - 1) // 2)
-            self.i_live += live
-            self.i_run += n * k
-            self.i_wait += len(waiting) * k
-            self.busy += k
-            if n > self.peak:
-                self.peak = n
-            self.integrate(t, k, live, mem_blocked)
-            if self.ts is not None:
-                for col, v in zip(
-                    self.ts,
-                    (
-                        t,
-                        now,
-                        n,
-                        len(waiting),
-                        self.S + seqs * t,
-                        self.allocated_tokens(),
-                        self.admissions,
-                        self.preemptions,
-                    ),
-                    strict=False,
-                ):
+            i_live += live
+            i_run += n * k
+            i_wait += len(waiting) * k
+            if defer:
+                end = now + d + (k - 1) * dt  # start of step h
+                while nxt < n_req and arr[nxt] <= end + _EPS:
+                    if fits[nxt]:
+                        gap = arr[nxt] - now - d
+                        j = 1 if gap <= _EPS else 1 + math.ceil(gap / dt - _EPS)
+                        waiting.append(nxt)
+                        if t + j < h:
+                            i_wait += h - t - j
+                    else:
+                        self._reject(nxt)
+                    nxt += 1
+            busy += k
+            if n > peak:
+                peak = n
+            win = integrate(t, k, live, mem_blocked)
+            if ts is not None and win is not None:
+                resv, internal, ext, phys, logical = win
+                mem = k * cap + logical - phys  # shared slots counted as saved
+                row = (
+                    t,
+                    now,
+                    n,
+                    len(waiting),
+                    self.S + seqs * t,
+                    self.allocated_tokens(),
+                    self.admissions,
+                    self.preemptions,
+                    k,
+                    live,
+                    resv,
+                    internal,
+                    ext,
+                    mem - live - resv - internal - ext,
+                    mem,
+                )
+                for col, v in zip(ts, row, strict=True):
                     col.append(v)
-            now += d + (h - t - 1) * dt
+            now += d + (k - 1) * dt
             t = h
+        self.i_live, self.i_run, self.i_wait, self.busy, self.peak = (
+            i_live,
+            i_run,
+            i_wait,
+            busy,
+            peak,
+        )
         return self._result(now, time.perf_counter() - wall)
 
     def _result(self, now: float, wall: float) -> SimResult:
-        ex = self.extras()  # may finalise the physical integral
+        ex = self.extras()
         cfg, busy = self.cfg, max(self.busy, 1)
-        cap = cfg.capacity_tokens * busy
-        saved = max(0.0, self.i_logical - self.i_physical)
-        denom = cap + saved
-        ext = self.i_ext
-        idle = denom - (self.i_live + self.i_resv + self.i_int + ext)
-        if idle < 0:  # the paged in-window free memory is a trapezoid estimate: stay at 100%
-            ext += idle
-            idle = 0.0
+        # every integral is an exact integer of slot-steps; sharing counts as extra memory
+        saved = self.i_logical - self.i_physical
+        denom = cfg.capacity_tokens * busy + saved
+        idle = denom - (self.i_live + self.i_resv + self.i_int + self.i_ext)
+        if saved < 0 or idle < 0:
+            raise RuntimeError(f"internal: inconsistent integrals (saved {saved}, idle {idle})")
         bd = Breakdown(
             self.i_live / denom,
             self.i_resv / denom,
             self.i_int / denom,
-            ext / denom,
+            self.i_ext / denom,
             idle / denom,
         )
         lat = [d - a for d, a in zip(self.done_at, self.arr, strict=False) if not math.isnan(d)]
         ts = None
         if self.ts is not None:
             c = self.ts
+            i64, f64 = np.int64, np.float64
             ts = Timeseries(
-                np.asarray(c[0], np.int64),
-                np.asarray(c[1], np.float64),
-                *(np.asarray(x, np.int64) for x in c[2:]),
+                step=np.asarray(c[0], i64),
+                time_s=np.asarray(c[1], f64),
+                running=np.asarray(c[2], i64),
+                waiting=np.asarray(c[3], i64),
+                live_tokens=np.asarray(c[4], i64),
+                allocated_tokens=np.asarray(c[5], i64),
+                admitted_total=np.asarray(c[6], i64),
+                preemptions_total=np.asarray(c[7], i64),
+                window_steps=np.asarray(c[8], i64),
+                token_states=np.asarray(c[9], f64),
+                reservation=np.asarray(c[10], f64),
+                internal=np.asarray(c[11], f64),
+                external=np.asarray(c[12], f64),
+                idle=np.asarray(c[13], f64),
+                memory=np.asarray(c[14], f64),
             )
         return SimResult(
             config=cfg,
@@ -252,4 +315,5 @@ class Engine:
             mean_latency_s=float(np.mean(lat)) if lat else math.nan,
             wall_s=wall,
             timeseries=ts,
+            cow_copies=int(ex["cow_copies"]),
         )

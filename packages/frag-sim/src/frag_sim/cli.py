@@ -54,7 +54,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     s.add_argument("--swap-time-per-block", type=float, help="seconds per swapped block")
     s.add_argument("--step-time", type=float, help="seconds per decode step")
     s.add_argument("--max-num-seqs", type=int, help="cap on requests running at once")
-    s.add_argument("--n", type=int, help="parallel samples per request (fork + CoW in paged)")
+    s.add_argument("--n", type=int, help="sequences per request: samples or beams (fork + CoW)")
+    s.add_argument(
+        "--beam-search",
+        action="store_true",
+        default=None,
+        help="the --n sequences are beams (uniform parent resampling every step)",
+    )
+    s.add_argument("--beam-seed", type=int, help="seed of the beam selection model")
     o = p.add_argument_group("output")
     o.add_argument("--json", dest="json_out", help="write results as JSON")
     o.add_argument("--csv", dest="csv_out", help="write results as CSV")
@@ -104,6 +111,8 @@ def _sim_config(a: argparse.Namespace, cfg: dict[str, Any], spec: WorkloadSpec) 
         ("step_time", "step_time_s"),
         ("max_num_seqs", "max_num_seqs"),
         ("n", "n"),
+        ("beam_search", "use_beam_search"),
+        ("beam_seed", "seed"),
     ):
         v = getattr(a, flag)
         if v is not None:
@@ -141,21 +150,11 @@ def cmd_run(a: argparse.Namespace) -> int:
         for p, r in results.items():
             ts = r.timeseries
             assert ts is not None
-            for k in range(len(ts.step)):
-                ts_rows.append(
-                    {
-                        "policy": p,
-                        "step": int(ts.step[k]),
-                        "time_s": float(ts.time_s[k]),
-                        "running": int(ts.running[k]),
-                        "waiting": int(ts.waiting[k]),
-                        "live_tokens": int(ts.live_tokens[k]),
-                        "allocated_tokens": int(ts.allocated_tokens[k]),
-                        "admitted_total": int(ts.admitted_total[k]),
-                        "preemptions_total": int(ts.preemptions_total[k]),
-                    }
-                )
-        write_csv(a.timeseries, ts_rows)
+            ts_rows += [{"policy": p, **row} for row in ts.to_rows()]
+        if Path(a.timeseries).suffix.lower() == ".json":
+            write_json(a.timeseries, ts_rows)
+        else:
+            write_csv(a.timeseries, ts_rows)
     if a.plot:
         from .plot import plot_usage_over_time
 
@@ -163,6 +162,14 @@ def cmd_run(a: argparse.Namespace) -> int:
             {r.config.label: r for r in results.values()},
             a.plot,
             title=f"KV memory over time: {wl.name}",
+        )
+    if a.plot_waste:
+        from .plot import plot_waste_over_time
+
+        plot_waste_over_time(
+            {r.config.label: r for r in results.values()},
+            a.plot_waste,
+            title=f"Where KV memory goes over time: {wl.name}",
         )
     write_outputs(a, rows)
     return 0
@@ -208,7 +215,11 @@ def cmd_plot(a: argparse.Namespace) -> int:
     from . import plot as P
     from .experiments import PAPER_FIG2
 
-    kinds = ["headline", "waste", "block-size", "admissions"] if a.kind == "all" else [a.kind]
+    kinds = (
+        ["headline", "waste", "waste-over-time", "block-size", "admissions"]
+        if a.kind == "all"
+        else [a.kind]
+    )
     fmts = [f.strip() for f in a.formats.split(",") if f.strip()]
     bad = [f for f in fmts if f not in ("png", "svg")]
     if bad or not fmts:
@@ -228,6 +239,14 @@ def cmd_plot(a: argparse.Namespace) -> int:
                 P.plot_usage_over_time(
                     res, path, title="Seed 003: naive contiguous vs paged KV cache"
                 )
+        elif kind == "waste-over-time":
+            rep = run_experiment("seed003", quick=a.quick)
+            res = {
+                "naive (max reservation)": rep.results["max"],
+                "paged (block 16)": rep.results["paged"],
+            }
+            for path in paths[kind]:
+                P.plot_waste_over_time(res, path, title="Seed 003: where KV memory goes over time")
         elif kind == "waste":
             rep = run_experiment("fig2", quick=a.quick)
             for path in paths[kind]:
@@ -280,8 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("run", help="replay one workload under each policy")
     _add_common(p)
-    p.add_argument("--timeseries", help="write the per-event time series as CSV")
+    p.add_argument(
+        "--timeseries", help="write the per-event time series with its waste split (.csv/.json)"
+    )
     p.add_argument("--plot", help="write a usage-over-time plot (.png or .svg)")
+    p.add_argument("--plot-waste", help="write the waste split over time (.png or .svg)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("sweep", help="policies x block sizes x capacities x traces")
     _add_common(p)
@@ -291,7 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("plot", help="regenerate the README figures")
-    p.add_argument("kind", choices=["headline", "waste", "block-size", "admissions", "all"])
+    p.add_argument(
+        "kind",
+        choices=["headline", "waste", "waste-over-time", "block-size", "admissions", "all"],
+    )
     p.add_argument("--out", help="output file (single kind)")
     p.add_argument("--out-dir", default=".", help="folder for 'all' (default .)")
     p.add_argument("--formats", default="png", help="comma list: png,svg")

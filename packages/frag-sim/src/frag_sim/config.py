@@ -36,7 +36,9 @@ class SimConfig:
     prefill_time_per_token_s: float = 0.0
     step_time_s: float = 0.05
     max_num_seqs: int | None = None
-    n: int = 1  # parallel samples per request (vLLM SamplingParams.n)
+    n: int = 1  # sequences per request: parallel samples or beams (vLLM SamplingParams.n)
+    use_beam_search: bool = False  # the n sequences are beams (vLLM v0 SamplingParams)
+    seed: int = 0  # beam selection (uniform parent resampling, see _groups.py)
     record_timeseries: bool = True
     name: str = ""
 
@@ -70,8 +72,12 @@ class SimConfig:
             raise ConfigError(f"max_num_seqs must be None or >= 1, got {self.max_num_seqs}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= 64:
             raise ConfigError(f"n (parallel samples) must be an integer in [1, 64], got {self.n!r}")
-        if self.n > 1 and self.enable_prefix_caching:
-            raise ConfigError("n > 1 (parallel sampling) is not supported with prefix caching")
+        if not isinstance(self.use_beam_search, bool):
+            raise ConfigError(f"use_beam_search must be a bool, got {self.use_beam_search!r}")
+        if self.use_beam_search and self.n < 2:
+            raise ConfigError(f"use_beam_search needs n (the beam width) >= 2, got n={self.n}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.enable_prefix_caching and self.policy != "paged":
             raise ConfigError("enable_prefix_caching needs policy='paged'")
 
@@ -84,7 +90,9 @@ class SimConfig:
             base = f"paged/{self.block_size}" + ("+prefix" if self.enable_prefix_caching else "")
         else:
             base = f"{self.policy} ({self.allocator})"
-        return base + (f" n={self.n}" if self.n > 1 else "")
+        if self.n == 1:
+            return base
+        return base + (f" beam={self.n}" if self.use_beam_search else f" n={self.n}")
 
     @property
     def num_gpu_blocks(self) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
-from ._engine import Engine
+from ._engine import Engine, Window
 from .config import SimConfig
 from .errors import ConfigError
 from .workload import Workload
@@ -208,15 +208,19 @@ class ContiguousEngine(Engine):
         self.sum_r -= self.ns * r
         self.sum_a -= self.ns * a
 
-    def integrate(self, t: int, k: int, live: float, waiting: bool) -> None:
-        self.i_resv += k * self.sum_f - live
-        self.i_int += k * (self.sum_r - self.sum_f)
-        self.i_logical += k * self.sum_a
-        self.i_physical += k * self.sum_a
+    def integrate(self, t: int, k: int, live: int, waiting: bool) -> Window:
+        resv = k * self.sum_f - live
+        internal = k * (self.sum_r - self.sum_f)
+        alloc = k * self.sum_a
         ext = k * (self.sum_a - self.sum_r)  # buddy round-up: "external & others"
         if waiting:
             ext += k * (self.cfg.capacity_tokens - self.sum_a)
+        self.i_resv += resv
+        self.i_int += internal
+        self.i_logical += alloc
+        self.i_physical += alloc
         self.i_ext += ext
+        return (resv, internal, ext, alloc, alloc)
 
     def allocated_tokens(self) -> int:
         return self.sum_a

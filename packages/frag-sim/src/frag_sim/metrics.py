@@ -58,9 +58,21 @@ class Breakdown:
         }
 
 
+_SPLIT = ("token_states", "reservation", "internal", "external", "idle")
+
+
 @dataclass(frozen=True, eq=False)
 class Timeseries:
-    """One sample per scheduler event (the state holds until the next sample's step)."""
+    """One sample per scheduler event window ``[step, step + window_steps)``.
+
+    The counters (``running`` ... ``preemptions_total``) are the state during the window's
+    first step. The split columns (``token_states`` ... ``idle``, and ``memory``, their
+    sum) are integrals over the window in slot-steps, in the categories of
+    :class:`Breakdown`; ``memory`` is ``window_steps * capacity_tokens`` plus the slots
+    that sharing saved. They are exact (closed forms, no sampling), so summing them over
+    the series gives the run's :attr:`SimResult.breakdown` (``total()``), and
+    ``shares()`` gives the split of each window, summing to 1.
+    """
 
     step: npt.NDArray[np.int64]
     time_s: npt.NDArray[np.float64]
@@ -70,6 +82,44 @@ class Timeseries:
     allocated_tokens: npt.NDArray[np.int64]
     admitted_total: npt.NDArray[np.int64]
     preemptions_total: npt.NDArray[np.int64]
+    window_steps: npt.NDArray[np.int64]
+    token_states: npt.NDArray[np.float64]
+    reservation: npt.NDArray[np.float64]
+    internal: npt.NDArray[np.float64]
+    external: npt.NDArray[np.float64]
+    idle: npt.NDArray[np.float64]
+    memory: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    def shares(self) -> dict[str, npt.NDArray[np.float64]]:
+        """Per window: each category's share of memory (the five sum to 1)."""
+        return {k: getattr(self, k) / self.memory for k in _SPLIT}
+
+    def waste_shares(self) -> dict[str, npt.NDArray[np.float64]]:
+        """Per window, Fig. 2 style: idle left out, the other four sum to 1 (0 if all idle)."""
+        used = self.memory - self.idle
+        safe = np.where(used > 0, used, 1.0)
+        return {k: np.where(used > 0, getattr(self, k) / safe, 0.0) for k in _SPLIT[:4]}
+
+    def total(self) -> Breakdown:
+        """The whole run's split: equals ``SimResult.breakdown`` up to float rounding."""
+        mem = float(self.memory.sum())
+        return Breakdown(*(float(getattr(self, k).sum()) / mem for k in _SPLIT))
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One JSON/CSV-ready dict per window, with the shares of memory as ``share.*``."""
+        sh = self.shares()
+        cols = [f.name for f in dataclasses.fields(self)]
+        data = [getattr(self, c).tolist() for c in cols]
+        shares = [sh[k].tolist() for k in _SPLIT]
+        rows = []
+        for j in range(len(self.step)):
+            row = {c: d[j] for c, d in zip(cols, data, strict=True)}
+            row.update({f"share.{k}": v[j] for k, v in zip(_SPLIT, shares, strict=True)})
+            rows.append(row)
+        return rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,6 +143,7 @@ class SimResult:
     mean_latency_s: float  # arrival -> completion
     wall_s: float
     timeseries: Timeseries | None
+    cow_copies: int = 0  # block copies queued by copy-on-write (sequence groups)
 
     def summary(self) -> dict[str, Any]:
         """Flat, JSON-ready summary (no time series)."""
@@ -113,6 +164,7 @@ class SimResult:
             "token_usage": self.token_usage,
             "prefix_hit_rate": self.prefix_hit_rate,
             "sharing_saved": self.sharing_saved,
+            "cow_copies": self.cow_copies,
             "mean_latency_s": self.mean_latency_s,
             "wall_s": self.wall_s,
         }

@@ -1,32 +1,35 @@
 """The paged policy behind the engine: vLLM's on-demand blocks from the real allocator.
 
 ``PagedEngine`` is vLLM (PagedAttention §4): ``block_size``-token blocks from the real
-``block_allocator.KVCacheManager``, a new block only when a sequence crosses a block
-boundary, optional prefix caching, preemption by recompute (or swap) when blocks run out.
+``block_allocator`` pool, a new block only when a sequence crosses a block boundary,
+optional prefix caching, preemption by recompute (or swap) when blocks run out.
 
-Between events the paged engine does not call the allocator per token: it counts the
-block boundaries crossed (a request crosses one every ``block_size`` steps at a fixed
-phase, so a histogram of phases answers "how many blocks will the next k steps need?")
-and keeps that demand as ``owed`` blocks, which are allocated for real, in bulk, before
-the request's blocks are looked at (completion, preemption, a prefix-cache lookup).
-
-Parallel sampling (``SimConfig.n > 1``, PagedAttention §4.4): the ``n`` samples of a
-request share its full prompt blocks (one physical copy, ``ref_cnt == n``, as
-``KVCacheManager.fork`` would leave them) and each gets a private copy of the partial
-prompt tail at its first write (copy-on-write); samples of one request generate equally
-many tokens, so they cross block boundaries together and are preempted together.
+Between events the engine does not call the allocator per token: a ``PhaseHistogram``
+counts the block boundaries the running requests cross, and that demand is kept as
+``owed`` blocks, allocated for real, in bulk, before the request's blocks are looked at
+(completion, preemption, a prefix-cache lookup). Three allocation paths, all on the same
+``KVCacheManager``: one sequence without prefix caching takes blocks straight from its
+``BlockPool`` into plain block tables (token ids are never read); one sequence with prefix
+caching runs the manager (token ids, chained hashes, lookups); ``n > 1`` runs sequence
+groups through ``fork`` and copy-on-write (``_groups.py``). Parallel samples of a request
+generate equally many tokens, so they cross block boundaries together and are preempted
+together; beam groups change their block tree every step, so while one runs the engine
+advances one step at a time.
 """
 
 from __future__ import annotations
 
-from ._engine import Engine
+from ._engine import Engine, Window
+from ._groups import SequenceGroups
 from ._kv import KVCacheBlock, SimRequest, make_manager
+from ._phases import PhaseHistogram, SlackTracker
 from .config import SimConfig
 from .workload import Workload
 
 __all__ = ["PagedEngine"]
 
-_OUT_BASE = 1 << 40  # generated token ids live above every prompt id
+_OUT_BASE = 1 << 40  # generated token ids of single-sequence requests
+_PROMPT_BASE = 1 << 45  # private prompt ids, above every generated id
 
 
 class PagedEngine(Engine):
@@ -37,20 +40,28 @@ class PagedEngine(Engine):
         self.caching = config.enable_prefix_caching
         self.kvm = make_manager(self.usable, bs, self.caching)
         self.pool = self.kvm.block_pool
+        self.beam = config.use_beam_search
+        # prefix caching and beams share blocks in ways only the pool knows: integrate the
+        # physical blocks per window; otherwise release() knows them in closed form
+        self.phys_by_window = self.caching or self.beam
+        self.defer_arrivals = not self.caching
+        self.groups = (
+            SequenceGroups(self.kvm, config.n, self.caching, config.seed) if config.n > 1 else None
+        )
         n = len(self.P)
-        self.reqs: dict[int, SimRequest] = {}
-        # Without prefix caching no token id is ever read, so blocks come straight from the
-        # real BlockPool into plain block tables (the manager's per-block BlockTable checks
-        # would double the cost); with caching the full KVCacheManager path runs.
-        self.tables: dict[int, list[list[KVCacheBlock]]] = {}  # request -> one per sample
-        self.saved_exact = 0  # slot-steps saved by sharing prompt blocks among samples
+        self.reqs: dict[int, SimRequest] = {}  # one sequence, prefix caching on
+        self.tables: dict[int, list[KVCacheBlock]] = {}  # one sequence, no prefix caching
+        self.parents: dict[int, SimRequest] = {}  # looked-up group prompts not yet admitted
         self.syn = [0] * n  # tokens allocated in the manager (= its num_computed_tokens)
         self.phase = [0] * n
-        self.cnt = [0] * bs  # running requests per boundary phase
+        self.hist = PhaseHistogram(bs)  # running requests per boundary phase (not beams)
         self.owed = 0  # blocks crossed but not yet allocated in the manager
         self.cross = 0
+        self.lsync = 0  # blocks the running sequences hold as if unshared, as synced
         self.hit_tokens = 0
         self.query_tokens = 0
+        # time series only: exact internal fragmentation per window
+        self.slack = SlackTracker(n)
 
     # -- token ids (only matter for prefix caching) --------------------------------------
     def _prompt_ids(self, i: int) -> list[int]:
@@ -66,7 +77,7 @@ class PagedEngine(Engine):
                 ids.extend(range(base, base + min(hb, p - j * hb)))
             return ids
         s = min(wl.shared_prefix_len, p)
-        base = _OUT_BASE // 2 + i * (1 << 22)
+        base = _PROMPT_BASE + i * (1 << 22)
         return [*range(1, s + 1), *range(base, base + p - s)]
 
     def _out_ids(self, i: int, start: int, count: int) -> list[int]:
@@ -76,55 +87,63 @@ class PagedEngine(Engine):
         return list(range(base, base + count))
 
     # -- block accounting ---------------------------------------------------------------
-    def crossings(self, a: int, b: int) -> int:
-        """Blocks the running requests need over steps [a, b)."""
-        k = b - a
-        if k <= 0:
-            return 0
-        bs = self.bs
-        full, rem = divmod(k, bs)
-        total = len(self.running) * full
-        if rem:
-            s = a % bs
-            e = s + rem
-            cnt = self.cnt
-            total += sum(cnt[s:e]) if e <= bs else sum(cnt[s:]) + sum(cnt[: e - bs])
-        return total * self.ns
-
     def shared_blocks(self, i: int) -> int:
-        """Full prompt blocks the samples of request ``i`` share (0 without sampling)."""
+        """Full prompt blocks the sequences of request ``i`` share (0 for one sequence)."""
         return self.P[i] // self.bs if self.ns > 1 else 0
 
     def group_blocks(self, i: int, c: int) -> int:
-        """Physical blocks request ``i`` holds with ``c`` tokens in every sample."""
+        """Physical blocks request ``i`` holds with ``c`` tokens in every sequence (at most,
+        for beams: their shared tree is smaller)."""
         sh = self.shared_blocks(i)
         return sh + self.ns * (-(-c // self.bs) - sh)
 
     def avail(self) -> int:
         return self.pool.get_num_free_blocks() - self.owed
 
+    def tokens(self, i: int, t: int) -> int:
+        """Tokens every sequence of running request ``i`` holds during step ``t``."""
+        return self.P[i] + self.emitted[i] + 1 + t - self.t0[i]
+
     def sync(self, i: int, upto: int) -> None:
         """Allocate, for real, the blocks request ``i`` needs through step ``upto``."""
-        c = self.P[i] + self.emitted[i] + 1 + upto - self.t0[i]
+        if self.beam:
+            return  # beam groups allocate every step in pressure()
+        c = self.tokens(i, upto)
         new = c - self.syn[i]
         if new <= 0:
             return
         bs = self.bs
         grow = -(-c // bs) - -(-self.syn[i] // bs)
-        if not self.caching:
+        if self.groups is not None:
+            self.groups.write(i, c)
+        elif not self.caching:
             if grow:
-                for table in self.tables[i]:
-                    table += self.pool.get_new_blocks(grow)
+                self.tables[i] += self.pool.get_new_blocks(grow)
         else:
             r = self.reqs[i]
             r.append_output_token_ids(self._out_ids(i, r.num_tokens, c - r.num_tokens))
             if self.kvm.allocate_slots(r, new) is None:
                 raise RuntimeError(f"internal: owed blocks of request {i} not available")
             r.num_computed_tokens = c
-        self.owed -= grow * self.ns
+        grow *= self.ns
+        self.owed -= grow
+        self.lsync += grow
         self.syn[i] = c
 
+    def sync_all(self, t: int) -> None:
+        if self.owed:
+            for j in self.running:
+                self.sync(j, t)
+
     # -- engine hooks -------------------------------------------------------------------
+    def fits(self) -> list[bool]:
+        bs, ns = self.bs, self.ns
+        f = self.wl.prompt_len + self.wl.output_len
+        sh = self.wl.prompt_len // bs if ns > 1 else 0
+        need = sh + ns * (-(-f // bs) - sh)
+        ok = (f <= self.cfg.max_model_len) & (need <= self.usable)
+        return ok.tolist()  # type: ignore[no-any-return]
+
     def never_fits(self, i: int) -> str | None:
         need = self.group_blocks(i, self.F[i])
         if need <= self.usable:
@@ -135,42 +154,58 @@ class PagedEngine(Engine):
         if not self.running:
             return False
         ph = t % self.bs
-        need = self.cnt[ph] * self.ns
-        if not need:
+        ns = self.ns
+        need = self.hist.cnt[ph] * ns
+        beam_need: dict[int, int] = {}
+        if self.beam:
+            groups = self.groups
+            assert groups is not None
+            for i in self.running:
+                groups.resample(i)
+                beam_need[i] = d = groups.demand(i, self.tokens(i, t))
+                need += d
+        if not need and not beam_need:
             return False
         preempted = False
         avail = self.avail()
         while need > avail:  # vLLM: preempt the most recently admitted first
             victim = next(reversed(self.running))
-            if self.phase[victim] == ph:
-                need -= self.ns
+            if self.beam:
+                need -= beam_need.pop(victim)
+            elif self.phase[victim] == ph:
+                need -= ns
             self.preempt(victim, t)
             preempted = True
             avail = self.avail()
-        self.owed += need
+        if self.beam:
+            for i in beam_need:
+                self._write_beams(i, self.tokens(i, t))
+        else:
+            self.owed += need
         return preempted
+
+    def _write_beams(self, i: int, c: int) -> None:
+        assert self.groups is not None
+        self.groups.write(i, c)
+        bs = self.bs
+        self.lsync += self.ns * (-(-c // bs) - -(-self.syn[i] // bs))
+        self.syn[i] = c
 
     def try_admit(self, i: int, t: int) -> bool:
         p, e, bs = self.P[i], self.emitted[i], self.bs
         c = p + e + 1
+        if self.groups is not None:
+            return self._admit_group(i, t, c)
         if not self.caching:
-            if self.group_blocks(i, c) > self.avail():
+            if -(-c // bs) > self.avail():
                 return False
-            pool = self.pool
-            sh = self.shared_blocks(i)
-            shared = pool.get_new_blocks(sh) if sh else []
-            for _ in range(self.ns - 1):  # every further sample references the prompt
-                pool.touch(shared)
-            own = -(-c // bs) - sh
-            self.tables[i] = [shared + pool.get_new_blocks(own) for _ in range(self.ns)]
+            self.tables[i] = self.pool.get_new_blocks(-(-c // bs))
             self._started(i, t, c, 0)
             return True
         r = self.reqs.get(i)
         if r is None:
             r = self.reqs[i] = SimRequest(str(i), self._prompt_ids(i))
-        if self.owed:  # make the pool exact: a lookup may revive a free cached block
-            for j in self.running:
-                self.sync(j, t)
+        self.sync_all(t)  # make the pool exact: a lookup may revive a free cached block
         hits, nhit = self.kvm.get_computed_blocks(r)
         need = -(-c // bs) - len(hits) + sum(1 for b in hits if b.ref_cnt == 0)
         if need > self.avail():
@@ -182,11 +217,30 @@ class PagedEngine(Engine):
         self._started(i, t, c, nhit)
         return True
 
+    def _admit_group(self, i: int, t: int, c: int) -> bool:
+        groups = self.groups
+        assert groups is not None
+        hits: list[KVCacheBlock] = []
+        parent = self.parents.get(i)
+        if parent is None:
+            parent = self.parents[i] = SimRequest(f"{i}/0", self._prompt_ids(i))
+        if self.caching:
+            self.sync_all(t)
+            hits = self.kvm.get_computed_blocks(parent)[0]
+        if groups.blocks_needed(self.P[i], c, hits) > self.avail():
+            return False
+        del self.parents[i]
+        groups.admit(i, parent, c, hits)
+        self._started(i, t, c, len(hits) * self.bs)
+        return True
+
     def _started(self, i: int, t: int, c: int, nhit: int) -> None:
-        p, e, bs = self.P[i], self.emitted[i], self.bs
+        p, e, bs, ns = self.P[i], self.emitted[i], self.bs, self.ns
         self.syn[i] = c
+        self.lsync += ns * -(-c // bs)
         self.phase[i] = ph = (t - p - e) % bs
-        self.cnt[ph] += 1
+        if not self.beam:
+            self.hist.add(ph, 1)
         if not e:  # fresh prompts only: a re-admission re-reads its own blocks
             self.query_tokens += p
             self.hit_tokens += nhit
@@ -195,26 +249,41 @@ class PagedEngine(Engine):
             self.extra_time += (-(-(p + e) // bs) - nhit // bs) * cfg.swap_time_per_block_s
         else:
             self.extra_time += (p + e - nhit) * cfg.prefill_time_per_token_s
+        if self.ts is not None:
+            self._track_last_block(i, t)
+
+    def _track_last_block(self, i: int, t: int) -> None:
+        """Time series only: when does request ``i`` enter its last block (its slack)?"""
+        bs, f = self.bs, self.F[i]
+        nb_f = -(-f // bs)
+        enter = t + bs * (nb_f - 1) - self.P[i] - self.emitted[i]
+        self.slack.admit(i, t, enter, self.ns * (bs * nb_f - f), self.epoch[i])
 
     def release(self, i: int, t: int, preempted: bool) -> None:
         self.sync(i, t - 1)
-        p, e, bs = self.P[i], self.emitted[i], self.bs
-        c0, c1, f = p + e + 1, self.syn[i], self.F[i]
+        bs, ns, f = self.bs, self.ns, self.F[i]
+        c0, c1 = self.P[i] + self.emitted[i] + 1, self.syn[i]
+        # over its steps the request held c0..c1 tokens per sequence: slot-step integrals
         n = c1 - c0 + 1
-        alloc = bs * (_cdiv_prefix_sum(c1, bs) - _cdiv_prefix_sum(c0 - 1, bs))
+        q1, r1 = divmod(c1, bs)
+        q0, r0 = divmod(c0 - 1, bs)
+        held = bs * (q1 * (q1 + 1) - q0 * (q0 + 1)) // 2 + r1 * (q1 + 1) - r0 * (q0 + 1)
+        alloc = bs * held  # sum of bs * ceil(c / bs)
         live = n * c0 + n * (n - 1) // 2
         nb_f = -(-f // bs)
-        in_last = max(0, c1 - max(c0, bs * (nb_f - 1) + 1) + 1)
-        capped = alloc - in_last * (bs * nb_f - f)  # sum of min(allocated, F)
-        ns = self.ns
-        self.i_resv += ns * (capped - live)
-        self.i_int += ns * (alloc - capped)
+        last = c1 - max(c0, bs * (nb_f - 1) + 1) + 1  # steps spent in the last block
+        internal = last * (bs * nb_f - f) if last > 0 else 0  # its never-filled slack
+        self.i_resv += ns * (alloc - live - internal)
+        self.i_int += ns * internal
         self.i_logical += ns * alloc
-        self.saved_exact += (ns - 1) * self.shared_blocks(i) * bs * n
-        if not self.caching:
-            for blocks in self.tables.pop(i):
-                blocks.reverse()  # tail first, as KVCacheManager.free does
-                self.pool.free_blocks(blocks)
+        if not self.phys_by_window:  # fixed sharing: the full prompt blocks of a group
+            self.i_physical += ns * alloc - (ns - 1) * self.shared_blocks(i) * bs * n
+        if self.groups is not None:
+            self.groups.free(i)
+        elif not self.caching:
+            blocks = self.tables.pop(i)
+            blocks.reverse()  # tail first, as KVCacheManager.free does
+            self.pool.free_blocks(blocks)
         else:
             r = self.reqs[i]
             self.kvm.free(r)
@@ -222,51 +291,64 @@ class PagedEngine(Engine):
                 r.num_computed_tokens = 0
             else:
                 del self.reqs[i]
-        self.cnt[self.phase[i]] -= 1
+        if not self.beam:
+            self.hist.add(self.phase[i], -1)
+        self.lsync -= ns * -(-c1 // bs)
         self.syn[i] = 0
+        self.slack.leave(i)
         if preempted and self.cfg.preemption == "swap":
             self.extra_time += -(-c1 // bs) * self.cfg.swap_time_per_block_s
 
     def horizon(self, t: int, h: int) -> int:
+        if self.beam:  # beam groups re-fork every step
+            h = t + 1
         a = t + 1
-        cross = self.crossings(a, h)
+        cross = self.hist.crossings(a, h) * self.ns
         avail = self.avail()
         if cross > avail:  # the first step whose demand exceeds the free blocks
             lo, hi = a, h - 1
             while lo < hi:
                 mid = (lo + hi) // 2
-                if self.crossings(a, mid + 1) > avail:
+                if self.hist.crossings(a, mid + 1) * self.ns > avail:
                     hi = mid
                 else:
                     lo = mid + 1
             h = lo
-            cross = self.crossings(a, h)
+            cross = self.hist.crossings(a, h) * self.ns
         self.cross = cross
         return h
 
-    def integrate(self, t: int, k: int, live: float, waiting: bool) -> None:
+    def integrate(self, t: int, k: int, live: int, waiting: bool) -> Window | None:
         bs, cap = self.bs, self.cfg.capacity_tokens
+        recording = self.ts is not None
+        if not (waiting or recording or self.phys_by_window):
+            # physical blocks come from release(); free memory below one block is waste
+            self.i_ext += k * (cap - self.usable * bs)
+            self.owed += self.cross
+            return None
         phys = self.usable - self.pool.get_num_free_blocks() + self.owed
-        # blocks crossed inside the window arrive spread over its k steps (exact for bs=1)
-        phys_int = bs * (k * phys + self.cross * k / 2)
-        self.i_physical += phys_int
-        rem = cap - self.usable * bs  # below one block: never allocatable
-        self.i_ext += (k * cap - phys_int) if waiting else k * rem
+        # blocks opened inside the window, each held for the rest of it (exact)
+        opened = self.ns * self.hist.weighted(t, k) if k > 1 else 0
+        phys_w = bs * (k * phys + opened)
+        if self.phys_by_window:
+            self.i_physical += phys_w
+        # free memory: waste while the queue head waits for it; below one block, always
+        ext = k * cap - phys_w if waiting else k * (cap - self.usable * bs)
+        self.i_ext += ext
+        win = None
+        if recording:
+            logical = bs * (k * (self.lsync + self.owed) + opened)
+            internal = self.slack.window(t, k, self.epoch)
+            win = (logical - live - internal, internal, ext, phys_w, logical)
         self.owed += self.cross
+        return win
 
     def allocated_tokens(self) -> int:
         return (self.usable - self.pool.get_num_free_blocks() + self.owed) * self.bs
 
     def extras(self) -> dict[str, float]:
-        if not self.caching:
-            self.i_physical = self.i_logical - self.saved_exact  # exact
         q = self.query_tokens
-        return {"prefix_hit_rate": self.hit_tokens / q if q else 0.0}
-
-
-def _cdiv_prefix_sum(x: int, bs: int) -> int:
-    """sum of ceil(c / bs) for c in 1..x."""
-    if x <= 0:
-        return 0
-    q, r = divmod(x, bs)
-    return bs * q * (q + 1) // 2 + r * (q + 1)
+        return {
+            "prefix_hit_rate": self.hit_tokens / q if q else 0.0,
+            "cow_copies": self.groups.copies if self.groups is not None else 0,
+        }

@@ -23,6 +23,7 @@ __all__ = [
     "plot_block_size",
     "plot_usage_over_time",
     "plot_waste_breakdown",
+    "plot_waste_over_time",
 ]
 
 _COLORS = {
@@ -131,6 +132,51 @@ def plot_waste_breakdown(
     ax.set_xlabel("% of KV memory (busy steps)")
     ax.legend(ncols=4, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_waste_over_time(
+    results: Mapping[str, SimResult],
+    path: str | os.PathLike[str],
+    title: str = "Where KV memory goes over time",
+) -> Path:
+    """One panel per result: the Breakdown split of memory per event window, stacked.
+
+    Bands are the time series' exact window integrals (``Timeseries.shares``): token
+    states, reservation, internal and external fragmentation; the rest up to 100 % is idle.
+    """
+    fig = _figure(8.0, 1.0 + 2.0 * len(results))
+    axes = fig.subplots(len(results), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (label, r) in zip(axes, results.items(), strict=True):
+        ts = _series(r)
+        sh = ts.shares()
+        # a window spans [time_s, next time_s): draw it as a step held to its end
+        x = np.append(ts.time_s, r.sim_time_s + ts.time_s[0] if len(ts) else 0.0)
+        lo = np.zeros(len(ts))
+        for key, color in _COLORS.items():
+            hi = lo + 100 * sh[key]
+            ax.fill_between(
+                x,
+                np.append(lo, lo[-1:]),
+                np.append(hi, hi[-1:]),
+                step="post",
+                color=color,
+                lw=0,
+                label=key.replace("_", " "),
+            )
+            lo = hi
+        f = r.breakdown.fig2_row()
+        ax.set_title(
+            f"{label}: token states {f['token_states']:.1f} %, waste "
+            f"{f['reservation'] + f['internal'] + f['external']:.1f} % of busy memory",
+            fontsize=9,
+        )
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("% of memory")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("simulated time (s)")
+    axes[-1].legend(ncols=2, fontsize=7, loc="upper right")
+    fig.suptitle(title)
     return _save(fig, path)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._engine import Engine
+from ._paged_fast import SingleSeqPagedEngine
 from .config import SimConfig
 from .contiguous import ContiguousEngine
 from .metrics import SimResult
@@ -21,9 +23,11 @@ def simulate(workload: Workload, config: SimConfig) -> SimResult:
         raise TypeError(f"workload must be a Workload, got {type(workload).__name__}")
     if not isinstance(config, SimConfig):
         raise TypeError(f"config must be a SimConfig, got {type(config).__name__}")
-    engine = (
-        PagedEngine(workload, config)
-        if config.policy == "paged"
-        else ContiguousEngine(workload, config)
-    )
+    engine: Engine
+    if config.policy != "paged":
+        engine = ContiguousEngine(workload, config)
+    elif config.n == 1 and not config.enable_prefix_caching:
+        engine = SingleSeqPagedEngine(workload, config)
+    else:
+        engine = PagedEngine(workload, config)
     return engine.run()
