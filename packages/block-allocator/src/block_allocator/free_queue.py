@@ -108,41 +108,31 @@ class FreeKVCacheBlockQueue:
     def append_n(self, blocks: Iterable[KVCacheBlock]) -> None:
         """Link ``blocks`` at the tail, in the order given."""
         tail = self._tail
-        anchor: KVCacheBlock = tail.prev_free  # type: ignore[assignment]
-        last = anchor
+        self._link_run(tail.prev_free, tail, blocks)  # type: ignore[arg-type]
+
+    def prepend_n(self, blocks: Iterable[KVCacheBlock]) -> None:
+        """Link ``blocks`` at the head, in the order given (the first one is reused first)."""
+        head = self._head
+        self._link_run(head, head.next_free, blocks)  # type: ignore[arg-type]
+
+    def _link_run(
+        self, before: KVCacheBlock, after: KVCacheBlock, blocks: Iterable[KVCacheBlock]
+    ) -> None:
+        # Splice `blocks` between two adjacent nodes; all or nothing.
+        last = before
         count = 0
         for block in blocks:
             if block.prev_free is not None or block.next_free is not None:
-                self._unlink_run(anchor, count)
-                anchor.next_free = tail
-                tail.prev_free = anchor
+                self._unlink_run(before, count)
+                before.next_free = after
+                after.prev_free = before
                 raise InvalidBlockError(f"block {block.block_id} is already in a free queue")
             last.next_free = block
             block.prev_free = last
             last = block
             count += 1
-        last.next_free = tail
-        tail.prev_free = last
-        self.num_free_blocks += count
-
-    def prepend_n(self, blocks: Iterable[KVCacheBlock]) -> None:
-        """Link ``blocks`` at the head, in the order given (the first one is reused first)."""
-        head = self._head
-        first: KVCacheBlock = head.next_free  # type: ignore[assignment]
-        prev = head
-        count = 0
-        for block in blocks:
-            if block.prev_free is not None or block.next_free is not None:
-                self._unlink_run(head, count)
-                head.next_free = first
-                first.prev_free = head
-                raise InvalidBlockError(f"block {block.block_id} is already in a free queue")
-            prev.next_free = block
-            block.prev_free = prev
-            prev = block
-            count += 1
-        prev.next_free = first
-        first.prev_free = prev
+        last.next_free = after
+        after.prev_free = last
         self.num_free_blocks += count
 
     @staticmethod
