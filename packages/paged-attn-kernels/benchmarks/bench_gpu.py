@@ -26,7 +26,7 @@ sequence's end hold NaN, so a masking bug shows as a NaN error.
     python benchmarks/bench_gpu.py --sweep --configs "64,4,3,0;128,4,3,0,32" ...  # tuning
 
 ``bench_gpu_report.py`` renders the JSON as the tables of docs/GPU.md; ``bench_gpu_variants.py``
-A/B-times opt-in launch variants (token-balanced kernel, PDL reduce) on chosen shapes.
+A/B-times opt-in launch variants (the PDL reduce, any ``_LAUNCH_OVERRIDES``) on chosen shapes.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""GPU A/B of launch variants on chosen shapes: the grid kernel against the token-balanced one.
+"""GPU A/B of opt-in launch variants on chosen shapes: the default launch against each variant.
 
 A short companion to ``bench_gpu.py`` (same cases, poisoning, L2 flush and graph-replay
-timing, imported from it) for one device call: per shape, the automatic plan, the grid
-kernel with the stream kernel switched off, and the stream kernel at several programs per SM.
+timing, imported from it) for one device call: per shape, the automatic plan and the same
+plan with each variant's ``_LAUNCH_OVERRIDES`` (default: the PDL reduce; ``--variants``
+takes any keys of that hook, e.g. ``{"s2": {"num_stages": 2}}``).
 
-    python benchmarks/bench_gpu_variants.py --out variants.json
+    python benchmarks/bench_gpu_variants.py --out variants.json   # --fp8: also the fp8 key shape
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -40,13 +42,24 @@ SHAPES: list[tuple[str, int, str]] = [
 ]
 VARIANTS: dict[str, dict[str, int]] = {
     "auto": {},
-    "grid": {"stream": 0},
-    "stream1": {"stream": 1},
-    "stream2": {"stream": 2},
-    "stream3": {"stream": 3},
-    "stream4": {"stream": 4},
-    "stream6": {"stream": 6},
+    "pdl": {"pdl": 1},
 }
+
+
+def _with_overrides(
+    over: dict[str, int], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Callable[[], torch.Tensor]:
+    """One launch of ``paged_attention_triton(*args, **kwargs)`` under ``over``, hook reset after."""
+
+    def fn() -> torch.Tensor:
+        dec._LAUNCH_OVERRIDES.clear()
+        dec._LAUNCH_OVERRIDES.update(over)
+        try:
+            return dec.paged_attention_triton(*args, **kwargs)
+        finally:
+            dec._LAUNCH_OVERRIDES.clear()
+
+    return fn
 
 
 def main() -> None:
@@ -55,7 +68,9 @@ def main() -> None:
     ap.add_argument("--rep-ms", type=float, default=60.0)
     ap.add_argument("--fp8", action="store_true", help="also fp8 caches at the key shape")
     ap.add_argument(
-        "--variants", default="", help='JSON {name: overrides}, e.g. {"nopdl": {"pdl": 0}}'
+        "--variants",
+        default="",
+        help='JSON {name: overrides}, e.g. {"auto": {}, "s2": {"num_stages": 2}}',
     )
     ap.add_argument("--shapes", default="", help="dtype:kv:label,... (default: SHAPES)")
     args = ap.parse_args()
@@ -79,26 +94,9 @@ def main() -> None:
         case = bg.Case(getattr(torch, dt), kv, lens, label, gen)
         row: dict[str, Any] = {"dtype": dt, "kv": kv, "label": label, "gb": case.kv_bytes / 1e9}
         out = torch.empty_like(case.query)
+        inputs = (case.query, case.k_cache, case.v_cache, case.block_table, case.seq_lens)
         for name, over in variants.items():
-
-            def fn(
-                over: dict[str, int] = over, case: bg.Case = case, out: torch.Tensor = out
-            ) -> torch.Tensor:
-                dec._LAUNCH_OVERRIDES.clear()
-                dec._LAUNCH_OVERRIDES.update(over)
-                try:
-                    return dec.paged_attention_triton(
-                        case.query,
-                        case.k_cache,
-                        case.v_cache,
-                        case.block_table,
-                        case.seq_lens,
-                        case.scale,
-                        out,
-                    )
-                finally:
-                    dec._LAUNCH_OVERRIDES.clear()
-
+            fn = _with_overrides(over, (*inputs, case.scale, out), {})
             out.fill_(float("nan"))
             fn()
             err = case.error(out)
@@ -127,29 +125,10 @@ def main() -> None:
 
         write_kv_cache_triton(kc.view(flat), vc.view(flat), k8, v8, slots, k_scale=ks, v_scale=vs)
         out = torch.empty_like(case.query)
-        for name, over in {
-            "fp8 auto": {},
-            "fp8 stream2": {"stream": 2},
-        }.items():
-
-            def fn8(over: dict[str, int] = over) -> torch.Tensor:
-                dec._LAUNCH_OVERRIDES.clear()
-                dec._LAUNCH_OVERRIDES.update(over)
-                try:
-                    return dec.paged_attention_triton(
-                        case.query,
-                        k8,
-                        v8,
-                        case.block_table,
-                        case.seq_lens,
-                        case.scale,
-                        out,
-                        k_scale=ks,
-                        v_scale=vs,
-                    )
-                finally:
-                    dec._LAUNCH_OVERRIDES.clear()
-
+        fp8_args = (case.query, k8, v8, case.block_table, case.seq_lens, case.scale, out)
+        for variant, over in variants.items():
+            name = f"fp8 {variant}"
+            fn8 = _with_overrides(over, fp8_args, {"k_scale": ks, "v_scale": vs})
             out.fill_(float("nan"))
             fn8()
             err = case.error(out)

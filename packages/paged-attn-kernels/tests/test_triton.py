@@ -9,6 +9,7 @@ runs in ``test_triton_gpu.py``.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -48,8 +49,9 @@ SHAPES = [
 ]
 
 
-def _poisoned_out(q: torch.Tensor) -> torch.Tensor:
-    return torch.full_like(q, float("nan"))
+def _fp32_case(seq_lens: list[int], **shape: int):
+    """fp32, head_dim 64, on DEVICE; ``shape``: heads, KV heads, block size, max blocks (seed)."""
+    return make_case(head_dim=64, dtype=torch.float32, device=DEVICE, seq_lens=seq_lens, **shape)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
@@ -66,38 +68,17 @@ def test_decode_matches_float64(dtype, num_seqs, heads, kv_heads, head_dim, bs, 
         device=DEVICE,
         seed=head_dim + bs,
     )
-    out = _poisoned_out(case.query)
-    got = paged_attention_triton(
-        case.query,
-        case.key_cache,
-        case.value_cache,
-        case.block_table,
-        case.seq_lens,
-        case.scale,
-        out,
-    )
+    out = case.poisoned_out()
+    got = case.decode(out)
     assert got is out
     assert rel_err(out, case.reference()) < TOL[dtype]
 
 
 @pytest.mark.parametrize("num_splits", [2, 3, 7])
 def test_split_equals_unsplit(num_splits):
-    case = make_case(
-        num_seqs=3,
-        num_heads=8,
-        num_kv_heads=2,
-        head_dim=64,
-        block_size=8,
-        max_blocks=16,
-        dtype=torch.float32,
-        device=DEVICE,
-        seq_lens=[128, 1, 77],
-    )
-    args = (case.query, case.key_cache, case.value_cache, case.block_table, case.seq_lens)
-    one = paged_attention_triton(*args, case.scale, _poisoned_out(case.query), num_splits=1)
-    many = paged_attention_triton(
-        *args, case.scale, _poisoned_out(case.query), num_splits=num_splits
-    )
+    case = _fp32_case([128, 1, 77], num_heads=8, num_kv_heads=2, block_size=8, max_blocks=16)
+    one = case.decode(case.poisoned_out(), num_splits=1)
+    many = case.decode(case.poisoned_out(), num_splits=num_splits)
     assert plan_splits(case.query, case.key_cache, case.block_table, num_splits).num_splits > 1
     ref = case.reference()
     assert rel_err(one, ref) < 2e-6
@@ -107,27 +88,8 @@ def test_split_equals_unsplit(num_splits):
 
 @pytest.mark.parametrize("num_splits", [1, 4])
 def test_zero_length_sequence_gives_zeros(num_splits):
-    case = make_case(
-        num_seqs=3,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=64,
-        block_size=16,
-        max_blocks=4,
-        dtype=torch.float32,
-        device=DEVICE,
-        seq_lens=[40, 0, 64],
-    )
-    out = paged_attention_triton(
-        case.query,
-        case.key_cache,
-        case.value_cache,
-        case.block_table,
-        case.seq_lens,
-        case.scale,
-        _poisoned_out(case.query),
-        num_splits=num_splits,
-    )
+    case = _fp32_case([40, 0, 64], num_heads=4, num_kv_heads=2, block_size=16, max_blocks=4)
+    out = case.decode(case.poisoned_out(), num_splits=num_splits)
     assert torch.equal(out[1].cpu(), torch.zeros_like(out[1].cpu()))
     assert rel_err(out, case.reference()) < 2e-6
 
@@ -145,28 +107,15 @@ def test_decode_property(group, kv_heads, block_size, lens, num_splits, seed):
     if max(lens) == 0:
         lens = [*lens[:-1], 1]
     max_blocks = -(-max(lens) // block_size) + 1  # one padding column
-    case = make_case(
-        num_seqs=len(lens),
+    case = _fp32_case(
+        lens,
         num_heads=group * kv_heads,
         num_kv_heads=kv_heads,
-        head_dim=64,
         block_size=block_size,
         max_blocks=max_blocks,
-        dtype=torch.float32,
-        device=DEVICE,
         seed=seed,
-        seq_lens=lens,
     )
-    out = paged_attention_triton(
-        case.query,
-        case.key_cache,
-        case.value_cache,
-        case.block_table,
-        case.seq_lens,
-        case.scale,
-        _poisoned_out(case.query),
-        num_splits=num_splits,
-    )
+    out = case.decode(case.poisoned_out(), num_splits=num_splits)
     ref = case.reference()
     o = out.cpu().double()
     assert torch.isfinite(o).all()
@@ -175,26 +124,8 @@ def test_decode_property(group, kv_heads, block_size, lens, num_splits, seed):
 
 def test_matches_numpy_oracle():
     ref_mod = pytest.importorskip("paged_attn_kernels._reference")
-    case = make_case(
-        num_seqs=2,
-        num_heads=8,
-        num_kv_heads=2,
-        head_dim=64,
-        block_size=16,
-        max_blocks=5,
-        dtype=torch.float32,
-        device=DEVICE,
-        seq_lens=[70, 33],
-    )
-    out = paged_attention_triton(
-        case.query,
-        case.key_cache,
-        case.value_cache,
-        case.block_table,
-        case.seq_lens,
-        case.scale,
-        num_splits=3,
-    )
+    case = _fp32_case([70, 33], num_heads=8, num_kv_heads=2, block_size=16, max_blocks=5)
+    out = case.decode(num_splits=3)
     oracle = ref_mod.paged_attention_reference(
         case.query.cpu().double().numpy(),
         case.key_cache.cpu().numpy(),
@@ -209,40 +140,14 @@ def test_matches_numpy_oracle():
 
 @pytest.mark.parametrize("qdtype", [torch.float32, torch.float16], ids=["q-fp32", "q-fp16"])
 def test_fp8_cache_dequantised_with_scales(qdtype):
-    case = make_case(
-        num_seqs=2,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=64,
-        block_size=16,
-        max_blocks=4,
-        dtype=torch.float32,
-        device=DEVICE,
-        seq_lens=[50, 64],
-    )
+    case = _fp32_case([50, 64], num_heads=4, num_kv_heads=2, block_size=16, max_blocks=4)
     k8 = case.key_cache.to(torch.float8_e4m3fn)
     v8 = case.value_cache.to(torch.float8_e4m3fn)
-    out = paged_attention_triton(
-        case.query.to(qdtype),
-        k8,
-        v8,
-        case.block_table,
-        case.seq_lens,
-        case.scale,
-        _poisoned_out(case.query),
-        num_splits=2,
-        k_scale=0.5,
-        v_scale=2.0,
-    )
+    fp8 = replace(case, query=case.query.to(qdtype), key_cache=k8, value_cache=v8)
+    # the output buffer stays fp32 (the query's original dtype)
+    out = fp8.decode(case.poisoned_out(), num_splits=2, k_scale=0.5, v_scale=2.0)
     ref = reference_attention(
-        case.query.to(qdtype),
-        k8.float(),
-        v8.float(),
-        case.block_table,
-        case.seq_lens,
-        case.scale,
-        0.5,
-        2.0,
+        fp8.query, k8.float(), v8.float(), case.block_table, case.seq_lens, case.scale, 0.5, 2.0
     )
     assert rel_err(out, ref) < TOL[qdtype]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -24,16 +25,24 @@ class PagedCase:
     seq_lens: torch.Tensor  # [num_seqs] int32
     scale: float
 
+    @property
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        """``(query, key_cache, value_cache, block_table, seq_lens)``, in the kernel's order."""
+        return (self.query, self.key_cache, self.value_cache, self.block_table, self.seq_lens)
+
+    def poisoned_out(self) -> torch.Tensor:
+        """An output buffer of NaN: any row the kernel fails to write shows up."""
+        return torch.full_like(self.query, float("nan"))
+
+    def decode(self, out: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+        """``paged_attention_triton`` on this case (``kwargs``: ``num_splits``, scales)."""
+        from paged_attn_kernels._triton_decode import paged_attention_triton
+
+        return paged_attention_triton(*self.inputs, self.scale, out, **kwargs)
+
     def reference(self) -> torch.Tensor:
         """float64 dense attention over each sequence's gathered K/V, on the CPU."""
-        return reference_attention(
-            self.query,
-            self.key_cache,
-            self.value_cache,
-            self.block_table,
-            self.seq_lens,
-            self.scale,
-        )
+        return reference_attention(*self.inputs, self.scale)
 
 
 def reference_attention(
@@ -68,7 +77,7 @@ def reference_attention(
 
 def make_case(
     *,
-    num_seqs: int,
+    num_seqs: int | None = None,
     num_heads: int,
     num_kv_heads: int,
     head_dim: int,
@@ -80,7 +89,13 @@ def make_case(
     seq_lens: list[int] | None = None,
     spare_blocks: int = 3,
 ) -> PagedCase:
+    """A poisoned paged case; ``num_seqs`` defaults to ``len(seq_lens)``, lengths are random
+    in ``[1, max_blocks * block_size]`` when ``seq_lens`` is not given."""
     g = torch.Generator().manual_seed(seed)
+    if num_seqs is None:
+        if seq_lens is None:
+            raise ValueError("make_case needs num_seqs or seq_lens")
+        num_seqs = len(seq_lens)
     if seq_lens is None:
         seq_lens = torch.randint(1, max_blocks * block_size + 1, (num_seqs,), generator=g).tolist()
     owned = [math.ceil(n / block_size) for n in seq_lens]

@@ -39,8 +39,6 @@ import torch
 import triton
 import triton.language as tl
 
-from ._triton_stream import _paged_decode_stream_kernel, _paged_decode_stream_reduce_kernel
-
 __all__ = ["SplitPlan", "choose_chunk", "paged_attention_triton", "plan_splits"]
 
 _LOG2E = 1.4426950408889634
@@ -318,17 +316,10 @@ _CTAS_TO_SATURATE = 4
 _RAGGED_CAPACITY = 16384
 _RAGGED_CHUNKS = 32
 _RAGGED_MIN_CHUNK = 1024
-# Token-balanced kernel (_triton_stream.py): programs per SM over all KV heads, 0 = off.
-# Off: on the H100 it ran 0-10% slower than the grid kernel at every shape tried, ragged
-# batches included, at 1-6 programs per SM (docs/GPU_NOTES.md section 10).
-_STREAM_PROGRAMS_PER_SM = 0
-_STREAM_MAX_SEQS = 1024
-_STREAM_MIN_CAPACITY = 16384
-_STREAM_MIN_TOKENS = 256
 # Programmatic dependent launch of the reduce kernel (1 = on). Off: on the H100 it saved
 # 0.5 us at B=1 x 32k but cost 4.5 us at B=8 x 8192 (docs/GPU_NOTES.md section 10).
 _PDL = 0
-# Benchmark hook (tile_n, num_warps, num_stages, prefetch, fp16_dot, stream): sweeps only.
+# Benchmark hook (tile_n, num_warps, num_stages, prefetch, fp16_dot, pdl): sweeps only.
 _LAUNCH_OVERRIDES: dict[str, int] = {}
 
 
@@ -347,7 +338,6 @@ class SplitPlan:
     tile_n: int
     chunk: int
     num_splits: int
-    stream_programs: int = 0  # > 0: token-balanced kernel with this many programs per KV head
 
 
 def plan_splits(
@@ -356,11 +346,7 @@ def plan_splits(
     block_table: torch.Tensor,
     num_splits: int | None = None,
 ) -> SplitPlan:
-    """The split plan :func:`paged_attention_triton` uses, from shapes alone (no sync).
-
-    ``num_splits=None`` may choose the token-balanced kernel (:mod:`._triton_stream`):
-    ``stream_programs`` programs per KV head share the batch's tokens equally.
-    """
+    """The split plan :func:`paged_attention_triton` uses, from shapes alone (no sync)."""
     num_seqs, num_heads, head_dim = query.shape
     _, block_size, num_kv_heads, _ = key_cache.shape
     head_pad = triton.next_power_of_2(head_dim)
@@ -376,26 +362,7 @@ def plan_splits(
     else:
         chunk = triton.cdiv(total_tiles, max(1, num_splits)) * tile_n
     splits = max(1, triton.cdiv(max_tokens, chunk))
-    stream = 0
-    if num_splits is None:
-        stream = _stream_programs(num_seqs, num_kv_heads, max_tokens, splits, query.device)
-    return SplitPlan(tile_n, chunk, splits, stream)
-
-
-def _stream_programs(
-    num_seqs: int, num_kv_heads: int, max_tokens: int, splits: int, device: torch.device
-) -> int:
-    """Programs per KV head for the token-balanced kernel, or 0 to keep the grid kernel."""
-    if "stream_programs" in _LAUNCH_OVERRIDES:  # tests: an exact program count
-        return _LAUNCH_OVERRIDES["stream_programs"]
-    waves = _LAUNCH_OVERRIDES.get("stream", _STREAM_PROGRAMS_PER_SM)
-    if waves <= 0 or num_seqs > _STREAM_MAX_SEQS:
-        return 0
-    if "stream" not in _LAUNCH_OVERRIDES and (splits == 1 or max_tokens < _STREAM_MIN_CAPACITY):
-        return 0
-    progs = max(1, round(waves * _sm_count(device) / num_kv_heads))
-    # never fewer than _STREAM_MIN_TOKENS of capacity per program
-    return min(progs, max(1, num_seqs * max_tokens // _STREAM_MIN_TOKENS))
+    return SplitPlan(tile_n, chunk, splits)
 
 
 def paged_attention_triton(
@@ -454,7 +421,7 @@ def paged_attention_triton(
         "GROUP_PAD": group_pad,
         "BLOCK_SIZE": key_cache.shape[1],
         "TILE_N": tile_n,
-        "IS_SPLIT": splits > 1 and plan.stream_programs == 0,
+        "IS_SPLIT": splits > 1,
         "SCALE_FROM_PTR": scale_from_ptr,
         "COMPUTE_DTYPE": tl_dtype[compute_dtype],
         "IEEE_DOT": compute_dtype == torch.float32,
@@ -464,19 +431,6 @@ def paged_attention_triton(
         "num_warps": _LAUNCH_OVERRIDES.get("num_warps", 4 if group_pad * head_pad <= 4096 else 8),
         "num_stages": _LAUNCH_OVERRIDES.get("num_stages", 3),
     }
-    if plan.stream_programs > 0:
-        _launch_stream(
-            plan.stream_programs,
-            query,
-            key_cache,
-            value_cache,
-            block_table,
-            seq_lens,
-            out,
-            (ks_ptr, vs_ptr, qk_scale, vs_val),
-            meta,
-        )
-        return out
     if splits == 1:
         part_out = part_lse = out  # never read
     else:
@@ -527,62 +481,3 @@ def paged_attention_triton(
             launch_pdl=pdl,
         )
     return out
-
-
-def _launch_stream(
-    progs: int,
-    query: torch.Tensor,
-    key_cache: torch.Tensor,
-    value_cache: torch.Tensor,
-    block_table: torch.Tensor,
-    seq_lens: torch.Tensor,
-    out: torch.Tensor,
-    scales: tuple[torch.Tensor, torch.Tensor, float, float],
-    meta: dict[str, Any],
-) -> None:
-    """The token-balanced kernel and its reduce (always launched: it zeroes empty rows)."""
-    num_seqs, num_heads, _ = query.shape
-    head_pad = meta["HEAD_PAD"]
-    seqs_pad = max(16, triton.next_power_of_2(num_seqs))
-    dev = query.device
-    part_out = torch.empty((progs + num_seqs, num_heads, head_pad), dtype=torch.float32, device=dev)
-    part_lse = torch.empty((progs + num_seqs, num_heads), dtype=torch.float32, device=dev)
-    ks_ptr, vs_ptr, qk_scale, vs_val = scales
-    skip = ("IS_SPLIT", "PREFETCH", "PDL")
-    stream_meta = {k: v for k, v in meta.items() if k not in skip}
-    _paged_decode_stream_kernel[(progs, key_cache.shape[2])](
-        query,
-        key_cache,
-        value_cache,
-        block_table,
-        seq_lens,
-        out,
-        part_out,
-        part_lse,
-        ks_ptr,
-        vs_ptr,
-        qk_scale,
-        vs_val,
-        num_seqs,
-        *query.stride(),
-        *key_cache.stride(),
-        *value_cache.stride(),
-        block_table.stride(0),
-        *out.stride(),
-        SEQS_PAD=seqs_pad,
-        **stream_meta,
-    )
-    _paged_decode_stream_reduce_kernel[(num_seqs, num_heads)](
-        part_out,
-        part_lse,
-        seq_lens,
-        out,
-        num_seqs,
-        progs,
-        *out.stride(),
-        HEAD_DIM=meta["HEAD_DIM"],
-        HEAD_PAD=head_pad,
-        SEQS_PAD=seqs_pad,
-        SPLIT_TILE=32,
-        num_warps=4,
-    )
