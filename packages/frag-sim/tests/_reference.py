@@ -2,6 +2,7 @@
 
 It steps every token, counts blocks with plain integers (no allocator, no phases, no
 closed forms) and follows the same scheduling rules as ``frag_sim._engine``.
+``random_workload`` draws the small random streams the engine is compared on.
 """
 
 from __future__ import annotations
@@ -10,7 +11,22 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from frag_sim import SimConfig, Workload
+
+
+def random_workload(seed: int, n: int, rate: float, pmax: int, omax: int) -> Workload:
+    """``n`` Poisson arrivals at ``rate``; prompt and output lengths U[1, pmax] / U[1, omax]."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1 / rate, n)
+    gaps[0] = 0
+    return Workload(
+        "rand",
+        np.cumsum(gaps),
+        rng.integers(1, pmax + 1, n).astype(np.int64),
+        rng.integers(1, omax + 1, n).astype(np.int64),
+    )
 
 
 @dataclass

@@ -159,29 +159,24 @@ def test_malformed_trace_reports_file_and_line(
 
 def test_sweep_over_processes(tmp_path: Path) -> None:
     out = tmp_path / "s.json"
-    rc = main(
-        [
-            "sweep",
-            "--mix",
-            "alpaca",
-            "--num-requests",
-            "200",
-            "--rate",
-            "20",
-            "--capacity-tokens",
-            "4096",
-            "--max-model-len",
-            "1024",
-            "--policies",
-            "max,paged",
-            "--block-sizes",
-            "8,16,32",
-            "--jobs",
-            "2",
-            "--json",
-            str(out),
-        ]
-    )
+    sweep = [
+        "sweep",
+        "--mix",
+        "alpaca",
+        "--num-requests",
+        "200",
+        "--rate",
+        "20",
+        "--capacity-tokens",
+        "4096",
+        "--max-model-len",
+        "1024",
+        "--policies",
+        "max,paged",
+        "--block-sizes",
+        "8,16,32",
+    ]
+    rc = main([*sweep, "--jobs", "2", "--json", str(out)])
     assert rc == 0
     rows = json.loads(out.read_text())
     assert [(r["config.policy"], r["config.block_size"]) for r in rows] == [
@@ -191,27 +186,7 @@ def test_sweep_over_processes(tmp_path: Path) -> None:
         ("paged", 32),
     ]
     serial = tmp_path / "s1.json"
-    main(
-        [
-            "sweep",
-            "--mix",
-            "alpaca",
-            "--num-requests",
-            "200",
-            "--rate",
-            "20",
-            "--capacity-tokens",
-            "4096",
-            "--max-model-len",
-            "1024",
-            "--policies",
-            "max,paged",
-            "--block-sizes",
-            "8,16,32",
-            "--json",
-            str(serial),
-        ]
-    )
+    main([*sweep, "--json", str(serial)])
     strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
     assert strip == [
         {k: v for k, v in r.items() if k != "wall_s"} for r in json.loads(serial.read_text())

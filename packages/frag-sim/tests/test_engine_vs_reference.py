@@ -6,24 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from _reference import RefResult, reference
+from _reference import RefResult, random_workload, reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from frag_sim import SimConfig, SimResult, Workload, simulate
 from frag_sim.paged import PagedEngine
-
-
-def _workload(seed: int, n: int, rate: float, pmax: int, omax: int) -> Workload:
-    rng = np.random.default_rng(seed)
-    gaps = rng.exponential(1 / rate, n)
-    gaps[0] = 0
-    return Workload(
-        "rand",
-        np.cumsum(gaps),
-        rng.integers(1, pmax + 1, n).astype(np.int64),
-        rng.integers(1, omax + 1, n).astype(np.int64),
-    )
 
 
 def _check(wl: Workload, cfg: SimConfig) -> None:
@@ -107,7 +95,7 @@ def _check_series(got: SimResult, ref: RefResult, cfg: SimConfig) -> None:
     n=st.sampled_from([1, 1, 2, 3]),
 )
 def test_paged_matches_reference(seed: int, bs: int, blocks: int, rate: float, n: int) -> None:
-    wl = _workload(seed, 40, rate, 30, 40)
+    wl = random_workload(seed, 40, rate, 30, 40)
     cfg = SimConfig(
         n=n,
         policy="paged",
@@ -130,7 +118,7 @@ def test_paged_matches_reference(seed: int, bs: int, blocks: int, rate: float, n
 def test_contiguous_matches_reference(
     seed: int, policy: str, cap: int, rate: float, n: int
 ) -> None:
-    wl = _workload(seed, 40, rate, 30, 30)
+    wl = random_workload(seed, 40, rate, 30, 30)
     # first-fit with one size class per request can still fragment; the reference counts
     # slots only, so compare on 'max' (equal chunks never fragment) and check the others'
     # invariants below.
@@ -156,7 +144,7 @@ def test_contiguous_matches_reference(
 
 
 def test_max_num_seqs_matches_reference() -> None:
-    wl = _workload(7, 60, 20.0, 20, 30)
+    wl = random_workload(7, 60, 20.0, 20, 30)
     _check(
         wl,
         SimConfig(

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _reference import random_workload
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from frag_sim import ConfigError, SimConfig, SimResult, SyntheticWorkload, Workload, simulate
 from frag_sim.paged import PagedEngine
-
-
-def _wl(seed: int, n: int, rate: float, pmax: int, omax: int) -> Workload:
-    rng = np.random.default_rng(seed)
-    gaps = rng.exponential(1 / rate, n)
-    gaps[0] = 0
-    return Workload(
-        "rand",
-        np.cumsum(gaps),
-        rng.integers(1, pmax + 1, n).astype(np.int64),
-        rng.integers(1, omax + 1, n).astype(np.int64),
-    )
 
 
 def _run_clean(wl: Workload, cfg: SimConfig) -> SimResult:
@@ -113,7 +102,7 @@ def test_parallel_sampling_with_prefix_caching() -> None:
 def test_groups_never_leak_and_stay_within_memory(
     seed: int, bs: int, blocks: int, width: int, beam: bool, caching: bool
 ) -> None:
-    wl = _wl(seed, 30, 20.0, 24, 30)
+    wl = random_workload(seed, 30, 20.0, 24, 30)
     cfg = SimConfig(
         policy="paged",
         block_size=bs,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from frag_sim import ConfigError, SimConfig, SyntheticWorkload, Workload, simulate
+from frag_sim._paged_fast import SingleSeqPagedEngine
 from frag_sim.paged import PagedEngine
 
 
@@ -142,3 +143,34 @@ def test_prefix_caching_run_returns_every_block_and_preempts_cleanly() -> None:
     assert r.prefix_hit_rate > 0.1
     assert eng.owed == 0 and not eng.reqs
     assert eng.pool.get_num_free_blocks() == cfg.num_gpu_blocks  # cached blocks are free
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"preemption": "swap", "swap_time_per_block_s": 1e-3},
+        {"prefill_time_per_token_s": 1e-4},
+        {"max_num_seqs": 12},
+        {"block_size": 1},
+    ],
+)
+def test_hot_loop_matches_the_general_engine(extra: dict[str, object]) -> None:
+    """simulate()'s inlined loop (no time series) against PagedEngine on the hooks."""
+    wl = SyntheticWorkload.from_mix("seed003", num_requests=150, rate=20.0).generate()
+    cfg = SimConfig.from_dict(
+        {
+            "policy": "paged",
+            "capacity_tokens": 40_000,
+            "max_model_len": 4500,
+            "record_timeseries": False,
+            **extra,
+        }
+    )
+    eng = SingleSeqPagedEngine(wl, cfg)  # what simulate() runs for this config
+    fast = eng.run()
+    assert eng.pool.get_num_free_blocks() == eng.free == cfg.num_gpu_blocks
+    assert eng.owed == 0 and not eng.tables and not eng.running
+    gen = PagedEngine(wl, cfg).run()
+    assert fast.preemptions > 0 or "max_num_seqs" in extra  # 12 at once fit in memory
+    keep = [k for k in fast.summary() if k != "wall_s"]
+    assert {k: fast.summary()[k] for k in keep} == {k: gen.summary()[k] for k in keep}

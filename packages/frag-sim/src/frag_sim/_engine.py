@@ -42,7 +42,7 @@ class Engine:
         self.O: list[int] = workload.output_len.tolist()
         self.arr: list[float] = workload.arrival_s.tolist()
         n = len(self.P)
-        self.F: list[int] = [p + o for p, o in zip(self.P, self.O, strict=False)]
+        self.F: list[int] = (workload.prompt_len + workload.output_len).tolist()
         self.emitted = [0] * n  # tokens generated before the current admission
         self.t0 = [0] * n
         self.epoch = [0] * n
@@ -139,6 +139,29 @@ class Engine:
         self.waiting.appendleft(i)
         self.preemptions += 1
 
+    def _defer_arrivals(
+        self, nxt: int, now: float, d: float, t: int, h: int, fits: list[bool]
+    ) -> tuple[int, int]:
+        """Queue the arrivals up to the start of step ``h`` without making them events.
+
+        Behind a queue head that cannot start they only lengthen the queue (FCFS). Returns
+        the next arrival's index and the queue-steps the new arrivals add inside ``[t, h)``.
+        """
+        arr, dt, n_req, waiting = self.arr, self.cfg.step_time_s, len(self.arr), self.waiting
+        end = now + d + (h - t - 1) * dt  # start of step h
+        queued = 0
+        while nxt < n_req and arr[nxt] <= end + _EPS:
+            if fits[nxt]:
+                gap = arr[nxt] - now - d
+                j = 1 if gap <= _EPS else 1 + math.ceil(gap / dt - _EPS)
+                waiting.append(nxt)
+                if t + j < h:
+                    queued += h - t - j
+            else:
+                self._reject(nxt)
+            nxt += 1
+        return nxt, queued
+
     def run(self) -> SimResult:
         wall = time.perf_counter()
         cfg, arr, n_req = self.cfg, self.arr, len(self.arr)
@@ -209,17 +232,8 @@ class Engine:
             i_run += n * k
             i_wait += len(waiting) * k
             if defer:
-                end = now + d + (k - 1) * dt  # start of step h
-                while nxt < n_req and arr[nxt] <= end + _EPS:
-                    if fits[nxt]:
-                        gap = arr[nxt] - now - d
-                        j = 1 if gap <= _EPS else 1 + math.ceil(gap / dt - _EPS)
-                        waiting.append(nxt)
-                        if t + j < h:
-                            i_wait += h - t - j
-                    else:
-                        self._reject(nxt)
-                    nxt += 1
+                nxt, queued = self._defer_arrivals(nxt, now, d, t, h, fits)
+                i_wait += queued
             busy += k
             if n > peak:
                 peak = n
@@ -273,7 +287,8 @@ class Engine:
             self.i_ext / denom,
             idle / denom,
         )
-        lat = [d - a for d, a in zip(self.done_at, self.arr, strict=False) if not math.isnan(d)]
+        lat = np.asarray(self.done_at) - np.asarray(self.arr)
+        lat = lat[~np.isnan(lat)]
         ts = None
         if self.ts is not None:
             c = self.ts
@@ -312,7 +327,7 @@ class Engine:
             token_usage=self.i_live / self.i_logical if self.i_logical else 0.0,
             prefix_hit_rate=ex["prefix_hit_rate"],
             sharing_saved=saved / self.i_logical if self.i_logical else 0.0,
-            mean_latency_s=float(np.mean(lat)) if lat else math.nan,
+            mean_latency_s=float(np.mean(lat)) if len(lat) else math.nan,
             wall_s=wall,
             timeseries=ts,
             cow_copies=int(ex["cow_copies"]),

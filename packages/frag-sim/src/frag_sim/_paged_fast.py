@@ -1,16 +1,24 @@
 """The paged policy's hot path: one sequence per request, no prefix caching.
 
 This is the configuration the speed targets are measured on, so ``SingleSeqPagedEngine``
-inlines the three hooks that run once per request or per event (admission, release,
-block-demand check) of :class:`~frag_sim.paged.PagedEngine`: the same steps, the same
-real ``BlockPool`` calls, without the branches for sequence groups and prefix caching.
+inlines the hooks that run once per request or per event (admission, release,
+block-demand check, horizon, window) of :class:`~frag_sim.paged.PagedEngine`: the same
+steps, the same real ``BlockPool`` calls, without the branches for sequence groups and
+prefix caching. Only this engine takes blocks from its pool, so it mirrors the pool's
+free count (``free``) instead of asking it once per event. Without a time series its
+``run`` is ``_paged_loop.run_single_seq``, the event loop with these hooks written out.
 The token-by-token reference test runs through it (``simulate`` picks it), and the
 general engine is tested on the same configurations directly.
 """
 
 from __future__ import annotations
 
+from ._engine import Window
+from ._paged_loop import run_single_seq
+from .config import SimConfig
+from .metrics import SimResult
 from .paged import PagedEngine
+from .workload import Workload
 
 __all__ = ["SingleSeqPagedEngine"]
 
@@ -18,14 +26,38 @@ __all__ = ["SingleSeqPagedEngine"]
 class SingleSeqPagedEngine(PagedEngine):
     """``PagedEngine`` for ``n == 1`` without prefix caching (blocks from ``BlockPool``)."""
 
+    def __init__(self, workload: Workload, config: SimConfig) -> None:
+        super().__init__(workload, config)
+        # only this engine takes blocks from its pool, so it mirrors the free count
+        # instead of asking the pool once per event
+        self.free = self.pool.get_num_free_blocks()
+        # free memory below one block: waste in every window (sub-block remainder)
+        self.floor = config.capacity_tokens - self.usable * self.bs
+
+    def avail(self) -> int:
+        return self.free - self.owed
+
+    def sync(self, i: int, upto: int) -> None:
+        c = self.tokens(i, upto)
+        syn, bs = self.syn[i], self.bs
+        if c <= syn:
+            return
+        grow = -(-c // bs) - -(-syn // bs)
+        if grow:
+            self.tables[i] += self.pool.get_new_blocks(grow)
+            self.free -= grow
+            self.owed -= grow
+            self.lsync += grow
+        self.syn[i] = c
+
     def try_admit(self, i: int, t: int) -> bool:
         p, e, bs = self.P[i], self.emitted[i], self.bs
         c = p + e + 1
         nb = -(-c // bs)
-        pool = self.pool
-        if nb > pool.get_num_free_blocks() - self.owed:
+        if nb > self.free - self.owed:
             return False
-        self.tables[i] = pool.get_new_blocks(nb)
+        self.tables[i] = self.pool.get_new_blocks(nb)
+        self.free -= nb
         self.syn[i] = c
         self.lsync += nb
         self.phase[i] = ph = (t - p - e) % bs
@@ -48,10 +80,36 @@ class SingleSeqPagedEngine(PagedEngine):
         need = self.hist.cnt[t % self.bs]
         if not need:
             return False
-        if need <= self.pool.get_num_free_blocks() - self.owed:
+        if need <= self.free - self.owed:
             self.owed += need
             return False
         return super().pressure(t)  # preemption: the general path
+
+    def horizon(self, t: int, h: int) -> int:
+        # PagedEngine.horizon's common case (the window's crossings fit), inlined
+        m = h - t - 1
+        if m <= 0:
+            self.cross = 0
+            return h
+        hist, bs = self.hist, self.bs
+        full, rem = divmod(m, bs)
+        cross = hist.n * full
+        if rem:
+            s = (t + 1) % bs
+            e = s + rem
+            cnt = hist.cnt
+            cross += sum(cnt[s:e]) if e <= bs else sum(cnt[s:]) + sum(cnt[: e - bs])
+        if cross > self.free - self.owed:
+            return super().horizon(t, h)  # the first step short of blocks: bisect
+        self.cross = cross
+        return h
+
+    def integrate(self, t: int, k: int, live: int, waiting: bool) -> Window | None:
+        if waiting or self.ts is not None:
+            return super().integrate(t, k, live, waiting)
+        self.i_ext += k * self.floor
+        self.owed += self.cross
+        return None
 
     def release(self, i: int, t: int, preempted: bool) -> None:
         bs, f = self.bs, self.F[i]
@@ -59,6 +117,7 @@ class SingleSeqPagedEngine(PagedEngine):
         c1 = c0 + t - 1 - self.t0[i]  # tokens during the last step it ran
         syn = self.syn[i]
         blocks = self.tables.pop(i)
+        self.free += len(blocks)  # the owed ones below come and go within this call
         grow = -(-c1 // bs) - -(-syn // bs)
         if grow:  # blocks it crossed into but still owed: allocate them for real first
             blocks += self.pool.get_new_blocks(grow)
@@ -88,3 +147,8 @@ class SingleSeqPagedEngine(PagedEngine):
             self.slack.leave(i)
         if preempted and self.cfg.preemption == "swap":
             self.extra_time += -(-c1 // bs) * self.cfg.swap_time_per_block_s
+
+    def run(self) -> SimResult:
+        if self.ts is not None:  # the time series: the general loop over the hooks above
+            return super().run()
+        return run_single_seq(self)

@@ -14,17 +14,14 @@ caching runs the manager (token ids, chained hashes, lookups); ``n > 1`` runs se
 groups through ``fork`` and copy-on-write (``_groups.py``). Parallel samples of a request
 generate equally many tokens, so they cross block boundaries together and are preempted
 together; beam groups change their block tree every step, so while one runs the engine
-advances one step at a time.
+advances one step at a time. The pool state, the phase histogram and the window
+integrals that make event jumping exact are in ``_paged_memory.py``.
 """
 
 from __future__ import annotations
 
-from ._engine import Engine, Window
-from ._groups import SequenceGroups
-from ._kv import KVCacheBlock, SimRequest, make_manager
-from ._phases import PhaseHistogram, SlackTracker
-from .config import SimConfig
-from .workload import Workload
+from ._kv import KVCacheBlock, SimRequest
+from ._paged_memory import PagedMemory
 
 __all__ = ["PagedEngine"]
 
@@ -32,36 +29,8 @@ _OUT_BASE = 1 << 40  # generated token ids of single-sequence requests
 _PROMPT_BASE = 1 << 45  # private prompt ids, above every generated id
 
 
-class PagedEngine(Engine):
-    def __init__(self, workload: Workload, config: SimConfig) -> None:
-        super().__init__(workload, config)
-        self.bs = bs = config.block_size
-        self.usable = config.num_gpu_blocks
-        self.caching = config.enable_prefix_caching
-        self.kvm = make_manager(self.usable, bs, self.caching)
-        self.pool = self.kvm.block_pool
-        self.beam = config.use_beam_search
-        # prefix caching and beams share blocks in ways only the pool knows: integrate the
-        # physical blocks per window; otherwise release() knows them in closed form
-        self.phys_by_window = self.caching or self.beam
-        self.defer_arrivals = not self.caching
-        self.groups = (
-            SequenceGroups(self.kvm, config.n, self.caching, config.seed) if config.n > 1 else None
-        )
-        n = len(self.P)
-        self.reqs: dict[int, SimRequest] = {}  # one sequence, prefix caching on
-        self.tables: dict[int, list[KVCacheBlock]] = {}  # one sequence, no prefix caching
-        self.parents: dict[int, SimRequest] = {}  # looked-up group prompts not yet admitted
-        self.syn = [0] * n  # tokens allocated in the manager (= its num_computed_tokens)
-        self.phase = [0] * n
-        self.hist = PhaseHistogram(bs)  # running requests per boundary phase (not beams)
-        self.owed = 0  # blocks crossed but not yet allocated in the manager
-        self.cross = 0
-        self.lsync = 0  # blocks the running sequences hold as if unshared, as synced
-        self.hit_tokens = 0
-        self.query_tokens = 0
-        # time series only: exact internal fragmentation per window
-        self.slack = SlackTracker(n)
+class PagedEngine(PagedMemory):
+    """vLLM's paged policy: blocks taken on demand, preemption when they run out."""
 
     # -- token ids (only matter for prefix caching) --------------------------------------
     def _prompt_ids(self, i: int) -> list[int]:
@@ -86,24 +55,7 @@ class PagedEngine(Engine):
         base = _OUT_BASE + i * (1 << 22) + start
         return list(range(base, base + count))
 
-    # -- block accounting ---------------------------------------------------------------
-    def shared_blocks(self, i: int) -> int:
-        """Full prompt blocks the sequences of request ``i`` share (0 for one sequence)."""
-        return self.P[i] // self.bs if self.ns > 1 else 0
-
-    def group_blocks(self, i: int, c: int) -> int:
-        """Physical blocks request ``i`` holds with ``c`` tokens in every sequence (at most,
-        for beams: their shared tree is smaller)."""
-        sh = self.shared_blocks(i)
-        return sh + self.ns * (-(-c // self.bs) - sh)
-
-    def avail(self) -> int:
-        return self.pool.get_num_free_blocks() - self.owed
-
-    def tokens(self, i: int, t: int) -> int:
-        """Tokens every sequence of running request ``i`` holds during step ``t``."""
-        return self.P[i] + self.emitted[i] + 1 + t - self.t0[i]
-
+    # -- taking and giving back blocks ---------------------------------------------------
     def sync(self, i: int, upto: int) -> None:
         """Allocate, for real, the blocks request ``i`` needs through step ``upto``."""
         if self.beam:
@@ -134,21 +86,6 @@ class PagedEngine(Engine):
         if self.owed:
             for j in self.running:
                 self.sync(j, t)
-
-    # -- engine hooks -------------------------------------------------------------------
-    def fits(self) -> list[bool]:
-        bs, ns = self.bs, self.ns
-        f = self.wl.prompt_len + self.wl.output_len
-        sh = self.wl.prompt_len // bs if ns > 1 else 0
-        need = sh + ns * (-(-f // bs) - sh)
-        ok = (f <= self.cfg.max_model_len) & (need <= self.usable)
-        return ok.tolist()  # type: ignore[no-any-return]
-
-    def never_fits(self, i: int) -> str | None:
-        need = self.group_blocks(i, self.F[i])
-        if need <= self.usable:
-            return None
-        return f"needs {need} blocks of {self.bs} tokens, the pool has {self.usable}"
 
     def pressure(self, t: int) -> bool:
         if not self.running:
@@ -298,57 +235,3 @@ class PagedEngine(Engine):
         self.slack.leave(i)
         if preempted and self.cfg.preemption == "swap":
             self.extra_time += -(-c1 // bs) * self.cfg.swap_time_per_block_s
-
-    def horizon(self, t: int, h: int) -> int:
-        if self.beam:  # beam groups re-fork every step
-            h = t + 1
-        a = t + 1
-        cross = self.hist.crossings(a, h) * self.ns
-        avail = self.avail()
-        if cross > avail:  # the first step whose demand exceeds the free blocks
-            lo, hi = a, h - 1
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if self.hist.crossings(a, mid + 1) * self.ns > avail:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            h = lo
-            cross = self.hist.crossings(a, h) * self.ns
-        self.cross = cross
-        return h
-
-    def integrate(self, t: int, k: int, live: int, waiting: bool) -> Window | None:
-        bs, cap = self.bs, self.cfg.capacity_tokens
-        recording = self.ts is not None
-        if not (waiting or recording or self.phys_by_window):
-            # physical blocks come from release(); free memory below one block is waste
-            self.i_ext += k * (cap - self.usable * bs)
-            self.owed += self.cross
-            return None
-        phys = self.usable - self.pool.get_num_free_blocks() + self.owed
-        # blocks opened inside the window, each held for the rest of it (exact)
-        opened = self.ns * self.hist.weighted(t, k) if k > 1 else 0
-        phys_w = bs * (k * phys + opened)
-        if self.phys_by_window:
-            self.i_physical += phys_w
-        # free memory: waste while the queue head waits for it; below one block, always
-        ext = k * cap - phys_w if waiting else k * (cap - self.usable * bs)
-        self.i_ext += ext
-        win = None
-        if recording:
-            logical = bs * (k * (self.lsync + self.owed) + opened)
-            internal = self.slack.window(t, k, self.epoch)
-            win = (logical - live - internal, internal, ext, phys_w, logical)
-        self.owed += self.cross
-        return win
-
-    def allocated_tokens(self) -> int:
-        return (self.usable - self.pool.get_num_free_blocks() + self.owed) * self.bs
-
-    def extras(self) -> dict[str, float]:
-        q = self.query_tokens
-        return {
-            "prefix_hit_rate": self.hit_tokens / q if q else 0.0,
-            "cow_copies": self.groups.copies if self.groups is not None else 0,
-        }

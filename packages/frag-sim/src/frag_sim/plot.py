@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,27 +64,45 @@ def _series(r: SimResult) -> Any:
     return r.timeseries
 
 
+def _two_panels(
+    results: Mapping[str, SimResult],
+    curves: Callable[[SimResult, Any], tuple[Any, Any]],
+    ylabels: tuple[str, str],
+    lw_bottom: float,
+) -> tuple[Any, Any, Any]:
+    """Two stacked step plots over simulated time, one line per result in each."""
+    fig = _figure(8.0, 5.0)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    for label, r in results.items():
+        ts = _series(r)
+        top, bottom = curves(r, ts)
+        ax1.step(ts.time_s, top, where="post", lw=1.2, label=label)
+        ax2.step(ts.time_s, bottom, where="post", lw=lw_bottom, label=label)
+    ax1.set_ylabel(ylabels[0])
+    ax2.set_ylabel(ylabels[1])
+    ax2.set_xlabel("simulated time (s)")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    return fig, ax1, ax2
+
+
 def plot_usage_over_time(
     results: Mapping[str, SimResult],
     path: str | os.PathLike[str],
     title: str = "KV memory over time",
 ) -> Path:
     """Top: allocated share of memory; bottom: live tokens / allocated slots."""
-    fig = _figure(8.0, 5.0)
-    ax1, ax2 = fig.subplots(2, 1, sharex=True)
-    for label, r in results.items():
-        ts = _series(r)
-        cap = r.config.capacity_tokens
+
+    def usage(r: SimResult, ts: Any) -> tuple[Any, Any]:
         alloc = ts.allocated_tokens.astype(float)
-        ax1.step(ts.time_s, 100 * alloc / cap, where="post", lw=1.2, label=label)
         util = np.divide(ts.live_tokens, alloc, out=np.zeros_like(alloc), where=alloc > 0)
-        ax2.step(ts.time_s, 100 * util, where="post", lw=1.2, label=label)
-    ax1.set_ylabel("allocated (% of memory)")
-    ax2.set_ylabel("live tokens / allocated (%)")
-    ax2.set_xlabel("simulated time (s)")
+        return 100 * alloc / r.config.capacity_tokens, 100 * util
+
+    fig, ax1, ax2 = _two_panels(
+        results, usage, ("allocated (% of memory)", "live tokens / allocated (%)"), 1.2
+    )
     for ax in (ax1, ax2):
         ax.set_ylim(0, 105)
-        ax.grid(alpha=0.3)
     ax1.legend(loc="lower right", fontsize=8)
     ax1.set_title(title)
     return _save(fig, path)
@@ -206,17 +224,12 @@ def plot_admissions(
     title: str = "Admissions and running requests over time",
 ) -> Path:
     """Top: cumulative admissions; bottom: requests running at once."""
-    fig = _figure(8.0, 5.0)
-    ax1, ax2 = fig.subplots(2, 1, sharex=True)
-    for label, r in results.items():
-        ts = _series(r)
-        ax1.step(ts.time_s, ts.admitted_total, where="post", lw=1.2, label=label)
-        ax2.step(ts.time_s, ts.running, where="post", lw=1.0, label=label)
-    ax1.set_ylabel("admissions (cumulative)")
-    ax2.set_ylabel("running")
-    ax2.set_xlabel("simulated time (s)")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
+    fig, ax1, _ = _two_panels(
+        results,
+        lambda r, ts: (ts.admitted_total, ts.running),
+        ("admissions (cumulative)", "running"),
+        1.0,
+    )
     ax1.legend(fontsize=8)
     ax1.set_title(title)
     return _save(fig, path)
