@@ -184,10 +184,9 @@ class BlockPool:
         checked against ``block_size`` when the pool knows it.
         """
         check_cache_args(self, blocks, block_hashes, token_ids, self.block_size, retention_priority)
-        if self.enable_caching:
-            self._index.insert(
-                blocks, block_hashes, parent_block_hash, token_ids, lora_id, retention_priority
-            )
+        self._cache_full_blocks_trusted(
+            blocks, block_hashes, parent_block_hash, token_ids, lora_id, retention_priority
+        )
 
     def _cache_full_blocks_trusted(
         self,
