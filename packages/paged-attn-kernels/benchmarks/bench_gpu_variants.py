@@ -51,6 +51,10 @@ def _with_overrides(
 ) -> Callable[[], torch.Tensor]:
     """One launch of ``paged_attention_triton(*args, **kwargs)`` under ``over``, hook reset after."""
 
+    over = dict(over)
+    if "num_splits" in over:  # a forced split count is an argument, not a launch override
+        kwargs = {**kwargs, "num_splits": over.pop("num_splits")}
+
     def fn() -> torch.Tensor:
         dec._LAUNCH_OVERRIDES.clear()
         dec._LAUNCH_OVERRIDES.update(over)

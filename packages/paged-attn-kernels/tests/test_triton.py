@@ -22,6 +22,7 @@ pytest.importorskip("triton")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from paged_attn_kernels import _triton_decode as _dec  # noqa: E402
 from paged_attn_kernels._triton_decode import (  # noqa: E402
     choose_chunk,
     paged_attention_triton,
@@ -84,6 +85,27 @@ def test_split_equals_unsplit(num_splits):
     assert rel_err(one, ref) < 2e-6
     assert rel_err(many, ref) < 2e-6
     torch.testing.assert_close(many, one, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"fused_merge": 0}, {"fused_merge": 16}],
+    ids=["fused-merge", "reduce-kernel", "fused-merge-16"],
+)
+@pytest.mark.parametrize("num_splits", [None, 3, 12])
+def test_launch_variants_match_float64(overrides, num_splits):
+    # the fused merge counts on counters left at zero by the last launch
+    case = _fp32_case([128, 1, 77, 0], num_heads=8, num_kv_heads=2, block_size=8, max_blocks=17)
+    _dec._LAUNCH_OVERRIDES.update(overrides)
+    try:
+        first = case.decode(case.poisoned_out(), num_splits=num_splits)
+        second = case.decode(case.poisoned_out(), num_splits=num_splits)
+    finally:
+        _dec._LAUNCH_OVERRIDES.clear()
+    ref = case.reference()
+    assert rel_err(first, ref) < 2e-6
+    assert torch.equal(first, second)
+    assert all(int(buf.abs().sum()) == 0 for buf in _dec._COUNTERS.values())
 
 
 @pytest.mark.parametrize("num_splits", [1, 4])

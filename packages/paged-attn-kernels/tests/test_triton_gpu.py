@@ -112,10 +112,37 @@ def test_long_context_split_agrees_with_unsplit():
     assert rel_err(one, ref) < 1e-5
 
 
-@pytest.mark.parametrize("overrides", [{}, {"pdl": 1}], ids=["default", "pdl-reduce"])
+VARIANTS = {
+    "fused-merge": {},  # the default: up to 8 splits merged by the last one to finish
+    "reduce-kernel": {"fused_merge": 0},
+    "fused-merge-16": {"fused_merge": 16},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_launch_variants_match_reference_and_leave_counters_zero(variant, dtype):
+    case = _gqa_case(dtype, 2048, seq_lens=[32768, 1, 0, 700, 4096, 5000, 31000, 64])
+    ref = case.reference()
+    _dec._LAUNCH_OVERRIDES.update(VARIANTS[variant])
+    try:
+        outs = [case.decode(case.poisoned_out(), num_splits=ns) for ns in (None, 4, 4)]
+    finally:
+        _dec._LAUNCH_OVERRIDES.clear()
+    for out in outs:
+        assert rel_err(out, ref) <= 1.25 * _sdpa_err(case, ref) + 1e-4
+    assert torch.equal(outs[1], outs[2])  # counters were reset: the second launch is the same
+    for buf in _dec._COUNTERS.values():
+        assert int(buf.abs().sum()) == 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"pdl": 1, "fused_merge": 0}, {"fused_merge": 0}],
+    ids=["default-fused-merge", "pdl-reduce", "reduce-kernel"],
+)
 def test_cuda_graph_replay_follows_new_lengths_and_tables(overrides):
-    # the opt-in PDL reduce (measured slower, docs/GPU_NOTES.md section 10) must stay
-    # correct and capturable too
+    # opt-in launch variants (docs/GPU_NOTES.md) must stay correct and capturable too
     _dec._LAUNCH_OVERRIDES.update(overrides)
     try:
         _graph_replay_case()

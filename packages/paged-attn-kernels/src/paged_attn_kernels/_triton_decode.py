@@ -17,6 +17,10 @@ tutorial (``python/tutorials/06-fused-attention.py``: base-2 exponentials, fp32 
   Splits past a sequence's end return at once, so the grid depends on
   ``block_table.shape[1]`` (the capacity), never on ``seq_lens`` values: no host
   synchronisation, and the launch can be captured in a CUDA graph.
+- The merge: up to ``_FUSED_MERGE_MAX_SPLITS`` splits are merged by the last split program of
+  a (sequence, KV head) to finish, found with an arrival counter (no second kernel; H100:
+  B=8 x 8192 GQA 100.3 -> 98.4 us, docs/GPU_NOTES.md section 12); more splits go to the
+  reduce kernel, which spreads the merge over one program per query head.
 
 Layout (vLLM's flash layout): caches ``[num_blocks, block_size, num_kv_heads, head_dim]``,
 query/output ``[num_seqs, num_heads, head_dim]``, ``block_table`` int32
@@ -39,6 +43,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ._triton_tiles import attend_range, merge_rows, store_rows
+
 __all__ = ["SplitPlan", "choose_chunk", "paged_attention_triton", "plan_splits"]
 
 _LOG2E = 1.4426950408889634
@@ -51,11 +57,12 @@ def _paged_decode_kernel(
     v_cache_ptr,  # [num_blocks, block_size, num_kv_heads, head_dim]
     block_table_ptr,  # [num_seqs, max_blocks] int32
     seq_lens_ptr,  # [num_seqs] int32
-    out_ptr,  # [num_seqs, num_heads, head_dim] (not IS_SPLIT)
+    out_ptr,  # [num_seqs, num_heads, head_dim]
     part_out_ptr,  # [num_seqs, num_heads, num_splits, HEAD_PAD] fp32 (IS_SPLIT)
     part_lse_ptr,  # [num_seqs, num_heads, num_splits] fp32, log2 domain
     k_scale_ptr,
     v_scale_ptr,
+    sem_ptr,  # [num_seqs * num_kv_heads] int32 arrival counters, zero between launches
     qk_scale,  # softmax scale * log2(e) (* k_scale when it is a float)
     v_scale_val,
     chunk,  # tokens per split, a multiple of TILE_N
@@ -87,6 +94,9 @@ def _paged_decode_kernel(
     IEEE_DOT: tl.constexpr,
     PREFETCH: tl.constexpr,
     PRESCALE_Q: tl.constexpr,
+    FUSED_MERGE: tl.constexpr = False,
+    SPLITS_PAD: tl.constexpr = 1,
+    GROUP_P2: tl.constexpr = 1,
     PDL: tl.constexpr = False,
 ):
     seq = tl.program_id(0)
@@ -104,22 +114,130 @@ def _paged_decode_kernel(
         end = seq_len
     else:
         end = tl.minimum(seq_len, start + chunk)
-    # Splits past the end of a short sequence do nothing; the reduce kernel skips them.
+    # Splits past the end of a short sequence do nothing; the merge skips them.
     if IS_SPLIT:  # noqa: SIM102 (constexpr test kept apart from the runtime one)
         if start >= end and split > 0:  # split 0 of an empty sequence writes its zeros
             return
     offs_g = tl.arange(0, GROUP_PAD)
     offs_d = tl.arange(0, HEAD_PAD)
-    offs_n = tl.arange(0, TILE_N)
     mask_g = offs_g < GROUP
     mask_d = offs_d < HEAD_DIM
     heads = kv_head * GROUP + offs_g
+    q, scale2 = _load_query(
+        q_ptr + seq * stride_qs,
+        heads,
+        stride_qh,
+        stride_qd,
+        mask_g,
+        mask_d,
+        qk_scale,
+        k_scale_ptr,
+        HEAD_PAD,
+        SCALE_FROM_PTR,
+        PRESCALE_Q,
+        COMPUTE_DTYPE,
+    )  # [GROUP_PAD, HEAD_PAD]
 
+    bt_row = block_table_ptr + seq.to(tl.int64) * stride_bts
+    k_head = k_cache_ptr + kv_head * stride_kh + offs_d[None, :] * stride_kd
+    v_head = v_cache_ptr + kv_head * stride_vh + offs_d[None, :] * stride_vd
+    m_i, l_i, acc = attend_range(
+        q,
+        scale2,
+        bt_row,
+        k_head,
+        v_head,
+        start,
+        end,
+        stride_kb,
+        stride_ks,
+        stride_vb,
+        stride_vs,
+        GROUP_PAD,
+        HEAD_DIM,
+        HEAD_PAD,
+        BLOCK_SIZE,
+        TILE_N,
+        COMPUTE_DTYPE,
+        IEEE_DOT,
+        PREFETCH,
+    )
+
+    if SCALE_FROM_PTR:
+        vs = tl.load(v_scale_ptr)
+    else:
+        vs = v_scale_val
+    out = out_ptr + seq * stride_os + heads[:, None] * stride_oh + offs_d[None, :] * stride_od
+    out_mask = mask_g[:, None] & mask_d[None, :]
+    n_active = tl.cdiv(seq_len, chunk)
+    # a split holding the whole sequence writes the output itself: nothing to merge
+    if IS_SPLIT:
+        as_partial = n_active > 1
+    else:
+        as_partial = n_active < 0  # never
+    part_row = (seq * (GROUP * tl.num_programs(1)) + heads) * num_splits + split
+    store_rows(
+        m_i,
+        l_i,
+        acc,
+        vs,
+        out,
+        out_mask,
+        part_row,
+        part_out_ptr,
+        part_lse_ptr,
+        mask_g,
+        as_partial,
+        HEAD_PAD,
+    )
+    if FUSED_MERGE:  # noqa: SIM102 (constexpr test kept apart from the runtime one)
+        if as_partial:
+            # Last split of this (sequence, KV head) to arrive merges all of them. The
+            # barrier orders every thread's partial stores before the release.
+            tl.debug_barrier()
+            sem = sem_ptr + seq * tl.num_programs(1) + kv_head
+            arrived = tl.atomic_add(sem, 1, sem="acq_rel", scope="gpu")
+            if arrived == n_active - 1:
+                tl.atomic_xchg(sem, 0, sem="relaxed", scope="gpu")  # zero for the next launch
+                merge_rows(
+                    part_out_ptr,
+                    part_lse_ptr,
+                    (seq * (GROUP * tl.num_programs(1)) + kv_head * GROUP) * num_splits,
+                    num_splits,
+                    n_active,
+                    out_ptr + seq * stride_os + kv_head * GROUP * stride_oh,
+                    stride_oh,
+                    stride_od,
+                    GROUP,
+                    GROUP_P2,
+                    HEAD_DIM,
+                    HEAD_PAD,
+                    SPLITS_PAD,
+                )
+
+
+@triton.jit
+def _load_query(
+    q_row,  # pointer to query[seq, 0, 0]
+    heads,
+    stride_qh,
+    stride_qd,
+    mask_g,
+    mask_d,
+    qk_scale,
+    k_scale_ptr,
+    HEAD_PAD: tl.constexpr,
+    SCALE_FROM_PTR: tl.constexpr,
+    PRESCALE_Q: tl.constexpr,
+    COMPUTE_DTYPE: tl.constexpr,
+):
+    """The group's query rows in the dot's dtype, and the factor the scores still need."""
+    offs_d = tl.arange(0, HEAD_PAD)
     q = tl.load(
-        q_ptr + seq * stride_qs + heads[:, None] * stride_qh + offs_d[None, :] * stride_qd,
+        q_row + heads[:, None] * stride_qh + offs_d[None, :] * stride_qd,
         mask=mask_g[:, None] & mask_d[None, :],
         other=0.0,
-    )  # [GROUP_PAD, HEAD_PAD]
+    )
     scale2 = qk_scale
     if SCALE_FROM_PTR:
         scale2 = scale2 * tl.load(k_scale_ptr)
@@ -130,75 +248,7 @@ def _paged_decode_kernel(
         scale2 = 1.0
     else:
         q = q.to(COMPUTE_DTYPE)
-
-    m_i = tl.full([GROUP_PAD], float("-inf"), dtype=tl.float32)
-    l_i = tl.zeros([GROUP_PAD], dtype=tl.float32)
-    acc = tl.zeros([GROUP_PAD, HEAD_PAD], dtype=tl.float32)
-
-    bt_row = block_table_ptr + seq.to(tl.int64) * stride_bts
-    k_head = k_cache_ptr + kv_head * stride_kh + offs_d[None, :] * stride_kd
-    v_head = v_cache_ptr + kv_head * stride_vh + offs_d[None, :] * stride_vd
-    if PREFETCH:
-        # block ids one tile ahead: the K/V addresses of a tile never wait on a fresh load
-        nxt = start + offs_n
-        block_next = tl.load(bt_row + nxt // BLOCK_SIZE, mask=nxt < end, other=0)
-    for tok0 in range(start, end, TILE_N):
-        tok = tok0 + offs_n
-        valid = tok < end
-        if PREFETCH:
-            block = block_next.to(tl.int64)
-            nxt = tok + TILE_N
-            block_next = tl.load(bt_row + nxt // BLOCK_SIZE, mask=nxt < end, other=0)
-        else:
-            # The block-table row may be padding past the last owned block: never load it.
-            block = tl.load(bt_row + tok // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
-        row = (tok % BLOCK_SIZE)[:, None]
-        if HEAD_DIM == HEAD_PAD:
-            kv_mask = valid[:, None]
-        else:
-            kv_mask = valid[:, None] & mask_d[None, :]
-        k = tl.load(k_head + block[:, None] * stride_kb + row * stride_ks, mask=kv_mask, other=0.0)
-        v = tl.load(v_head + block[:, None] * stride_vb + row * stride_vs, mask=kv_mask, other=0.0)
-        if IEEE_DOT:
-            s = tl.dot(q, tl.trans(k.to(COMPUTE_DTYPE)), input_precision="ieee")
-        else:
-            s = tl.dot(q, tl.trans(k.to(COMPUTE_DTYPE)))
-        s = tl.where(valid[None, :], s * scale2, float("-inf"))  # [GROUP_PAD, TILE_N]
-        m_new = tl.maximum(m_i, tl.max(s, axis=1))
-        alpha = tl.exp2(m_i - m_new)
-        p = tl.exp2(s - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(p, axis=1)
-        if IEEE_DOT:
-            pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE), input_precision="ieee")
-        else:
-            pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE))
-        acc = acc * alpha[:, None] + pv
-        m_i = m_new
-
-    if SCALE_FROM_PTR:
-        vs = tl.load(v_scale_ptr)
-    else:
-        vs = v_scale_val
-    # seq_len == 0 leaves l_i == 0: write zeros rather than 0/0.
-    has = l_i > 0.0
-    inv_l = tl.where(has, vs / tl.where(has, l_i, 1.0), 0.0)
-    o = acc * inv_l[:, None]
-    out = out_ptr + seq * stride_os + heads[:, None] * stride_oh + offs_d[None, :] * stride_od
-    out_mask = mask_g[:, None] & mask_d[None, :]
-    if not IS_SPLIT:
-        tl.store(out, o.to(out_ptr.dtype.element_ty), mask=out_mask)
-    else:
-        n_active = tl.cdiv(seq_len, chunk)
-        if n_active <= 1:  # the whole sequence fit in this split: no merge needed
-            tl.store(out, o.to(out_ptr.dtype.element_ty), mask=out_mask)
-        else:
-            row_id = (seq * (GROUP * tl.num_programs(1)) + heads) * num_splits + split
-            tl.store(
-                part_out_ptr + row_id[:, None] * HEAD_PAD + offs_d[None, :],
-                o,
-                mask=mask_g[:, None],
-            )
-            tl.store(part_lse_ptr + row_id, m_i + tl.log2(l_i), mask=mask_g)
+    return q, scale2
 
 
 @triton.jit
@@ -319,7 +369,10 @@ _RAGGED_MIN_CHUNK = 1024
 # Programmatic dependent launch of the reduce kernel (1 = on). Off: on the H100 it saved
 # 0.5 us at B=1 x 32k but cost 4.5 us at B=8 x 8192 (docs/GPU_NOTES.md section 10).
 _PDL = 0
-# Benchmark hook (tile_n, num_warps, num_stages, prefetch, fp16_dot, pdl): sweeps only.
+# Splits merged by the last split program to finish instead of a reduce kernel (0 = never).
+_FUSED_MERGE_MAX_SPLITS = 8
+# Benchmark hook (tile_n, num_warps, num_stages, prefetch, fp16_dot, pdl, fused_merge):
+# sweeps and tests only.
 _LAUNCH_OVERRIDES: dict[str, int] = {}
 
 
@@ -363,6 +416,28 @@ def plan_splits(
         chunk = triton.cdiv(total_tiles, max(1, num_splits)) * tile_n
     splits = max(1, triton.cdiv(max_tokens, chunk))
     return SplitPlan(tile_n, chunk, splits)
+
+
+def _counters(device: torch.device, n: int) -> torch.Tensor:
+    """Zeroed int32 counters for this device and stream, grown on demand, never freed.
+
+    Kernels that use them leave them zero when they finish (the last user resets), so one
+    allocation serves every later launch on the stream. A buffer that is outgrown is kept
+    alive: a captured CUDA graph may still hold its address.
+    """
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (str(device), stream)
+    buf = _COUNTERS.get(key)
+    if buf is None or buf.numel() < n:
+        if buf is not None:
+            _OUTGROWN.append(buf)
+        buf = torch.zeros(max(n, 256), dtype=torch.int32, device=device)
+        _COUNTERS[key] = buf
+    return buf
+
+
+_COUNTERS: dict[tuple[str, int], torch.Tensor] = {}
+_OUTGROWN: list[torch.Tensor] = []
 
 
 def paged_attention_triton(
@@ -414,32 +489,41 @@ def paged_attention_triton(
         qk_scale = scale * _LOG2E * ks_val
 
     tl_dtype = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
-    meta: dict[str, Any] = {
+    common: dict[str, Any] = {
         "HEAD_DIM": head_dim,
         "HEAD_PAD": head_pad,
         "GROUP": group,
         "GROUP_PAD": group_pad,
         "BLOCK_SIZE": key_cache.shape[1],
         "TILE_N": tile_n,
-        "IS_SPLIT": splits > 1,
         "SCALE_FROM_PTR": scale_from_ptr,
         "COMPUTE_DTYPE": tl_dtype[compute_dtype],
         "IEEE_DOT": compute_dtype == torch.float32,
         "PRESCALE_Q": fp8_cache and compute_dtype == torch.float16,
         "PREFETCH": _LAUNCH_OVERRIDES.get("prefetch", 0) == 1,
-        "PDL": splits > 1 and _pdl_ok(query.device) and _LAUNCH_OVERRIDES.get("pdl", _PDL) == 1,
         "num_warps": _LAUNCH_OVERRIDES.get("num_warps", 4 if group_pad * head_pad <= 4096 else 8),
         "num_stages": _LAUNCH_OVERRIDES.get("num_stages", 3),
     }
+    fused = 1 < splits <= _LAUNCH_OVERRIDES.get("fused_merge", _FUSED_MERGE_MAX_SPLITS)
+    dev = query.device
     if splits == 1:
         part_out = part_lse = out  # never read
     else:
         part_out = torch.empty(
-            (num_seqs, num_heads, splits, head_pad), dtype=torch.float32, device=query.device
+            (num_seqs, num_heads, splits, head_pad), dtype=torch.float32, device=dev
         )
-        part_lse = torch.empty(
-            (num_seqs, num_heads, splits), dtype=torch.float32, device=query.device
-        )
+        part_lse = torch.empty((num_seqs, num_heads, splits), dtype=torch.float32, device=dev)
+    scalars = (qk_scale, vs_val, chunk, splits)
+    strides = (
+        *query.stride(),
+        *key_cache.stride(),
+        *value_cache.stride(),
+        block_table.stride(0),
+        *out.stride(),
+    )
+    pdl = splits > 1 and not fused and _pdl_ok(dev) and _LAUNCH_OVERRIDES.get("pdl", _PDL) == 1
+    # arrival counters of the fused merge, one per (sequence, KV head)
+    sems = _counters(dev, num_seqs * num_kv_heads) if fused else seq_lens
     _paged_decode_kernel[(num_seqs, num_kv_heads, splits)](
         query,
         key_cache,
@@ -451,33 +535,32 @@ def paged_attention_triton(
         part_lse,
         ks_ptr,
         vs_ptr,
-        qk_scale,
-        vs_val,
+        sems,
+        *scalars,
+        *strides,
+        IS_SPLIT=splits > 1,
+        FUSED_MERGE=fused,
+        SPLITS_PAD=triton.next_power_of_2(splits),
+        GROUP_P2=triton.next_power_of_2(group),
+        PDL=pdl,
+        **common,
+    )
+    if fused or splits == 1:
+        return out
+    _paged_decode_reduce_kernel[(num_seqs, num_heads)](
+        part_out,
+        part_lse,
+        seq_lens,
+        out,
         chunk,
         splits,
-        *query.stride(),
-        *key_cache.stride(),
-        *value_cache.stride(),
-        block_table.stride(0),
         *out.stride(),
-        **meta,
+        HEAD_DIM=head_dim,
+        HEAD_PAD=head_pad,
+        SPLITS_PAD=triton.next_power_of_2(splits),
+        SPLIT_TILE=min(triton.next_power_of_2(splits), max(8, 8192 // head_pad)),
+        PDL=pdl,
+        num_warps=4,
+        launch_pdl=pdl,
     )
-    if splits > 1:
-        pdl = meta["PDL"]
-        _paged_decode_reduce_kernel[(num_seqs, num_heads)](
-            part_out,
-            part_lse,
-            seq_lens,
-            out,
-            chunk,
-            splits,
-            *out.stride(),
-            HEAD_DIM=head_dim,
-            HEAD_PAD=head_pad,
-            SPLITS_PAD=triton.next_power_of_2(splits),
-            SPLIT_TILE=min(triton.next_power_of_2(splits), max(8, 8192 // head_pad)),
-            PDL=pdl,
-            num_warps=4,
-            launch_pdl=pdl,
-        )
     return out

@@ -1,0 +1,160 @@
+# mypy: disable-error-code="no-untyped-def,untyped-decorator"
+"""Device functions shared by the Triton decode kernels of :mod:`._triton_decode`.
+
+- :func:`attend_range`: the online-softmax loop of vLLM's ``paged_attention_v1.cu`` over one
+  token range of one (sequence, KV head), written as the Triton fused-attention tutorial
+  writes it (base-2 exponentials, fp32 accumulator, ``tl.dot`` on tiles). The ``G`` query
+  heads of the group are the rows of the dot, so each K/V tile is read once per group.
+- :func:`store_rows`: the epilogue, either the output rows or a partial (output, log-sum-exp)
+  per split for a merge.
+- :func:`merge_rows`: the log-sum-exp merge of up to ``SPLITS_PAD`` partials of one
+  (sequence, KV head), used by the last split to finish (``FUSED_MERGE``).
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+__all__ = ["attend_range", "merge_rows", "store_rows"]
+
+
+@triton.jit
+def attend_range(
+    q,  # [GROUP_PAD, HEAD_PAD] in COMPUTE_DTYPE, already scaled when PRESCALE_Q
+    scale2,  # multiplier of the scores (1.0 when folded into q)
+    bt_row,  # pointer to block_table[seq, 0]
+    k_head,  # [1, HEAD_PAD] pointers: k_cache[0, 0, kv_head, :]
+    v_head,
+    start,
+    end,
+    stride_kb,
+    stride_ks,
+    stride_vb,
+    stride_vs,
+    GROUP_PAD: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    HEAD_PAD: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+    TILE_N: tl.constexpr,
+    COMPUTE_DTYPE: tl.constexpr,
+    IEEE_DOT: tl.constexpr,
+    PREFETCH: tl.constexpr,
+):
+    """Online softmax over tokens ``[start, end)``: returns ``(m, l, acc)`` (log2 domain)."""
+    offs_n = tl.arange(0, TILE_N)
+    mask_d = tl.arange(0, HEAD_PAD) < HEAD_DIM
+    m_i = tl.full([GROUP_PAD], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([GROUP_PAD], dtype=tl.float32)
+    acc = tl.zeros([GROUP_PAD, HEAD_PAD], dtype=tl.float32)
+    if PREFETCH:
+        # block ids one tile ahead: the K/V addresses of a tile never wait on a fresh load
+        nxt = start + offs_n
+        block_next = tl.load(bt_row + nxt // BLOCK_SIZE, mask=nxt < end, other=0)
+    for tok0 in range(start, end, TILE_N):
+        tok = tok0 + offs_n
+        valid = tok < end
+        if PREFETCH:
+            block = block_next.to(tl.int64)
+            nxt = tok + TILE_N
+            block_next = tl.load(bt_row + nxt // BLOCK_SIZE, mask=nxt < end, other=0)
+        else:
+            # The block-table row may be padding past the last owned block: never load it.
+            block = tl.load(bt_row + tok // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
+        row = (tok % BLOCK_SIZE)[:, None]
+        if HEAD_DIM == HEAD_PAD:
+            kv_mask = valid[:, None]
+        else:
+            kv_mask = valid[:, None] & mask_d[None, :]
+        k = tl.load(k_head + block[:, None] * stride_kb + row * stride_ks, mask=kv_mask, other=0.0)
+        v = tl.load(v_head + block[:, None] * stride_vb + row * stride_vs, mask=kv_mask, other=0.0)
+        if IEEE_DOT:
+            s = tl.dot(q, tl.trans(k.to(COMPUTE_DTYPE)), input_precision="ieee")
+        else:
+            s = tl.dot(q, tl.trans(k.to(COMPUTE_DTYPE)))
+        s = tl.where(valid[None, :], s * scale2, float("-inf"))  # [GROUP_PAD, TILE_N]
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(s - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        if IEEE_DOT:
+            pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE), input_precision="ieee")
+        else:
+            pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE))
+        acc = acc * alpha[:, None] + pv
+        m_i = m_new
+    return m_i, l_i, acc
+
+
+@triton.jit
+def store_rows(
+    m_i,
+    l_i,
+    acc,
+    vs,  # V scale (1.0 unless fp8)
+    out,  # [GROUP_PAD, HEAD_PAD] pointers into the output
+    out_mask,
+    part_row,  # [GROUP_PAD] partial-row ids (seq * num_heads + head) * num_splits + split
+    part_out_ptr,
+    part_lse_ptr,
+    mask_g,
+    AS_PARTIAL,
+    HEAD_PAD: tl.constexpr,
+):
+    """Normalise and write the output rows, or write this split's partial for a merge."""
+    # seq_len == 0 leaves l_i == 0: write zeros rather than 0/0.
+    has = l_i > 0.0
+    inv_l = tl.where(has, vs / tl.where(has, l_i, 1.0), 0.0)
+    o = acc * inv_l[:, None]
+    if AS_PARTIAL:
+        offs_d = tl.arange(0, HEAD_PAD)
+        tl.store(
+            part_out_ptr + part_row[:, None] * HEAD_PAD + offs_d[None, :], o, mask=mask_g[:, None]
+        )
+        tl.store(part_lse_ptr + part_row, m_i + tl.log2(l_i), mask=mask_g)
+    else:
+        tl.store(out, o.to(out.dtype.element_ty), mask=out_mask)
+
+
+@triton.jit
+def merge_rows(
+    part_out_ptr,
+    part_lse_ptr,
+    first_row,  # partial row of (seq, first head of the group, split 0)
+    num_splits,
+    n_active,
+    out,  # pointer to out[seq, first head, 0]
+    stride_oh,
+    stride_od,
+    GROUP: tl.constexpr,
+    GROUP_P2: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    HEAD_PAD: tl.constexpr,
+    SPLITS_PAD: tl.constexpr,
+):
+    """Log-sum-exp merge of the ``n_active <= SPLITS_PAD`` partials of one query group.
+
+    Reads through L2 (``.cg``): other programs wrote the partials moments ago, and this SM's
+    L1 may hold stale lines of the same addresses from an earlier launch.
+    """
+    offs_g = tl.arange(0, GROUP_P2)
+    offs_s = tl.arange(0, SPLITS_PAD)
+    offs_d = tl.arange(0, HEAD_PAD)
+    rows = (first_row + offs_g * num_splits)[:, None] + offs_s[None, :]  # [G, S]
+    live = (offs_g < GROUP)[:, None] & (offs_s < n_active)[None, :]
+    lse = tl.load(part_lse_ptr + rows, mask=live, other=float("-inf"), cache_modifier=".cg")
+    top = tl.max(lse, axis=1)
+    top = tl.where(top == float("-inf"), 0.0, top)
+    w = tl.exp2(lse - top[:, None])  # [G, S]; dead splits weigh 0
+    part = tl.load(
+        part_out_ptr + rows[:, :, None] * HEAD_PAD + offs_d[None, None, :],
+        mask=live[:, :, None],
+        other=0.0,
+        cache_modifier=".cg",
+    )  # [G, S, HEAD_PAD]
+    total = tl.sum(w, axis=1)
+    res = tl.sum(w[:, :, None] * part, axis=1)
+    res = tl.where(total[:, None] > 0.0, res / tl.where(total > 0.0, total, 1.0)[:, None], 0.0)
+    dst = out + offs_g[:, None] * stride_oh + offs_d[None, :] * stride_od
+    mask = (offs_g < GROUP)[:, None] & (offs_d < HEAD_DIM)[None, :]
+    tl.store(dst, res.to(out.dtype.element_ty), mask=mask)
