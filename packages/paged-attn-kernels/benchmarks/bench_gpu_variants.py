@@ -3,7 +3,8 @@
 A short companion to ``bench_gpu.py`` (same cases, poisoning, L2 flush and graph-replay
 timing, imported from it) for one device call: per shape, the automatic plan and the same
 plan with each variant's ``_LAUNCH_OVERRIDES`` (default: the PDL reduce; ``--variants``
-takes any keys of that hook, e.g. ``{"s2": {"num_stages": 2}}``).
+takes any keys of that hook, e.g. ``{"s2": {"num_stages": 2}}``, plus ``num_splits``, passed as the
+argument).
 
     python benchmarks/bench_gpu_variants.py --out variants.json   # --fp8: also the fp8 key shape
 """

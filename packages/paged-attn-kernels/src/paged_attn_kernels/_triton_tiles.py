@@ -98,7 +98,7 @@ def store_rows(
     part_out_ptr,
     part_lse_ptr,
     mask_g,
-    AS_PARTIAL,
+    as_partial,
     HEAD_PAD: tl.constexpr,
 ):
     """Normalise and write the output rows, or write this split's partial for a merge."""
@@ -106,7 +106,7 @@ def store_rows(
     has = l_i > 0.0
     inv_l = tl.where(has, vs / tl.where(has, l_i, 1.0), 0.0)
     o = acc * inv_l[:, None]
-    if AS_PARTIAL:
+    if as_partial:
         offs_d = tl.arange(0, HEAD_PAD)
         tl.store(
             part_out_ptr + part_row[:, None] * HEAD_PAD + offs_d[None, :], o, mask=mask_g[:, None]
