@@ -1,5 +1,9 @@
 # mypy: disable-error-code="no-untyped-def,untyped-decorator"
-"""Device functions shared by the Triton decode kernels of :mod:`._triton_decode`.
+"""Device functions of the split decode kernel in :mod:`._triton_decode`.
+
+Kept apart so that the kernel body reads as its four steps (load the query, attend over
+the split's tokens, store, merge) and so that a kernel variant for an experiment (see
+docs/GPU_NOTES.md) reuses the tile loop instead of copying it.
 
 - :func:`attend_range`: the online-softmax loop of vLLM's ``paged_attention_v1.cu`` over one
   token range of one (sequence, KV head), written as the Triton fused-attention tutorial
