@@ -6,7 +6,8 @@ plan with each variant's ``_LAUNCH_OVERRIDES`` (default: the PDL reduce; ``--var
 takes any keys of that hook, e.g. ``{"s2": {"num_stages": 2}}``, plus ``num_splits``, passed as the
 argument).
 
-    python benchmarks/bench_gpu_variants.py --out variants.json   # --fp8: also the fp8 key shape
+    python benchmarks/bench_gpu_variants.py --out variants.json
+    # --fp8: also fp8 caches, at the key shape or at the GQA shapes named by --fp8-shapes
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ def main() -> None:
     ap.add_argument("--rep-ms", type=float, default=60.0)
     ap.add_argument("--fp8", action="store_true", help="also fp8 caches at the key shape")
     ap.add_argument(
+        "--fp8-shapes",
+        default="B64xctx8192",
+        help="with --fp8: labels of bf16 GQA shapes to run with fp8 caches, comma-separated",
+    )
+    ap.add_argument(
         "--variants",
         default="",
         help='JSON {name: overrides}, e.g. {"auto": {}, "s2": {"num_stages": 2}}',
@@ -117,8 +123,8 @@ def main() -> None:
         print(f"   max err {max(errs):.2e}", flush=True)
         del case
         torch.cuda.empty_cache()
-    if args.fp8:
-        case = bg.Case(torch.bfloat16, 8, cases[("bfloat16", 8, "B64xctx8192")], "key", gen)
+    for fp8_label in args.fp8_shapes.split(",") if args.fp8 else []:
+        case = bg.Case(torch.bfloat16, 8, cases[("bfloat16", 8, fp8_label)], fp8_label, gen)
         kc, vc = case.k_cache, case.v_cache
         ks, vs = bg.finite_amax(kc) / 448.0, bg.finite_amax(vc) / 448.0
         k8 = torch.empty(kc.shape, dtype=bg.FP8, device="cuda")
@@ -132,7 +138,7 @@ def main() -> None:
         out = torch.empty_like(case.query)
         fp8_args = (case.query, k8, v8, case.block_table, case.seq_lens, case.scale, out)
         for variant, over in variants.items():
-            name = f"fp8 {variant}"
+            name = f"fp8 {fp8_label} {variant}"
             fn8 = _with_overrides(over, fp8_args, {"k_scale": ks, "v_scale": vs})
             out.fill_(float("nan"))
             fn8()

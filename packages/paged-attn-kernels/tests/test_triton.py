@@ -89,8 +89,8 @@ def test_split_equals_unsplit(num_splits):
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"fused_merge": 0}, {"fused_merge": 16}],
-    ids=["fused-merge", "reduce-kernel", "fused-merge-16"],
+    [{}, {"fused_merge": 0}, {"fused_merge": 16}, {"prefetch": 1}],
+    ids=["fused-merge", "reduce-kernel", "fused-merge-16", "prefetch"],
 )
 @pytest.mark.parametrize("num_splits", [None, 3, 12])
 def test_launch_variants_match_float64(overrides, num_splits):
@@ -161,13 +161,14 @@ def test_matches_numpy_oracle():
 
 
 @pytest.mark.parametrize("qdtype", [torch.float32, torch.float16], ids=["q-fp32", "q-fp16"])
-def test_fp8_cache_dequantised_with_scales(qdtype):
+@pytest.mark.parametrize("num_splits", [1, 2])
+def test_fp8_cache_dequantised_with_scales(qdtype, num_splits):
     case = _fp32_case([50, 64], num_heads=4, num_kv_heads=2, block_size=16, max_blocks=4)
     k8 = case.key_cache.to(torch.float8_e4m3fn)
     v8 = case.value_cache.to(torch.float8_e4m3fn)
     fp8 = replace(case, query=case.query.to(qdtype), key_cache=k8, value_cache=v8)
     # the output buffer stays fp32 (the query's original dtype)
-    out = fp8.decode(case.poisoned_out(), num_splits=2, k_scale=0.5, v_scale=2.0)
+    out = fp8.decode(case.poisoned_out(), num_splits=num_splits, k_scale=0.5, v_scale=2.0)
     ref = reference_attention(
         fp8.query, k8.float(), v8.float(), case.block_table, case.seq_lens, case.scale, 0.5, 2.0
     )

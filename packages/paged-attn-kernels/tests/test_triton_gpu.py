@@ -116,6 +116,7 @@ VARIANTS = {
     "fused-merge": {},  # the default: up to 8 splits merged by the last one to finish
     "reduce-kernel": {"fused_merge": 0},
     "fused-merge-16": {"fused_merge": 16},
+    "prefetch-4-stages": {"prefetch": 1, "num_stages": 4},
 }
 
 
@@ -203,7 +204,8 @@ def test_fp8_write_matches_torch_rounding_and_skips_padding():
 
 
 @pytest.mark.parametrize("scales_as_tensors", [False, True])
-def test_fp8_decode_accuracy(scales_as_tensors):
+@pytest.mark.parametrize("num_splits", [None, 1])
+def test_fp8_decode_accuracy(scales_as_tensors, num_splits):
     case = _gqa_case(torch.bfloat16, 256, num_seqs=8)
     kc, vc = case.key_cache, case.value_cache
     flat = (-1, kc.shape[2], kc.shape[3])
@@ -219,7 +221,8 @@ def test_fp8_decode_accuracy(scales_as_tensors):
     sv = torch.tensor([vs], device="cuda") if scales_as_tensors else vs
     write_kv_cache_triton(kc.view(flat), vc.view(flat), k8, v8, slots, k_scale=sk, v_scale=sv)
     out = case.poisoned_out()
-    replace(case, key_cache=k8, value_cache=v8).decode(out, k_scale=sk, v_scale=sv)
+    fp8 = replace(case, key_cache=k8, value_cache=v8)
+    fp8.decode(out, k_scale=sk, v_scale=sv, num_splits=num_splits)
     # exact against the dequantised cache...
     deq = reference_attention(
         case.query, k8.float(), v8.float(), case.block_table, case.seq_lens, case.scale, ks, vs

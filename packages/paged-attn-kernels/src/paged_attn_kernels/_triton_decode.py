@@ -369,11 +369,21 @@ _RAGGED_MIN_CHUNK = 1024
 # Programmatic dependent launch of the reduce kernel (1 = on). Off: on the H100 it saved
 # 0.5 us at B=1 x 32k but cost 4.5 us at B=8 x 8192 (docs/GPU_NOTES.md section 10).
 _PDL = 0
+# fp8 chunks of at least this many tokens get a 5-stage pipeline (_num_stages).
+_FP8_DEEP_MIN_CHUNK = 1024
 # Splits merged by the last split program to finish instead of a reduce kernel (0 = never).
 _FUSED_MERGE_MAX_SPLITS = 8
 # Benchmark hook (tile_n, num_warps, num_stages, prefetch, fp16_dot, pdl, fused_merge):
 # sweeps and tests only.
 _LAUNCH_OVERRIDES: dict[str, int] = {}
+
+
+def _num_stages(fp8_cache: bool, chunk: int) -> int:
+    # fp8 programs of >= _FP8_DEEP_MIN_CHUNK tokens: with 5 stages Triton double-buffers
+    # K/V (two tiles in flight per program instead of one). H100: B=64 x 8192 GQA 420 ->
+    # 400 us, B=8 x 32k 236 -> 224 us, but B=8 x 2048 (512-token splits) 26.3 -> 28.7 us;
+    # bf16 lost 1-9% with it at every shape (docs/GPU_NOTES.md section 13).
+    return 5 if fp8_cache and chunk >= _FP8_DEEP_MIN_CHUNK else 3
 
 
 def _as_scale(x: float | torch.Tensor | None) -> tuple[float, torch.Tensor | None]:
@@ -502,7 +512,7 @@ def paged_attention_triton(
         "PRESCALE_Q": fp8_cache and compute_dtype == torch.float16,
         "PREFETCH": _LAUNCH_OVERRIDES.get("prefetch", 0) == 1,
         "num_warps": _LAUNCH_OVERRIDES.get("num_warps", 4 if group_pad * head_pad <= 4096 else 8),
-        "num_stages": _LAUNCH_OVERRIDES.get("num_stages", 3),
+        "num_stages": _LAUNCH_OVERRIDES.get("num_stages", _num_stages(fp8_cache, chunk)),
     }
     fused = 1 < splits <= _LAUNCH_OVERRIDES.get("fused_merge", _FUSED_MERGE_MAX_SPLITS)
     dev = query.device
