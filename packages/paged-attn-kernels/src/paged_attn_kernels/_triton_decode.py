@@ -321,9 +321,10 @@ def _pdl_ok(device: torch.device) -> bool:
 
 
 def _tile_n(block_size: int, head_pad: int, elem_bytes: int) -> int:
-    # ~16 KB per K tile keeps K + V x 3 pipeline stages under ~100 KB of shared memory.
-    tile = max(16, min(128, 16384 // (head_pad * elem_bytes)))
-    return tile
+    # ~16 KB per K tile keeps K + V x 3 pipeline stages under ~100 KB of shared memory; fp8
+    # tiles hold 8 KB (64 tokens at head_dim 128) for its 2-warp, 5-stage launch below.
+    budget = 16384 if elem_bytes > 1 else 8192
+    return max(16, min(128, budget // (head_pad * elem_bytes)))
 
 
 def choose_chunk(
@@ -369,8 +370,6 @@ _RAGGED_MIN_CHUNK = 1024
 # Programmatic dependent launch of the reduce kernel (1 = on). Off: on the H100 it saved
 # 0.5 us at B=1 x 32k but cost 4.5 us at B=8 x 8192 (docs/GPU_NOTES.md section 10).
 _PDL = 0
-# fp8 chunks of at least this many tokens get a 5-stage pipeline (_num_stages).
-_FP8_DEEP_MIN_CHUNK = 1024
 # Splits merged by the last split program to finish instead of a reduce kernel (0 = never).
 _FUSED_MERGE_MAX_SPLITS = 8
 # Benchmark hook (tile_n, num_warps, num_stages, prefetch, fp16_dot, pdl, fused_merge):
@@ -378,12 +377,18 @@ _FUSED_MERGE_MAX_SPLITS = 8
 _LAUNCH_OVERRIDES: dict[str, int] = {}
 
 
-def _num_stages(fp8_cache: bool, chunk: int) -> int:
-    # fp8 programs of >= _FP8_DEEP_MIN_CHUNK tokens: with 5 stages Triton double-buffers
-    # K/V (two tiles in flight per program instead of one). H100: B=64 x 8192 GQA 420 ->
-    # 400 us, B=8 x 32k 236 -> 224 us, but B=8 x 2048 (512-token splits) 26.3 -> 28.7 us;
-    # bf16 lost 1-9% with it at every shape (docs/GPU_NOTES.md section 13).
-    return 5 if fp8_cache and chunk >= _FP8_DEEP_MIN_CHUNK else 3
+def _warps_and_stages(fp8_cache: bool, rows_x_cols: int) -> tuple[int, int]:
+    """``(num_warps, num_stages)`` of the decode launch for a ``[GROUP_PAD, HEAD_PAD]`` tile.
+
+    fp8 caches: 2 warps over 64-token tiles with 5 stages (Triton then keeps two K/V tiles
+    in flight per program, and twice the programs fit on an SM). H100, B=64 x 8192 GQA:
+    420 us with 4 warps / 128-token tiles / 3 stages, 391-392 us like this; B=1 x 32k
+    45.7 -> 36.8 us. On bf16/fp16 neither helps: 5 stages cost 1-9%, 2 warps up to 5% on
+    ragged batches (docs/GPU_NOTES.md section 13).
+    """
+    if fp8_cache:
+        return (2 if rows_x_cols <= 4096 else 4), 5
+    return (4 if rows_x_cols <= 4096 else 8), 3
 
 
 def _as_scale(x: float | torch.Tensor | None) -> tuple[float, torch.Tensor | None]:
@@ -498,6 +503,7 @@ def paged_attention_triton(
         ks_ptr = vs_ptr = seq_lens  # never read
         qk_scale = scale * _LOG2E * ks_val
 
+    warps, stages = _warps_and_stages(fp8_cache, group_pad * head_pad)
     tl_dtype = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
     common: dict[str, Any] = {
         "HEAD_DIM": head_dim,
@@ -511,8 +517,8 @@ def paged_attention_triton(
         "IEEE_DOT": compute_dtype == torch.float32,
         "PRESCALE_Q": fp8_cache and compute_dtype == torch.float16,
         "PREFETCH": _LAUNCH_OVERRIDES.get("prefetch", 0) == 1,
-        "num_warps": _LAUNCH_OVERRIDES.get("num_warps", 4 if group_pad * head_pad <= 4096 else 8),
-        "num_stages": _LAUNCH_OVERRIDES.get("num_stages", _num_stages(fp8_cache, chunk)),
+        "num_warps": _LAUNCH_OVERRIDES.get("num_warps", warps),
+        "num_stages": _LAUNCH_OVERRIDES.get("num_stages", stages),
     }
     fused = 1 < splits <= _LAUNCH_OVERRIDES.get("fused_merge", _FUSED_MERGE_MAX_SPLITS)
     dev = query.device
