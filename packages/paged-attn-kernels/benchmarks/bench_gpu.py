@@ -294,16 +294,27 @@ def run_case(case: Case, args: argparse.Namespace, copy_gbs: float, sms: int) ->
                 err = case.error(out)
                 label = f"cfg_{cfg.replace(',', '_')}_s{fns or 'auto'}"
                 record(label, bench(cfn, graph, rep), err)
+    # "ours": the launch planned on the host from the batch's lengths (plan_decode, made
+    # once, outside the timed region, as FlashInfer's plan()); "ours_grid": the launch from
+    # shapes alone; the split variants force num_splits on the latter.
+    host_plan = _dec.plan_decode(q, kc, bt, case.lens)
+    rows["plan"] = {"chunk": host_plan.chunk, "items": host_plan.num_items}
+    variants = {
+        "ours": None,
+        "ours_grid": None,
+        **{k: v for k, v in variants.items() if k != "ours"},
+    }
     for name, ns in variants.items():
 
-        def fn(ns: int | None = ns) -> torch.Tensor:
-            return paged_attention_triton(q, kc, vc, bt, sl, scale, out, num_splits=ns)
+        def fn(ns: int | None = ns, planned: bool = name == "ours") -> torch.Tensor:
+            p = host_plan if planned else None
+            return paged_attention_triton(q, kc, vc, bt, sl, scale, out, num_splits=ns, plan=p)
 
         out.fill_(float("nan"))
         fn()
         err = case.error(out)
         us = bench(fn, graph, rep)
-        eff = plan_splits(q, kc, bt, ns).num_splits
+        eff = host_plan.num_splits if name == "ours" else plan_splits(q, kc, bt, ns).num_splits
         record(name, us, err, splits=eff)
         if name == "ours" and graph:
             record("ours_nograph", bench(fn, False, rep), err, splits=eff)
@@ -514,6 +525,7 @@ def env_info(copy_gbs: float) -> dict[str, Any]:
 
 COLS = [
     ("ours", "ours"),
+    ("ours_grid", "ours, no plan"),
     ("ours_s1", "unsplit"),
     ("ours_alt", "alt split"),
     ("ours_fp8", "ours fp8"),

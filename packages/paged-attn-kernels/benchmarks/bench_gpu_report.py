@@ -3,6 +3,8 @@
     python benchmarks/bench_gpu_report.py full.json > tables.md
 
 No GPU needed: it only formats numbers (cells: median µs / % of copy, splits in brackets).
+"ours" is the launch planned from the batch's lengths (``plan_decode``), "no plan" the
+launch from shapes alone; "unsplit" and "alt split" force ``num_splits`` on the latter.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def tables(results: list[dict[str, Any]]) -> str:
         groups.setdefault((r["dtype"], r["kv_heads"]), []).append(r)
     for (dtype, kv), rows in groups.items():
         fp8 = any("ours_fp8" in r["methods"] for r in rows)
-        head = ["shape", "KV GB", "ours (splits)", "unsplit", "alt split", "ours, write-flush"]
+        head = ["shape", "KV GB", "ours (splits)", "no plan (splits)", "unsplit", "alt split"]
+        head += ["ours, write-flush"]
         head += ["ours fp8 (x bf16)"] if fp8 else []
         head += ["SDPA dense", "gather+SDPA", "Flex paged", "rel. err ours / SDPA"]
         out += [f"**{dtype}, {rows[0]['q_heads']} query heads / {kv} KV heads**", ""]
@@ -51,6 +54,7 @@ def tables(results: list[dict[str, Any]]) -> str:
                 shape_name(r["label"]),
                 f"{r['kv_gb']:.3f}",
                 cell(m["ours"], True),
+                cell(m.get("ours_grid"), True),
                 cell(m.get("ours_s1")),
                 cell(alt, True) if alt else "–",
                 cell(m.get("ours_writeflush")),

@@ -4,7 +4,7 @@ A short companion to ``bench_gpu.py`` (same cases, poisoning, L2 flush and graph
 timing, imported from it) for one device call: per shape, the automatic plan and the same
 plan with each variant's ``_LAUNCH_OVERRIDES`` (default: the PDL reduce; ``--variants``
 takes any keys of that hook, e.g. ``{"s2": {"num_stages": 2}}``, plus ``num_splits``, passed as the
-argument).
+argument, and ``work_order``/``chunk``, a host plan (``plan_decode``) in that order).
 
     python benchmarks/bench_gpu_variants.py --out variants.json
     # --fp8: also fp8 caches, at the key shape or at the GQA shapes named by --fp8-shapes
@@ -42,20 +42,31 @@ SHAPES: list[tuple[str, int, str]] = [
     ("bfloat16", 32, "B8xctx32768"),
     ("bfloat16", 32, "B8xctx8192"),
 ]
-VARIANTS: dict[str, dict[str, int]] = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "auto": {},
     "pdl": {"pdl": 1},
 }
 
 
 def _with_overrides(
-    over: dict[str, int], args: tuple[Any, ...], kwargs: dict[str, Any]
+    over: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any], lens: list[int]
 ) -> Callable[[], torch.Tensor]:
-    """One launch of ``paged_attention_triton(*args, **kwargs)`` under ``over``, hook reset after."""
+    """One launch of ``paged_attention_triton(*args, **kwargs)`` under ``over``, hook reset after.
 
+    ``work_order`` (``"lpt"``, ``"grid"``, ``"seq"``) launches the host plan for ``lens``
+    (``_triton_decode.plan_decode``, made once, before any capture); ``chunk`` pins its split.
+    """
     over = dict(over)
     if "num_splits" in over:  # a forced split count is an argument, not a launch override
         kwargs = {**kwargs, "num_splits": over.pop("num_splits")}
+    plan = None
+    if "work_order" in over:
+        query, key_cache, _, block_table = args[:4]
+        chunk = over.pop("chunk", None)
+        plan = dec.plan_decode(
+            query, key_cache, block_table, lens, chunk=chunk, order=over.pop("work_order")
+        )
+        kwargs = {**kwargs, "plan": plan}
 
     def fn() -> torch.Tensor:
         dec._LAUNCH_OVERRIDES.clear()
@@ -107,7 +118,7 @@ def main() -> None:
         out = torch.empty_like(case.query)
         inputs = (case.query, case.k_cache, case.v_cache, case.block_table, case.seq_lens)
         for name, over in variants.items():
-            fn = _with_overrides(over, (*inputs, case.scale, out), {})
+            fn = _with_overrides(over, (*inputs, case.scale, out), {}, lens)
             out.fill_(float("nan"))
             fn()
             err = case.error(out)
@@ -139,7 +150,9 @@ def main() -> None:
         fp8_args = (case.query, k8, v8, case.block_table, case.seq_lens, case.scale, out)
         for variant, over in variants.items():
             name = f"fp8 {fp8_label} {variant}"
-            fn8 = _with_overrides(over, fp8_args, {"k_scale": ks, "v_scale": vs})
+            fn8 = _with_overrides(
+                over, fp8_args, {"k_scale": ks, "v_scale": vs}, cases[("bfloat16", 8, fp8_label)]
+            )
             out.fill_(float("nan"))
             fn8()
             err = case.error(out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -106,6 +107,42 @@ def test_launch_variants_match_float64(overrides, num_splits):
     assert rel_err(first, ref) < 2e-6
     assert torch.equal(first, second)
     assert all(int(buf.abs().sum()) == 0 for buf in _dec._COUNTERS.values())
+
+
+@pytest.mark.parametrize("order", ["grid", "lpt", "seq"])
+@pytest.mark.parametrize("chunk", [None, 64, 128, 512])  # tile: 64 tokens
+def test_plan_launch_matches_3d_grid(order, chunk):
+    # the 1-D grid over the host's work list computes the 3-D grid's programs, bit for bit
+    lens = [128, 1, 77, 0]
+    case = _fp32_case(lens, num_heads=8, num_kv_heads=2, block_size=8, max_blocks=17)
+    plan = _dec.plan_decode(
+        case.query, case.key_cache, case.block_table, lens, chunk=chunk, order=order
+    )
+    want = case.decode(case.poisoned_out(), num_splits=-(-136 // plan.chunk))
+    assert plan.num_items == 2 * sum(max(1, -(-n // plan.chunk)) for n in lens)
+    got = paged_attention_triton(*case.inputs, case.scale, case.poisoned_out(), plan=plan)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert rel_err(got, case.reference()) < 2e-6
+
+
+def test_plan_padding_and_replay_with_shorter_lengths():
+    # a pinned chunk and capacity: padding programs do nothing, and a later (shorter) batch's
+    # plan copied into the first plan's work list gives that batch's answer
+    case = _fp32_case([128, 1, 77], num_heads=8, num_kv_heads=2, block_size=8, max_blocks=17)
+    plan = _dec.plan_decode(
+        case.query, case.key_cache, case.block_table, [128, 1, 77], chunk=32, capacity=40
+    )
+    assert plan.work_list.shape[0] == 40 > plan.num_items
+    got = paged_attention_triton(*case.inputs, case.scale, case.poisoned_out(), plan=plan)
+    assert rel_err(got, case.reference()) < 2e-6
+    case.seq_lens.copy_(torch.tensor([5, 0, 64], dtype=torch.int32))
+    later = _dec.plan_decode(
+        case.query, case.key_cache, case.block_table, [5, 0, 64], chunk=32, capacity=40
+    )
+    plan.work_list.copy_(later.work_list)
+    got = paged_attention_triton(*case.inputs, case.scale, case.poisoned_out(), plan=plan)
+    assert torch.equal(got[1].cpu(), torch.zeros_like(got[1].cpu()))
+    assert rel_err(got, case.reference()) < 2e-6
 
 
 @pytest.mark.parametrize("num_splits", [1, 4])
@@ -233,3 +270,47 @@ def test_chunk_choice_depends_on_shapes_only():
         c = choose_chunk(b, kv, cap, 64, 132)
         assert c % 64 == 0
         assert 0 < c <= max(64, -(-cap // 64) * 64)
+
+
+def test_public_plan_matches_numpy_and_checks_its_inputs():
+    from paged_attn_kernels import DecodePlan, KernelInputError, paged_attention, plan_decode
+
+    lens = [128, 1, 77, 0]
+    case = _fp32_case(lens, num_heads=8, num_kv_heads=2, block_size=8, max_blocks=17)
+    q, kc, vc, bt, sl = case.inputs
+    plan = plan_decode(q, kc, bt, torch.tensor(lens))
+    assert isinstance(plan, DecodePlan)
+    got = paged_attention(q, kc, vc, bt, sl, case.scale, backend="triton", plan=plan)
+    oracle = paged_attention(*(t.cpu().numpy() for t in case.inputs), case.scale, backend="numpy")
+    np_got = got.cpu().numpy()
+    assert np.abs(np_got - oracle).max() <= 1e-5 * max(1.0, np.abs(oracle).max())
+    bad = [
+        (dict(seq_lens=[1, 2, 3]), "seq_lens has 3 entries"),
+        (dict(seq_lens=[1, 2, 3, -1]), r"seq_lens must lie in \[0, 136\]"),
+        (dict(seq_lens=[1, 2, 3, 137]), r"seq_lens must lie in \[0, 136\]"),
+        (dict(seq_lens=[1.0, 2.0, 3.0, 4.0]), "1-D sequence of ints"),
+        (dict(seq_lens=lens, chunk=100), "chunk must be a positive multiple of 64"),
+        (dict(seq_lens=lens, chunk=64, capacity=3), r"capacity must be >= 12"),
+        (dict(seq_lens=lens, capacity=64), "capacity needs a pinned chunk"),
+        (dict(seq_lens=lens, order="random"), "order must be"),
+    ]
+    for kwargs, msg in bad:
+        lens_arg = kwargs.pop("seq_lens")
+        with pytest.raises(KernelInputError, match=msg):
+            plan_decode(q, kc, bt, lens_arg, **kwargs)
+    with pytest.raises(KernelInputError, match="backend is 'numpy'"):
+        paged_attention(q.cpu().numpy(), kc.cpu().numpy(), vc.cpu().numpy(), bt.cpu().numpy(),
+                        sl.cpu().numpy(), case.scale, backend="numpy", plan=plan)  # fmt: skip
+    with pytest.raises(KernelInputError, match="not both"):
+        paged_attention(q, kc, vc, bt, sl, case.scale, backend="triton", plan=plan, num_splits=2)
+    with pytest.raises(KernelInputError, match="DecodePlan"):
+        paged_attention(q, kc, vc, bt, sl, case.scale, backend="triton", plan="lpt")  # type: ignore[arg-type]
+    short = plan_decode(q, kc, bt, [64, 1, 1, 0])
+    out = case.poisoned_out()
+    before = out.clone()
+    with pytest.raises(KernelInputError, match=r"seq_lens\[0\] = 128 is longer than the plan"):
+        paged_attention(q, kc, vc, bt, sl, case.scale, backend="triton", plan=short, out=out)
+    assert torch.equal(out.isnan(), before.isnan())  # nothing written
+    other = _fp32_case([5, 5], num_heads=8, num_kv_heads=2, block_size=8, max_blocks=17)
+    with pytest.raises(KernelInputError, match="made for 4 sequences"):
+        paged_attention(*other.inputs, other.scale, backend="triton", plan=plan)

@@ -137,6 +137,62 @@ def test_launch_variants_match_reference_and_leave_counters_zero(variant, dtype)
         assert int(buf.abs().sum()) == 0
 
 
+@pytest.mark.parametrize("order", [None, "grid", "lpt"])
+def test_trace_hook_and_plan_launch(order):
+    # a 1-D grid over the host's work list (register-capped on CUDA) gives the 3-D grid's
+    # output bit for bit; the trace hook (docs/GPU_NOTES.md section 14) stamps every program
+    lens = [32768, 1, 0, 700, 4096, 5000, 31000, 64]
+    case = _gqa_case(torch.bfloat16, 2048, seq_lens=lens)
+    want = case.decode(case.poisoned_out())
+    shape_plan = plan_splits(case.query, case.key_cache, case.block_table)
+    plan = None
+    if order is None:
+        programs = len(lens) * 8 * shape_plan.num_splits
+    else:
+        plan = _dec.plan_decode(
+            case.query, case.key_cache, case.block_table, lens, chunk=shape_plan.chunk, order=order
+        )
+        programs = plan.num_items
+    trace = torch.zeros((programs, 4), dtype=torch.int64, device="cuda")
+    _dec._LAUNCH_TENSORS["trace"] = trace
+    try:
+        got = paged_attention_triton(*case.inputs, case.scale, case.poisoned_out(), plan=plan)
+    finally:
+        _dec._LAUNCH_TENSORS.clear()
+    assert torch.equal(got, want)
+    tr = trace.cpu()
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    assert int(tr[:, 0].min()) >= 0 and int(tr[:, 0].max()) < sms
+    assert bool((tr[:, 1] > 0).all()) and bool((tr[:, 2] >= tr[:, 1]).all())
+    assert bool((tr[:, 3] > 0).all())
+    assert int(tr[:, 2].max() - tr[:, 1].min()) < 10**9  # one launch, well under a second
+
+
+def test_plan_graph_replay_follows_new_plans():
+    # pinned chunk + capacity: the captured launch replays later steps' plans
+    lens = [4096, 100, 2000, 7]
+    case = _gqa_case(torch.bfloat16, 256, seq_lens=lens)
+    q, kc, vc, bt, sl = case.inputs
+    plan = _dec.plan_decode(q, kc, bt, lens, chunk=512, capacity=64)
+    out = case.poisoned_out()
+    paged_attention_triton(q, kc, vc, bt, sl, case.scale, out, plan=plan)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        paged_attention_triton(q, kc, vc, bt, sl, case.scale, out, plan=plan)
+    new_lens = [7, 4000, 1, 1500]
+    sl.copy_(torch.tensor(new_lens, dtype=torch.int32, device="cuda"))
+    plan.work_list.copy_(_dec.plan_decode(q, kc, bt, new_lens, chunk=512, capacity=64).work_list)
+    q.copy_(torch.randn_like(q))
+    out.fill_(float("nan"))
+    graph.replay()
+    torch.cuda.synchronize()
+    ref = reference_attention(q, kc, vc, bt, sl, case.scale)
+    assert torch.isfinite(out).all()
+    assert torch.equal(out, paged_attention_triton(q, kc, vc, bt, sl, case.scale))
+    assert rel_err(out, ref) < 1e-2
+
+
 @pytest.mark.parametrize(
     "overrides",
     [{}, {"pdl": 1, "fused_merge": 0}, {"fused_merge": 0}],

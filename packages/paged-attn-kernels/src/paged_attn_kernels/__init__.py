@@ -13,6 +13,7 @@ from paged_attn_kernels._dtypes import (
     encode_bf16,
     encode_fp8_e4m3,
 )
+from paged_attn_kernels._plan import DecodePlan
 from paged_attn_kernels._validate import BACKENDS, KernelDtypeError, KernelInputError
 from paged_attn_kernels.api import (
     available_backends,
@@ -20,6 +21,7 @@ from paged_attn_kernels.api import (
     dense_attention_reference,
     gather_kv,
     paged_attention,
+    plan_decode,
     slot_mapping,
     write_kv_cache,
 )
@@ -27,6 +29,7 @@ from paged_attn_kernels.api import (
 __all__ = [
     "BACKENDS",
     "FP8_E4M3_MAX",
+    "DecodePlan",
     "KernelDtypeError",
     "KernelInputError",
     "available_backends",
@@ -38,6 +41,7 @@ __all__ = [
     "encode_fp8_e4m3",
     "gather_kv",
     "paged_attention",
+    "plan_decode",
     "slot_mapping",
     "write_kv_cache",
 ]

@@ -8,6 +8,7 @@ copied to CUDA and back; torch tensors go to the kernels of ``_triton_decode.py`
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,13 @@ import numpy.typing as npt
 
 from paged_attn_kernels import _dtypes as dt
 from paged_attn_kernels._arrays import Arr, host_of, to_float_output
-from paged_attn_kernels._validate import AttentionCall, CacheInfo
+from paged_attn_kernels._plan import DecodePlan
+from paged_attn_kernels._validate import AttentionCall, CacheInfo, KernelInputError
+
+
+def is_torch_tensor(x: object) -> bool:
+    torch = sys.modules.get("torch")  # never import torch just to answer no
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def interpreting() -> bool:
@@ -117,7 +124,9 @@ def from_torch(x: Any, like: Arr) -> npt.NDArray[Any]:
     return bits.view(like.value.dtype) if like.kind == dt.BFLOAT16 else bits
 
 
-def attention_triton(call: AttentionCall, out: Any, num_splits: int | None) -> Any:
+def attention_triton(
+    call: AttentionCall, out: Any, num_splits: int | None, plan: DecodePlan | None = None
+) -> Any:
     import torch
 
     from paged_attn_kernels._triton_decode import paged_attention_triton
@@ -133,10 +142,24 @@ def attention_triton(call: AttentionCall, out: Any, num_splits: int | None) -> A
     bt = bt if bt.dtype == torch.int32 else bt.to(torch.int32)
     sl = sl if sl.dtype == torch.int32 else sl.to(torch.int32)
     torch_out = out if call.query.framework == "torch" else None
+    q = to_torch(call.query, device)
+    if plan is not None:
+        from paged_attn_kernels._triton_decode import _launch_tile
+
+        tile = _launch_tile(q, kc)
+        if plan.tile_n != tile:
+            raise KernelInputError(
+                f"plan was made for {plan.tile_n}-token tiles, this call's kernel uses {tile} "
+                "(another dtype or head layout): make the plan from these tensors"
+            )
+        if plan.work_list is None or plan.work_list.device != q.device:
+            where = None if plan.work_list is None else plan.work_list.device
+            raise KernelInputError(f"plan's work_list is on {where}, the query on {q.device}")
     result = paged_attention_triton(
-        to_torch(call.query, device), kc, vc, bt, sl, call.scale, torch_out,
+        q, kc, vc, bt, sl, call.scale, torch_out,
         num_splits=num_splits,
         k_scale=scale_arg(cache.k_scale, device), v_scale=scale_arg(cache.v_scale, device),
+        plan=plan,
     )  # fmt: skip
     if call.query.framework == "torch":
         return result

@@ -34,18 +34,25 @@ No validation here: :mod:`paged_attn_kernels.api` checks inputs before calling i
 from __future__ import annotations
 
 import functools
-import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import triton
 import triton.language as tl
 
+from ._plan import DecodePlan, build_plan, choose_chunk
 from ._triton_tiles import attend_range, merge_rows, store_rows
 
-__all__ = ["SplitPlan", "choose_chunk", "paged_attention_triton", "plan_splits"]
+__all__ = [
+    "DecodePlan",
+    "SplitPlan",
+    "choose_chunk",
+    "paged_attention_triton",
+    "plan_decode",
+    "plan_splits",
+]
 
 _LOG2E = 1.4426950408889634
 
@@ -63,6 +70,9 @@ def _paged_decode_kernel(
     k_scale_ptr,
     v_scale_ptr,
     sem_ptr,  # [num_seqs * num_kv_heads] int32 arrival counters, zero between launches
+    work_ptr,  # [num_programs, 4] int32 (seq, kv_head, split, tokens) when WORK_LIST
+    trace_ptr,  # [num_programs, 4] int64 (SM id, start ns, end ns, cycles) when TRACE
+    num_kv_heads,
     qk_scale,  # softmax scale * log2(e) (* k_scale when it is a float)
     v_scale_val,
     chunk,  # tokens per split, a multiple of TILE_N
@@ -98,10 +108,28 @@ def _paged_decode_kernel(
     SPLITS_PAD: tl.constexpr = 1,
     GROUP_P2: tl.constexpr = 1,
     PDL: tl.constexpr = False,
+    WORK_LIST: tl.constexpr = False,
+    TRACE: tl.constexpr = False,
 ):
-    seq = tl.program_id(0)
-    kv_head = tl.program_id(1)
-    split = tl.program_id(2)
+    if WORK_LIST:
+        # a 1-D grid over the (sequence, KV head, split) items that hold tokens, in the
+        # order the host chose (experiment, docs/GPU_NOTES.md section 14)
+        pid = tl.program_id(0)
+        seq = tl.load(work_ptr + pid * 4)
+        kv_head = tl.load(work_ptr + pid * 4 + 1)
+        split = tl.load(work_ptr + pid * 4 + 2)
+    else:
+        pid = tl.program_id(0) + tl.num_programs(0) * (
+            tl.program_id(1) + num_kv_heads * tl.program_id(2)
+        )
+        seq = tl.program_id(0)
+        kv_head = tl.program_id(1)
+        split = tl.program_id(2)
+    c_start = tl.full([], 0, tl.int64)
+    if TRACE:
+        c_start = _clock()
+        tl.store(trace_ptr + pid * 4, _smid().to(tl.int64))
+        tl.store(trace_ptr + pid * 4 + 1, _globaltimer())
     if PDL:
         # Programmatic dependent launch: once every program has started, the reduce kernel
         # may be scheduled into the SM slots this grid's last wave leaves idle (it waits
@@ -110,13 +138,16 @@ def _paged_decode_kernel(
 
     seq_len = tl.load(seq_lens_ptr + seq)
     start = split * chunk
-    if not IS_SPLIT:
+    if not (IS_SPLIT or WORK_LIST):
         end = seq_len
     else:
         end = tl.minimum(seq_len, start + chunk)
-    # Splits past the end of a short sequence do nothing; the merge skips them.
-    if IS_SPLIT:  # noqa: SIM102 (constexpr test kept apart from the runtime one)
+    # Splits past the end of a short sequence (and a work list's padding) do nothing; the
+    # merge skips them.
+    if IS_SPLIT or WORK_LIST:  # noqa: SIM102 (constexpr test kept apart from the runtime one)
         if start >= end and split > 0:  # split 0 of an empty sequence writes its zeros
+            if TRACE:
+                _trace_end(trace_ptr + pid * 4, c_start)
             return
     offs_g = tl.arange(0, GROUP_PAD)
     offs_d = tl.arange(0, HEAD_PAD)
@@ -175,7 +206,7 @@ def _paged_decode_kernel(
         as_partial = n_active > 1
     else:
         as_partial = n_active < 0  # never
-    part_row = (seq * (GROUP * tl.num_programs(1)) + heads) * num_splits + split
+    part_row = (seq * (GROUP * num_kv_heads) + heads) * num_splits + split
     store_rows(
         m_i,
         l_i,
@@ -195,14 +226,14 @@ def _paged_decode_kernel(
             # Last split of this (sequence, KV head) to arrive merges all of them. The
             # barrier orders every thread's partial stores before the release.
             tl.debug_barrier()
-            sem = sem_ptr + seq * tl.num_programs(1) + kv_head
+            sem = sem_ptr + seq * num_kv_heads + kv_head
             arrived = tl.atomic_add(sem, 1, sem="acq_rel", scope="gpu")
             if arrived == n_active - 1:
                 tl.atomic_xchg(sem, 0, sem="relaxed", scope="gpu")  # zero for the next launch
                 merge_rows(
                     part_out_ptr,
                     part_lse_ptr,
-                    (seq * (GROUP * tl.num_programs(1)) + kv_head * GROUP) * num_splits,
+                    (seq * (GROUP * num_kv_heads) + kv_head * GROUP) * num_splits,
                     num_splits,
                     n_active,
                     out_ptr + seq * stride_os + kv_head * GROUP * stride_oh,
@@ -214,6 +245,36 @@ def _paged_decode_kernel(
                     HEAD_PAD,
                     SPLITS_PAD,
                 )
+    if TRACE:
+        _trace_end(trace_ptr + pid * 4, c_start)
+
+
+@triton.jit
+def _globaltimer():
+    return tl.inline_asm_elementwise(
+        "mov.u64 $0, %globaltimer;", "=l", [], dtype=tl.int64, is_pure=False, pack=1
+    )
+
+
+@triton.jit
+def _clock():
+    return tl.inline_asm_elementwise(
+        "mov.u64 $0, %clock64;", "=l", [], dtype=tl.int64, is_pure=False, pack=1
+    )
+
+
+@triton.jit
+def _smid():
+    return tl.inline_asm_elementwise(
+        "mov.u32 $0, %smid;", "=r", [], dtype=tl.int32, is_pure=True, pack=1
+    )
+
+
+@triton.jit
+def _trace_end(row_ptr, c_start):
+    """End stamps of a traced program: global ns, and SM cycles since its start."""
+    tl.store(row_ptr + 2, _globaltimer())
+    tl.store(row_ptr + 3, _clock() - c_start)
 
 
 @triton.jit
@@ -327,54 +388,22 @@ def _tile_n(block_size: int, head_pad: int, elem_bytes: int) -> int:
     return max(16, min(128, budget // (head_pad * elem_bytes)))
 
 
-def choose_chunk(
-    num_seqs: int, num_kv_heads: int, max_tokens: int, tile_n: int, num_sms: int
-) -> int:
-    """Tokens per split, from shapes only (``max_tokens`` = block-table capacity).
-
-    Models each program as ``tiles + 2`` tile-times of work and each SM as saturated once it
-    holds ``_CTAS_TO_SATURATE`` programs, and picks the chunk that minimises the busiest SM's
-    time. A long capacity (``>= _RAGGED_CAPACITY`` tokens) is then cut into at most
-    ``_RAGGED_CHUNKS`` chunks of at least ``_RAGGED_MIN_CHUNK`` tokens whatever the batch: the
-    grid cannot tell a uniform batch from one long sequence among short ones, and the second
-    needs the long one spread over many programs (H100: 32 splits cost <= 2% on a uniform
-    B=64 x 32k batch and run one 32k sequence among 63 short ones 1.7x faster than 8 splits,
-    8.8x faster than 1; docs/GPU_NOTES.md section 5).
-    """
-    total_tiles = max(1, math.ceil(max_tokens / tile_n))
-    best: tuple[float, int] | None = None
-    base = num_seqs * num_kv_heads
-    # With a program per SM or more already, a split must carry >= 512 tokens to pay for the
-    # reduce (measured: B=8, 32 KV heads, ctx 512 ran 4% slower in 2 splits than in 1).
-    min_tiles = _MIN_TILES_PER_SPLIT if base < num_sms else max(_MIN_TILES_PER_SPLIT, 512 // tile_n)
-    for tiles in sorted({max(min_tiles, total_tiles // s) for s in range(1, 513)}):
-        splits = math.ceil(total_tiles / tiles)
-        per_sm = math.ceil(base * splits / num_sms)
-        cost = (tiles + _SPLIT_OVERHEAD_TILES * (splits > 1)) * max(per_sm, _CTAS_TO_SATURATE)
-        if best is None or cost < best[0] * 0.995:
-            best = (cost, tiles)
-    assert best is not None
-    tiles = best[1]
-    if max_tokens >= _RAGGED_CAPACITY:
-        ragged_tiles = max(_RAGGED_MIN_CHUNK // tile_n, total_tiles // _RAGGED_CHUNKS, 1)
-        tiles = min(tiles, ragged_tiles)
-    return min(tiles, total_tiles) * tile_n
-
-
-_MIN_TILES_PER_SPLIT = 2
-_SPLIT_OVERHEAD_TILES = 2
-_CTAS_TO_SATURATE = 4
-_RAGGED_CAPACITY = 16384
-_RAGGED_CHUNKS = 32
-_RAGGED_MIN_CHUNK = 1024
 # Programmatic dependent launch of the reduce kernel (1 = on). Off: on the H100 it saved
 # 0.5 us at B=1 x 32k but cost 4.5 us at B=8 x 8192 (docs/GPU_NOTES.md section 10).
 _PDL = 0
 # Splits merged by the last split program to finish instead of a reduce kernel (0 = never).
 _FUSED_MERGE_MAX_SPLITS = 8
-# Benchmark hook (tile_n, num_warps, num_stages, prefetch, fp16_dot, pdl, fused_merge):
+# Benchmark hook (tile_n, num_warps, num_stages, maxnreg, prefetch, fp16_dot, pdl, fused_merge):
 # sweeps and tests only.
 _LAUNCH_OVERRIDES: dict[str, int] = {}
+# Profiling hook: "trace", an int64 [programs, 4] tensor made before the launch (and before
+# any graph capture), gets the SM id, start/end %globaltimer ns and %clock64 cycles of
+# every program (GPU only; benchmarks/bench_gpu_trace.py).
+_LAUNCH_TENSORS: dict[str, torch.Tensor] = {}
+# Registers per thread for launches over a work list: the loaded (sequence, head, split)
+# cost the kernel 124 -> 160 registers (ptxas, sm_90), i.e. 3 programs per SM instead of 4;
+# capped at 128 it spills 12 bytes and keeps 4 (docs/GPU_NOTES.md section 14).
+_WORK_LIST_MAXNREG = 128
 
 
 def _warps_and_stages(fp8_cache: bool, rows_x_cols: int) -> tuple[int, int]:
@@ -415,15 +444,10 @@ def plan_splits(
     num_splits: int | None = None,
 ) -> SplitPlan:
     """The split plan :func:`paged_attention_triton` uses, from shapes alone (no sync)."""
-    num_seqs, num_heads, head_dim = query.shape
-    _, block_size, num_kv_heads, _ = key_cache.shape
-    head_pad = triton.next_power_of_2(head_dim)
-    tile_n = _LAUNCH_OVERRIDES.get("tile_n") or _tile_n(
-        block_size, head_pad, key_cache.element_size()
-    )
-    if max(16, triton.next_power_of_2(num_heads // num_kv_heads)) >= 64:
-        tile_n = min(tile_n, 32)  # acc + scores of a big group must stay in registers
-    max_tokens = block_table.shape[1] * block_size
+    num_seqs = query.shape[0]
+    num_kv_heads = key_cache.shape[2]
+    tile_n = _launch_tile(query, key_cache)
+    max_tokens = block_table.shape[1] * key_cache.shape[1]
     total_tiles = max(1, triton.cdiv(max_tokens, tile_n))
     if num_splits is None:
         chunk = choose_chunk(num_seqs, num_kv_heads, max_tokens, tile_n, _sm_count(query.device))
@@ -431,6 +455,48 @@ def plan_splits(
         chunk = triton.cdiv(total_tiles, max(1, num_splits)) * tile_n
     splits = max(1, triton.cdiv(max_tokens, chunk))
     return SplitPlan(tile_n, chunk, splits)
+
+
+def _launch_tile(query: torch.Tensor, key_cache: torch.Tensor) -> int:
+    """Tokens per loop step of the decode kernel for these shapes and dtypes."""
+    num_heads, head_dim = query.shape[1:]
+    _, block_size, num_kv_heads, _ = key_cache.shape
+    head_pad = triton.next_power_of_2(head_dim)
+    tile_n = _LAUNCH_OVERRIDES.get("tile_n") or _tile_n(
+        block_size, head_pad, key_cache.element_size()
+    )
+    if max(16, triton.next_power_of_2(num_heads // num_kv_heads)) >= 64:
+        tile_n = min(tile_n, 32)  # acc + scores of a big group must stay in registers
+    return int(tile_n)
+
+
+def plan_decode(
+    query: torch.Tensor,
+    key_cache: torch.Tensor,
+    block_table: torch.Tensor,
+    seq_lens: list[int],
+    *,
+    chunk: int | None = None,
+    capacity: int | None = None,
+    order: str = "lpt",
+) -> DecodePlan:
+    """A work-list launch plan from the batch's lengths on the host (``_plan.build_plan``).
+
+    The work list is copied to ``query``'s device here, outside any timed region or graph
+    capture: pass the plan to :func:`paged_attention_triton` as ``plan``.
+    """
+    plan = build_plan(
+        seq_lens,
+        key_cache.shape[2],
+        _launch_tile(query, key_cache),
+        _sm_count(query.device),
+        block_table.shape[1] * key_cache.shape[1],
+        chunk=chunk,
+        capacity=capacity,
+        order=order,
+    )
+    work = torch.from_numpy(plan.padded_items()).to(query.device)
+    return replace(plan, work_list=work)
 
 
 def _counters(device: torch.device, n: int) -> torch.Tensor:
@@ -467,13 +533,15 @@ def paged_attention_triton(
     num_splits: int | None = None,
     k_scale: float | torch.Tensor | None = None,
     v_scale: float | torch.Tensor | None = None,
+    plan: DecodePlan | None = None,
 ) -> torch.Tensor:
     """Decode attention of ``query`` over the paged cache; returns ``out`` ``[S, H, D]``.
 
     ``num_splits`` forces the number of context splits (1 = single kernel, no reduce);
-    ``None`` picks it from shapes and the SM count. fp8 caches take ``k_scale``/``v_scale``
-    as floats or one-element fp32 device tensors (the latter keep CUDA graphs valid when
-    the scales change).
+    ``None`` picks it from shapes and the SM count. ``plan`` (from :func:`plan_decode`, the
+    batch's lengths known on the host) launches its work list instead, and then decides the
+    splits. fp8 caches take ``k_scale``/``v_scale`` as floats or one-element fp32 device
+    tensors (the latter keep CUDA graphs valid when the scales change).
     """
     num_seqs, num_heads, head_dim = query.shape
     num_kv_heads = key_cache.shape[2]
@@ -484,8 +552,11 @@ def paged_attention_triton(
     fp8_cache = key_cache.element_size() == 1
     if fp8_cache and compute_dtype != torch.float32 and _LAUNCH_OVERRIDES.get("fp16_dot", 1):
         compute_dtype = torch.float16  # measured: bf16 dots on fp8 K/V ran at 68% of copy
-    plan = plan_splits(query, key_cache, block_table, num_splits)
-    tile_n, chunk, splits = plan.tile_n, plan.chunk, plan.num_splits
+    if plan is None:
+        shape_plan = plan_splits(query, key_cache, block_table, num_splits)
+        tile_n, chunk, splits = shape_plan.tile_n, shape_plan.chunk, shape_plan.num_splits
+    else:
+        tile_n, chunk, splits = plan.tile_n, plan.chunk, plan.num_splits
 
     if out is None:
         out = torch.empty_like(query)
@@ -520,6 +591,11 @@ def paged_attention_triton(
         "num_warps": _LAUNCH_OVERRIDES.get("num_warps", warps),
         "num_stages": _LAUNCH_OVERRIDES.get("num_stages", stages),
     }
+    # measured for the 4-warp bf16/fp16 launch only; fp8 and 8-warp launches keep their own
+    default_nreg = _WORK_LIST_MAXNREG if plan is not None and warps == 4 and not fp8_cache else 0
+    maxnreg = _LAUNCH_OVERRIDES.get("maxnreg", default_nreg)
+    if maxnreg and query.device.type == "cuda":
+        common["maxnreg"] = maxnreg
     fused = 1 < splits <= _LAUNCH_OVERRIDES.get("fused_merge", _FUSED_MERGE_MAX_SPLITS)
     dev = query.device
     if splits == 1:
@@ -540,7 +616,10 @@ def paged_attention_triton(
     pdl = splits > 1 and not fused and _pdl_ok(dev) and _LAUNCH_OVERRIDES.get("pdl", _PDL) == 1
     # arrival counters of the fused merge, one per (sequence, KV head)
     sems = _counters(dev, num_seqs * num_kv_heads) if fused else seq_lens
-    _paged_decode_kernel[(num_seqs, num_kv_heads, splits)](
+    work = plan.work_list if plan is not None else None
+    trace = _LAUNCH_TENSORS.get("trace")
+    grid = (work.shape[0],) if work is not None else (num_seqs, num_kv_heads, splits)
+    _paged_decode_kernel[grid](
         query,
         key_cache,
         value_cache,
@@ -552,9 +631,14 @@ def paged_attention_triton(
         ks_ptr,
         vs_ptr,
         sems,
+        work if work is not None else seq_lens,
+        trace if trace is not None else seq_lens,
+        num_kv_heads,
         *scalars,
         *strides,
         IS_SPLIT=splits > 1,
+        WORK_LIST=work is not None,
+        TRACE=trace is not None,
         FUSED_MERGE=fused,
         SPLITS_PAD=triton.next_power_of_2(splits),
         GROUP_P2=triton.next_power_of_2(group),

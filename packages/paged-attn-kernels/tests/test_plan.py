@@ -1,0 +1,59 @@
+"""The host work list of ``_plan.py`` (pure numpy: runs without torch or a GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from paged_attn_kernels._plan import build_plan, choose_chunk, fair_share_chunk
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lens=st.lists(st.integers(0, 5000), min_size=1, max_size=12),
+    kv=st.integers(1, 4),
+    tile=st.sampled_from([16, 32, 64]),
+    pin=st.one_of(st.none(), st.integers(1, 40)),
+    order=st.sampled_from(["lpt", "grid", "seq"]),
+)
+def test_items_partition_every_sequence_once(lens, kv, tile, pin, order):
+    chunk = None if pin is None else pin * tile
+    plan = build_plan(lens, kv, tile, 132, 5008, chunk=chunk, order=order)
+    items = plan.items
+    assert plan.chunk % tile == 0 and plan.chunk >= tile
+    assert len({tuple(r[:3]) for r in items.tolist()}) == plan.num_items  # no duplicates
+    for s, n in enumerate(lens):
+        for h in range(kv):
+            mine = items[(items[:, 0] == s) & (items[:, 1] == h)]
+            assert sorted(mine[:, 2].tolist()) == list(range(max(1, -(-n // plan.chunk))))
+            assert int(mine[:, 3].sum()) == n  # every token once
+    assert int(items[:, 2].max()) < plan.num_splits
+    assert (plan.covered_tokens() >= np.asarray(lens)).all()
+    if order == "lpt":
+        assert (np.diff(items[:, 3]) <= 0).all()
+    padded = plan.padded_items()
+    assert padded.shape[0] == plan.capacity
+    assert (padded[plan.num_items :, 2] == plan.num_splits).all()  # past every sequence's end
+
+
+def test_chunk_rule_on_the_benchmark_batches():
+    # docs/GPU_NOTES.md section 14: the fair share picks the H100's best measured chunk
+    one_long = [32768] + [576] * 63
+    zipf = [32768 // r for r in range(1, 65)]
+    assert build_plan(one_long, 8, 64, 132, 32768).chunk == 1024
+    assert build_plan(zipf, 8, 64, 132, 32768).chunk == 2048
+    assert build_plan([8192] * 8, 8, 64, 132, 8192).chunk == 1024  # as the shape model
+    assert build_plan([32768], 8, 64, 132, 32768).chunk == 512
+    # a uniform long batch is no longer cut by the ragged rule (the grid's 32 splits)
+    assert build_plan([32768] * 64, 8, 64, 132, 32768).num_splits == 1
+    assert choose_chunk(64, 8, 32768, 64, 132) == 1024
+    assert fair_share_chunk([0], 8, 64, 132) == 64
+
+
+def test_capacity_and_order_errors():
+    with pytest.raises(ValueError, match="capacity"):
+        build_plan([100, 100], 2, 16, 132, 128, chunk=16, capacity=3)
+    with pytest.raises(ValueError, match="order"):
+        build_plan([1], 1, 16, 132, 16, order="random")
