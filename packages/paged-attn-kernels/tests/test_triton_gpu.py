@@ -173,7 +173,7 @@ def test_plan_graph_replay_follows_new_plans():
     lens = [4096, 100, 2000, 7]
     case = _gqa_case(torch.bfloat16, 256, seq_lens=lens)
     q, kc, vc, bt, sl = case.inputs
-    plan = _dec.plan_decode(q, kc, bt, lens, chunk=512, capacity=64)
+    plan = _dec.plan_decode(q, kc, bt, lens, chunk=512, capacity=160)  # 112 items
     out = case.poisoned_out()
     paged_attention_triton(q, kc, vc, bt, sl, case.scale, out, plan=plan)
     torch.cuda.synchronize()
@@ -182,7 +182,7 @@ def test_plan_graph_replay_follows_new_plans():
         paged_attention_triton(q, kc, vc, bt, sl, case.scale, out, plan=plan)
     new_lens = [7, 4000, 1, 1500]
     sl.copy_(torch.tensor(new_lens, dtype=torch.int32, device="cuda"))
-    plan.work_list.copy_(_dec.plan_decode(q, kc, bt, new_lens, chunk=512, capacity=64).work_list)
+    plan.work_list.copy_(_dec.plan_decode(q, kc, bt, new_lens, chunk=512, capacity=160).work_list)
     q.copy_(torch.randn_like(q))
     out.fill_(float("nan"))
     graph.replay()

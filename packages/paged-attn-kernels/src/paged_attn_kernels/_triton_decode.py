@@ -592,7 +592,13 @@ def paged_attention_triton(
         "num_stages": _LAUNCH_OVERRIDES.get("num_stages", stages),
     }
     # measured for the 4-warp bf16/fp16 launch only; fp8 and 8-warp launches keep their own
-    default_nreg = _WORK_LIST_MAXNREG if plan is not None and warps == 4 and not fp8_cache else 0
+    # A plan whose items fill the whole 3-D grid (every sequence has every split: uniform
+    # batches) launches as that grid: the same programs without the work-list load and the
+    # register cap (H100 B=8 x 8192 GQA: 99.6 us over the list, 98.2 us as the grid).
+    listed = plan is not None and not (
+        plan.capacity == plan.num_items == num_seqs * num_kv_heads * splits
+    )
+    default_nreg = _WORK_LIST_MAXNREG if listed and warps == 4 and not fp8_cache else 0
     maxnreg = _LAUNCH_OVERRIDES.get("maxnreg", default_nreg)
     if maxnreg and query.device.type == "cuda":
         common["maxnreg"] = maxnreg
@@ -616,7 +622,7 @@ def paged_attention_triton(
     pdl = splits > 1 and not fused and _pdl_ok(dev) and _LAUNCH_OVERRIDES.get("pdl", _PDL) == 1
     # arrival counters of the fused merge, one per (sequence, KV head)
     sems = _counters(dev, num_seqs * num_kv_heads) if fused else seq_lens
-    work = plan.work_list if plan is not None else None
+    work = plan.work_list if listed and plan is not None else None
     trace = _LAUNCH_TENSORS.get("trace")
     grid = (work.shape[0],) if work is not None else (num_seqs, num_kv_heads, splits)
     _paged_decode_kernel[grid](

@@ -35,6 +35,7 @@ from paged_attn_kernels._validate import (
     check_gather,
     check_write,
 )
+from paged_attn_kernels._validate import _to_host as _to_host
 
 __all__ = [
     "available_backends",
@@ -403,9 +404,9 @@ def _check_plan(
             f"plan was made for {plan.num_seqs} sequences x {plan.num_kv_heads} KV heads, "
             f"the call has {call.num_seqs} x {call.cache.num_kv_heads}"
         )
-    if validate and call.seq_lens.host is not None:
+    if validate:  # reads device lengths back, as check_attention's value checks do
         covered = plan.covered_tokens()
-        lens = host_of(call.seq_lens).astype(np.int64)
+        lens = _to_host(call.seq_lens).astype(np.int64)
         over = np.nonzero(lens > covered)[0]
         if over.size:
             s = int(over[0])
