@@ -189,7 +189,7 @@ def test_plan_graph_replay_follows_new_plans():
     torch.cuda.synchronize()
     ref = reference_attention(q, kc, vc, bt, sl, case.scale)
     assert torch.isfinite(out).all()
-    assert torch.equal(out, paged_attention_triton(q, kc, vc, bt, sl, case.scale))
+    assert torch.equal(out, paged_attention_triton(q, kc, vc, bt, sl, case.scale, plan=plan))
     assert rel_err(out, ref) < 1e-2
 
 
