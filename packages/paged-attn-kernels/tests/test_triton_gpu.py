@@ -180,7 +180,7 @@ def test_plan_graph_replay_follows_new_plans():
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         paged_attention_triton(q, kc, vc, bt, sl, case.scale, out, plan=plan)
-    new_lens = [7, 4000, 1, 1500]
+    new_lens = [3000, 64, 2000, 1]  # within each row's written slots (the rest is NaN)
     sl.copy_(torch.tensor(new_lens, dtype=torch.int32, device="cuda"))
     plan.work_list.copy_(_dec.plan_decode(q, kc, bt, new_lens, chunk=512, capacity=160).work_list)
     q.copy_(torch.randn_like(q))
