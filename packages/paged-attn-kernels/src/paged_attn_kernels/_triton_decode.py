@@ -16,7 +16,9 @@ tutorial (``python/tutorials/06-fused-attention.py``: base-2 exponentials, fp32 
   ``PARTITION_SIZE = 512``, but chosen on the host from shapes and the SM count only.
   Splits past a sequence's end return at once, so the grid depends on
   ``block_table.shape[1]`` (the capacity), never on ``seq_lens`` values: no host
-  synchronisation, and the launch can be captured in a CUDA graph.
+  synchronisation, and the launch can be captured in a CUDA graph. A caller that knows the
+  lengths on the host passes a :class:`DecodePlan` (:func:`plan_decode`) instead: a 1-D
+  grid over the programs that hold tokens, longest first (``_plan.py``).
 - The merge: up to ``_FUSED_MERGE_MAX_SPLITS`` splits are merged by the last split program of
   a (sequence, KV head) to finish, found with an arrival counter (no second kernel; H100:
   B=8 x 8192 GQA 100.3 -> 98.4 us, docs/GPU_NOTES.md section 12); more splits go to the
@@ -113,7 +115,7 @@ def _paged_decode_kernel(
 ):
     if WORK_LIST:
         # a 1-D grid over the (sequence, KV head, split) items that hold tokens, in the
-        # order the host chose (experiment, docs/GPU_NOTES.md section 14)
+        # order the host's plan chose (_plan.py, docs/GPU_NOTES.md section 14)
         pid = tl.program_id(0)
         seq = tl.load(work_ptr + pid * 4)
         kv_head = tl.load(work_ptr + pid * 4 + 1)
