@@ -48,6 +48,10 @@ def test_chunk_rule_on_the_benchmark_batches():
     assert build_plan([32768], 8, 64, 132, 32768).chunk == 512
     # a uniform long batch is no longer cut by the ragged rule (the grid's 32 splits)
     assert build_plan([32768] * 64, 8, 64, 132, 32768).num_splits == 1
+    # uniform batches keep the shape model's chunk, which is the 3-D grid's
+    for b, n in ((1, 512), (8, 512), (1, 2048), (8, 8192)):
+        assert build_plan([n] * b, 8, 64, 132, n).chunk == choose_chunk(b, 8, n, 64, 132)
+    assert build_plan([512] * 8, 8, 64, 132, 512).chunk == 128  # the fair share would say 64
     assert choose_chunk(64, 8, 32768, 64, 132) == 1024
     assert fair_share_chunk([0], 8, 64, 132) == 64
 

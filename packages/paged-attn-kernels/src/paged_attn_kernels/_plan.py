@@ -35,6 +35,10 @@ _CTAS_TO_SATURATE = 4
 _RAGGED_CAPACITY = 16384
 _RAGGED_CHUNKS = 32
 _RAGGED_MIN_CHUNK = 1024
+# A batch whose longest sequence is more than this many times its mean length is planned
+# with the fair-share cap; others take the shape model's chunk (H100: the cap cut B=8 x 512
+# GQA into 8 splits, 3% slower than the model's 4; docs/GPU_NOTES.md section 14).
+_SKEW = 2.0
 
 
 def _model_chunk(
@@ -149,7 +153,8 @@ def build_plan(
     ``chunk`` (a multiple of ``tile_n``) pins the split size, and then ``num_splits`` covers
     ``max_tokens`` so that later plans of any lengths fit the same launch; by default the
     chunk is the smaller of the shape model's choice for the longest sequence and the fair
-    share (:func:`fair_share_chunk`). ``order``: ``"lpt"`` (more tokens first; ties in the
+    share (:func:`fair_share_chunk`) when the batch is skewed (longest > twice the mean).
+    ``order``: ``"lpt"`` (more tokens first; ties in the
     3-D grid's order), ``"grid"`` (the 3-D grid's split-major order without its empty
     programs) or ``"seq"`` (each sequence's items together). Inputs are checked by
     :func:`paged_attn_kernels.api.plan_decode`.
@@ -158,8 +163,11 @@ def build_plan(
     num_seqs = int(lens.shape[0])
     longest = int(lens.max()) if num_seqs else 0
     if chunk is None:
-        model = _model_chunk(num_seqs, num_kv_heads, max(longest, 1), tile_n, num_sms) * tile_n
-        chunk = min(model, fair_share_chunk(lens.tolist(), num_kv_heads, tile_n, num_sms))
+        chunk = _model_chunk(num_seqs, num_kv_heads, max(longest, 1), tile_n, num_sms) * tile_n
+        if longest > _SKEW * lens.mean():
+            # skewed: the model (which assumes every sequence is the longest) would leave the
+            # long ones as the tail; cap each item at the fair share
+            chunk = min(chunk, fair_share_chunk(lens.tolist(), num_kv_heads, tile_n, num_sms))
         num_splits = max(1, math.ceil(longest / chunk))
     else:
         num_splits = max(1, math.ceil(max_tokens / chunk))
