@@ -117,8 +117,6 @@ VARIANTS = {
     "reduce-kernel": {"fused_merge": 0},
     "fused-merge-16": {"fused_merge": 16},
     "prefetch-4-stages": {"prefetch": 1, "num_stages": 4},
-    "steal-1-tile": {"steal_tiles": 1},
-    "steal-2-tiles": {"steal_tiles": 2},
 }
 
 

@@ -45,7 +45,7 @@ import triton
 import triton.language as tl
 
 from ._plan import DecodePlan, build_plan, choose_chunk
-from ._triton_tiles import attend_range, attend_tiles, init_state, merge_rows, store_rows
+from ._triton_tiles import attend_range, merge_rows, store_rows
 
 __all__ = [
     "DecodePlan",
@@ -112,7 +112,6 @@ def _paged_decode_kernel(
     PDL: tl.constexpr = False,
     WORK_LIST: tl.constexpr = False,
     TRACE: tl.constexpr = False,
-    STEAL_TOK: tl.constexpr = 0,
 ):
     if WORK_LIST:
         # a 1-D grid over the (sequence, KV head, split) items that hold tokens, in the
@@ -148,7 +147,7 @@ def _paged_decode_kernel(
     # Splits past the end of a short sequence (and a work list's padding) do nothing; the
     # merge skips them.
     if IS_SPLIT or WORK_LIST:  # noqa: SIM102 (constexpr test kept apart from the runtime one)
-        if start >= end and split > 0 and STEAL_TOK == 0:  # split 0 of an empty one writes 0s
+        if start >= end and split > 0:  # split 0 of an empty sequence writes its zeros
             if TRACE:
                 _trace_end(trace_ptr + pid * 4, c_start)
             return
@@ -175,30 +174,27 @@ def _paged_decode_kernel(
     bt_row = block_table_ptr + seq.to(tl.int64) * stride_bts
     k_head = k_cache_ptr + kv_head * stride_kh + offs_d[None, :] * stride_kd
     v_head = v_cache_ptr + kv_head * stride_vh + offs_d[None, :] * stride_vd
-    if STEAL_TOK > 0:
-        # Work stealing within a (sequence, KV head): the splits take STEAL_TOK-token groups
-        # from a shared counter until the sequence is used up, so the group's programs
-        # finish together; the next group is claimed before the current one is read, which
-        # hides the atomic's latency. Every split then holds a partial (maybe empty).
-        claim = sem_ptr + (tl.num_programs(0) + seq) * num_kv_heads + kv_head
-        n_groups = tl.cdiv(seq_len, STEAL_TOK)
-        m_i, l_i, acc = init_state(GROUP_PAD, HEAD_PAD)
-        g = tl.atomic_add(claim, 1, sem="relaxed", scope="gpu")
-        while g < n_groups:
-            g_next = tl.atomic_add(claim, 1, sem="relaxed", scope="gpu")
-            g0 = g * STEAL_TOK
-            m_i, l_i, acc = attend_tiles(
-                q, scale2, bt_row, k_head, v_head, g0, tl.minimum(seq_len, g0 + STEAL_TOK),
-                stride_kb, stride_ks, stride_vb, stride_vs, m_i, l_i, acc, GROUP_PAD,
-                HEAD_DIM, HEAD_PAD, BLOCK_SIZE, TILE_N, COMPUTE_DTYPE, IEEE_DOT, PREFETCH,
-            )  # fmt: skip
-            g = g_next
-    else:
-        m_i, l_i, acc = attend_range(
-            q, scale2, bt_row, k_head, v_head, start, end, stride_kb, stride_ks, stride_vb,
-            stride_vs, GROUP_PAD, HEAD_DIM, HEAD_PAD, BLOCK_SIZE, TILE_N, COMPUTE_DTYPE,
-            IEEE_DOT, PREFETCH,
-        )  # fmt: skip
+    m_i, l_i, acc = attend_range(
+        q,
+        scale2,
+        bt_row,
+        k_head,
+        v_head,
+        start,
+        end,
+        stride_kb,
+        stride_ks,
+        stride_vb,
+        stride_vs,
+        GROUP_PAD,
+        HEAD_DIM,
+        HEAD_PAD,
+        BLOCK_SIZE,
+        TILE_N,
+        COMPUTE_DTYPE,
+        IEEE_DOT,
+        PREFETCH,
+    )
 
     if SCALE_FROM_PTR:
         vs = tl.load(v_scale_ptr)
@@ -206,10 +202,7 @@ def _paged_decode_kernel(
         vs = v_scale_val
     out = out_ptr + seq * stride_os + heads[:, None] * stride_oh + offs_d[None, :] * stride_od
     out_mask = mask_g[:, None] & mask_d[None, :]
-    if STEAL_TOK > 0:
-        n_active = num_splits + 0 * seq_len  # every split wrote a partial
-    else:
-        n_active = tl.cdiv(seq_len, chunk)
+    n_active = tl.cdiv(seq_len, chunk)
     # a split holding the whole sequence writes the output itself: nothing to merge
     if IS_SPLIT:
         as_partial = n_active > 1
@@ -239,8 +232,6 @@ def _paged_decode_kernel(
             arrived = tl.atomic_add(sem, 1, sem="acq_rel", scope="gpu")
             if arrived == n_active - 1:
                 tl.atomic_xchg(sem, 0, sem="relaxed", scope="gpu")  # zero for the next launch
-                if STEAL_TOK > 0:  # every split has made its last claim before arriving
-                    tl.atomic_xchg(claim, 0, sem="relaxed", scope="gpu")
                 merge_rows(
                     part_out_ptr,
                     part_lse_ptr,
@@ -632,9 +623,7 @@ def paged_attention_triton(
     )
     pdl = splits > 1 and not fused and _pdl_ok(dev) and _LAUNCH_OVERRIDES.get("pdl", _PDL) == 1
     # arrival counters of the fused merge, one per (sequence, KV head)
-    steal_tok = _LAUNCH_OVERRIDES.get("steal_tiles", 0) * tile_n if fused and not listed else 0
-    n_counters = num_seqs * num_kv_heads * (2 if steal_tok else 1)
-    sems = _counters(dev, n_counters) if fused else seq_lens
+    sems = _counters(dev, num_seqs * num_kv_heads) if fused else seq_lens
     work = plan.work_list if listed and plan is not None else None
     trace = _LAUNCH_TENSORS.get("trace")
     grid = (work.shape[0],) if work is not None else (num_seqs, num_kv_heads, splits)
@@ -658,7 +647,6 @@ def paged_attention_triton(
         IS_SPLIT=splits > 1,
         WORK_LIST=work is not None,
         TRACE=trace is not None,
-        STEAL_TOK=steal_tok,
         FUSED_MERGE=fused,
         SPLITS_PAD=triton.next_power_of_2(splits),
         GROUP_P2=triton.next_power_of_2(group),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-__all__ = ["attend_range", "attend_tiles", "init_state", "merge_rows", "store_rows"]
+__all__ = ["attend_range", "merge_rows", "store_rows"]
 
 
 @triton.jit
@@ -46,51 +46,11 @@ def attend_range(
     PREFETCH: tl.constexpr,
 ):
     """Online softmax over tokens ``[start, end)``: returns ``(m, l, acc)`` (log2 domain)."""
-    m_i, l_i, acc = init_state(GROUP_PAD, HEAD_PAD)
-    return attend_tiles(
-        q, scale2, bt_row, k_head, v_head, start, end, stride_kb, stride_ks, stride_vb,
-        stride_vs, m_i, l_i, acc, GROUP_PAD, HEAD_DIM, HEAD_PAD, BLOCK_SIZE, TILE_N,
-        COMPUTE_DTYPE, IEEE_DOT, PREFETCH,
-    )  # fmt: skip
-
-
-@triton.jit
-def init_state(GROUP_PAD: tl.constexpr, HEAD_PAD: tl.constexpr):
-    """Empty online-softmax state: running max, normaliser and output accumulator."""
+    offs_n = tl.arange(0, TILE_N)
+    mask_d = tl.arange(0, HEAD_PAD) < HEAD_DIM
     m_i = tl.full([GROUP_PAD], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([GROUP_PAD], dtype=tl.float32)
     acc = tl.zeros([GROUP_PAD, HEAD_PAD], dtype=tl.float32)
-    return m_i, l_i, acc
-
-
-@triton.jit
-def attend_tiles(
-    q,
-    scale2,
-    bt_row,
-    k_head,
-    v_head,
-    start,
-    end,
-    stride_kb,
-    stride_ks,
-    stride_vb,
-    stride_vs,
-    m_i,
-    l_i,
-    acc,
-    GROUP_PAD: tl.constexpr,
-    HEAD_DIM: tl.constexpr,
-    HEAD_PAD: tl.constexpr,
-    BLOCK_SIZE: tl.constexpr,
-    TILE_N: tl.constexpr,
-    COMPUTE_DTYPE: tl.constexpr,
-    IEEE_DOT: tl.constexpr,
-    PREFETCH: tl.constexpr,
-):
-    """:func:`attend_range` continuing from the state ``(m_i, l_i, acc)``."""
-    offs_n = tl.arange(0, TILE_N)
-    mask_d = tl.arange(0, HEAD_PAD) < HEAD_DIM
     if PREFETCH:
         # block ids one tile ahead: the K/V addresses of a tile never wait on a fresh load
         nxt = start + offs_n
