@@ -115,9 +115,7 @@ def store_rows(
         tl.store(
             part_out_ptr + part_row[:, None] * HEAD_PAD + offs_d[None, :], o, mask=mask_g[:, None]
         )
-        # an empty partial (a stealing split that got no tokens) weighs exp2(-inf) = 0
-        lse = tl.where(has, m_i + tl.log2(tl.where(has, l_i, 1.0)), float("-inf"))
-        tl.store(part_lse_ptr + part_row, lse, mask=mask_g)
+        tl.store(part_lse_ptr + part_row, m_i + tl.log2(l_i), mask=mask_g)
     else:
         tl.store(out, o.to(out.dtype.element_ty), mask=out_mask)
 
