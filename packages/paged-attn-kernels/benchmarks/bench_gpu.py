@@ -499,6 +499,23 @@ def shape_list(args: argparse.Namespace) -> list[tuple[torch.dtype, int, list[in
     return out
 
 
+def cases_by_label() -> dict[tuple[str, int, str], list[int]]:
+    """Every case of the full run as ``{(dtype name, kv heads, label): seq_lens}``."""
+    ns = argparse.Namespace(
+        dtypes=["bfloat16", "float16"], kv_heads=[8, 32], quick=False, no_ragged=False, seed=0
+    )
+    return {
+        (str(dt).replace("torch.", ""), kv, label): lens for dt, kv, lens, label in shape_list(ns)
+    }
+
+
+def parse_shapes(arg: str, default: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+    """``dtype:kv:label,...`` (the companion scripts' ``--shapes``), or ``default``."""
+    if not arg:
+        return default
+    return [(d, int(k), lab) for d, k, lab in (x.split(":") for x in arg.split(","))]
+
+
 def env_info(copy_gbs: float) -> dict[str, Any]:
     try:
         drv = subprocess.run(

@@ -99,18 +99,10 @@ def main() -> None:
     gen = torch.Generator(device="cuda").manual_seed(0)
     copy_gbs = bg.copy_ceiling(args.rep_ms)
     print(f"copy {copy_gbs:.0f} GB/s", flush=True)
-    ns = argparse.Namespace(
-        dtypes=["bfloat16", "float16"], kv_heads=[8, 32], quick=False, no_ragged=False, seed=0
-    )
-    cases = {
-        (str(dt).replace("torch.", ""), kv, label): lens
-        for dt, kv, lens, label in bg.shape_list(ns)
-    }
+    cases = bg.cases_by_label()
     results: list[dict[str, Any]] = []
     variants = json.loads(args.variants) if args.variants else VARIANTS
-    shapes = SHAPES
-    if args.shapes:
-        shapes = [(d, int(k), lab) for d, k, lab in (x.split(":") for x in args.shapes.split(","))]
+    shapes = bg.parse_shapes(args.shapes, SHAPES)
     for dt, kv, label in shapes:
         lens = cases[(dt, kv, label)]
         case = bg.Case(getattr(torch, dt), kv, lens, label, gen)

@@ -183,14 +183,7 @@ def test_plan_graph_replay_follows_new_plans():
     new_lens = [3000, 64, 2000, 1]  # within each row's written slots (the rest is NaN)
     sl.copy_(torch.tensor(new_lens, dtype=torch.int32, device="cuda"))
     plan.work_list.copy_(_dec.plan_decode(q, kc, bt, new_lens, chunk=512, capacity=160).work_list)
-    q.copy_(torch.randn_like(q))
-    out.fill_(float("nan"))
-    graph.replay()
-    torch.cuda.synchronize()
-    ref = reference_attention(q, kc, vc, bt, sl, case.scale)
-    assert torch.isfinite(out).all()
-    assert torch.equal(out, paged_attention_triton(q, kc, vc, bt, sl, case.scale, plan=plan))
-    assert rel_err(out, ref) < 1e-2
+    _replay_and_check(graph, out, case, plan=plan)
 
 
 @pytest.mark.parametrize(
@@ -223,14 +216,19 @@ def _graph_replay_case() -> None:
     new_lens = torch.minimum(torch.tensor([4000, 4096, 1, 2048]), written).to(torch.int32)
     bt.copy_(bt[order].clone())
     sl.copy_(new_lens.to("cuda"))
+    _replay_and_check(graph, out, case)
+
+
+def _replay_and_check(graph: Any, out: torch.Tensor, case: Any, **launch: Any) -> None:
+    """New query, replay, and compare with an eager launch (bit for bit) and the reference."""
+    q, kc, vc, bt, sl = case.inputs
     q.copy_(torch.randn_like(q))
     out.fill_(float("nan"))
     graph.replay()
     torch.cuda.synchronize()
     ref = reference_attention(q, kc, vc, bt, sl, case.scale)
     assert torch.isfinite(out).all()
-    eager = paged_attention_triton(q, kc, vc, bt, sl, case.scale)
-    assert torch.equal(out, eager)
+    assert torch.equal(out, paged_attention_triton(q, kc, vc, bt, sl, case.scale, **launch))
     assert rel_err(out, ref) < 1e-2
 
 
