@@ -188,7 +188,7 @@ def build_plan(
     items = np.stack([seq, head, split, tokens], axis=1)[perm].astype(np.int32)
     n = int(items.shape[0])
     if capacity is not None and capacity < n:
-        raise ValueError(f"capacity must be >= the plan's {n} items, got {capacity}")
+        raise ValueError(f"capacity must be >= {n} (the plan's programs), got {capacity}")
     return DecodePlan(
         num_seqs=num_seqs,
         num_kv_heads=num_kv_heads,
