@@ -1,9 +1,9 @@
 """Per-program timeline of the split decode kernel on a GPU: which SM, when, for how long.
 
 A poor man's profiler for the ragged shapes (Nsight Compute is not on the device image):
-the kernel's ``TRACE`` hook stamps ``%smid``, ``%globaltimer`` at start and end and the
-``%clock64`` cycles of every program into an int64 ``[programs, 4]`` buffer. This script
-launches each chosen shape once after an L2 flush (eager, not graph replay, so the reduce
+the kernel's ``TRACE`` hook stamps every program's ``%smid`` and its ``%globaltimer`` at
+start, at the end of its token loop and at exit into an int64 ``[programs, 4]`` buffer. This
+script launches each chosen shape once after an L2 flush (eager, not graph replay, so the reduce
 kernel is not in the span), for the default grid and for 1-D grids over host work lists
 (``_triton_decode.plan_decode``), and prints per launch: the span, the real and empty
 programs' durations, the SMs' peak residency, when the last real program started, and a
@@ -45,16 +45,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def summarize(tr: np.ndarray, tokens: np.ndarray, bytes_per_token: int, copy_gbs: float) -> str:
     """Text summary of one trace: ``tr`` int64 [P, 4], ``tokens`` [P] (0 = empty program)."""
-    sm, t0, t1, cyc = tr[:, 0], tr[:, 1], tr[:, 2], tr[:, 3]
+    sm, t0, t1, t_loop = tr[:, 0], tr[:, 1], tr[:, 2], tr[:, 3]
     base = t0.min()
-    s, e = (t0 - base) / 1e3, (t1 - base) / 1e3  # µs
+    s, e, le = (t0 - base) / 1e3, (t1 - base) / 1e3, (t_loop - base) / 1e3  # µs
     span = e.max()
     real = tokens > 0
     dur = e - s
     lines = [f"  span {span:.1f} us, {real.sum()} real + {(~real).sum()} empty programs"]
     if (~real).any():
         lines.append(
-            f"  empty: median {np.median(dur[~real]):.2f} us / {np.median(cyc[~real]):.0f} cyc,"
+            f"  empty: median {np.median(dur[~real]):.2f} us,"
             f" p90 {np.percentile(dur[~real], 90):.2f} us"
         )
     rb = tokens[real] * bytes_per_token
@@ -63,6 +63,12 @@ def summarize(tr: np.ndarray, tokens: np.ndarray, bytes_per_token: int, copy_gbs
         f"  real: dur p10/50/90 {np.percentile(dur[real], 10):.1f}/{np.median(dur[real]):.1f}/"
         f"{np.percentile(dur[real], 90):.1f} us; GB/s per program p10/50/90 "
         f"{np.percentile(rate, 10):.1f}/{np.median(rate):.1f}/{np.percentile(rate, 90):.1f}"
+    )
+    after = e[real] - le[real]  # partial store, arrival and (last program) merge
+    lines.append(
+        f"  loop ends p10/50/90/max {np.percentile(le[real], 10):.1f}/{np.median(le[real]):.1f}/"
+        f"{np.percentile(le[real], 90):.1f}/{le[real].max():.1f} us; after the loop median "
+        f"{np.median(after):.2f}, max {after.max():.2f} us"
     )
     lines.append(
         f"  last real start {s[real].max():.1f} us; last real end {e[real].max():.1f}; "
@@ -78,6 +84,14 @@ def summarize(tr: np.ndarray, tokens: np.ndarray, bytes_per_token: int, copy_gbs
         ev = ev[np.lexsort((ev[:, 1], ev[:, 0]))]
         peak = max(peak, int(np.cumsum(ev[:, 1]).max()))
     lines.append(f"  SMs used {len(np.unique(sm))}, peak programs resident on one SM {peak}")
+    # SMs do not all stream at one rate (docs/GPU_NOTES.md section 15): per SM, the mean
+    # loop end of its real programs, and how many SMs end theirs 5% before the median SM
+    sm_end = np.array([le[real & (sm == k)].mean() for k in np.unique(sm[real])])
+    early = int((sm_end < 0.95 * np.median(sm_end)).sum())
+    lines.append(
+        f"  per-SM mean loop end p10/50/90 {np.percentile(sm_end, 10):.1f}/"
+        f"{np.median(sm_end):.1f}/{np.percentile(sm_end, 90):.1f} us; {early} SMs 5% early"
+    )
     # timeline: 10 buckets over the span
     nb = 12
     edges = np.linspace(0, span, nb + 1)
@@ -114,7 +128,7 @@ def main() -> None:
         case = bg.Case(getattr(torch, dt), kv, lens, label, gen)
         out = torch.empty_like(case.query)
         inputs = (case.query, case.k_cache, case.v_cache, case.block_table, case.seq_lens)
-        bpt = kv * bg.HEAD_DIM * 2 * case.query.element_size()
+        bpt = bg.HEAD_DIM * 2 * case.query.element_size()  # per token of one KV head
         for name, over in variants.items():
             over = dict(over)
             order = over.pop("work_order", None)

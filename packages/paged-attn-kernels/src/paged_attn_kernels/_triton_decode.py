@@ -73,7 +73,7 @@ def _paged_decode_kernel(
     v_scale_ptr,
     sem_ptr,  # [num_seqs * num_kv_heads] int32 arrival counters, zero between launches
     work_ptr,  # [num_programs, 4] int32 (seq, kv_head, split, tokens) when WORK_LIST
-    trace_ptr,  # [num_programs, 4] int64 (SM id, start ns, end ns, cycles) when TRACE
+    trace_ptr,  # [num_programs, 4] int64 (SM id, start, end, loop end; ns) when TRACE
     num_kv_heads,
     qk_scale,  # softmax scale * log2(e) (* k_scale when it is a float)
     v_scale_val,
@@ -127,9 +127,7 @@ def _paged_decode_kernel(
         seq = tl.program_id(0)
         kv_head = tl.program_id(1)
         split = tl.program_id(2)
-    c_start = tl.full([], 0, tl.int64)
     if TRACE:
-        c_start = _clock()
         tl.store(trace_ptr + pid * 4, _smid().to(tl.int64))
         tl.store(trace_ptr + pid * 4 + 1, _globaltimer())
     if PDL:
@@ -149,7 +147,7 @@ def _paged_decode_kernel(
     if IS_SPLIT or WORK_LIST:  # noqa: SIM102 (constexpr test kept apart from the runtime one)
         if start >= end and split > 0:  # split 0 of an empty sequence writes its zeros
             if TRACE:
-                _trace_end(trace_ptr + pid * 4, c_start)
+                _trace_end(trace_ptr + pid * 4, True)
             return
     offs_g = tl.arange(0, GROUP_PAD)
     offs_d = tl.arange(0, HEAD_PAD)
@@ -195,6 +193,8 @@ def _paged_decode_kernel(
         IEEE_DOT,
         PREFETCH,
     )
+    if TRACE:
+        tl.store(trace_ptr + pid * 4 + 3, _globaltimer())  # the rest is store and merge
 
     if SCALE_FROM_PTR:
         vs = tl.load(v_scale_ptr)
@@ -248,20 +248,13 @@ def _paged_decode_kernel(
                     SPLITS_PAD,
                 )
     if TRACE:
-        _trace_end(trace_ptr + pid * 4, c_start)
+        _trace_end(trace_ptr + pid * 4, False)
 
 
 @triton.jit
 def _globaltimer():
     return tl.inline_asm_elementwise(
         "mov.u64 $0, %globaltimer;", "=l", [], dtype=tl.int64, is_pure=False, pack=1
-    )
-
-
-@triton.jit
-def _clock():
-    return tl.inline_asm_elementwise(
-        "mov.u64 $0, %clock64;", "=l", [], dtype=tl.int64, is_pure=False, pack=1
     )
 
 
@@ -273,10 +266,12 @@ def _smid():
 
 
 @triton.jit
-def _trace_end(row_ptr, c_start):
-    """End stamps of a traced program: global ns, and SM cycles since its start."""
-    tl.store(row_ptr + 2, _globaltimer())
-    tl.store(row_ptr + 3, _clock() - c_start)
+def _trace_end(row_ptr, EARLY: tl.constexpr):
+    """End stamp of a traced program (global ns); one that returned early ends its loop too."""
+    now = _globaltimer()
+    if EARLY:
+        tl.store(row_ptr + 3, now)
+    tl.store(row_ptr + 2, now)
 
 
 @triton.jit
@@ -399,8 +394,8 @@ _FUSED_MERGE_MAX_SPLITS = 8
 # sweeps and tests only.
 _LAUNCH_OVERRIDES: dict[str, int] = {}
 # Profiling hook: "trace", an int64 [programs, 4] tensor made before the launch (and before
-# any graph capture), gets the SM id, start/end %globaltimer ns and %clock64 cycles of
-# every program (GPU only; benchmarks/bench_gpu_trace.py).
+# any graph capture), gets every program's SM id and its %globaltimer ns at start, at exit
+# and at the end of its token loop (GPU only; benchmarks/bench_gpu_trace.py).
 _LAUNCH_TENSORS: dict[str, torch.Tensor] = {}
 # Registers per thread for launches over a work list: the loaded (sequence, head, split)
 # cost the kernel 124 -> 160 registers (ptxas, sm_90), i.e. 3 programs per SM instead of 4;
