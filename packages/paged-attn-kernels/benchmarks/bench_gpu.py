@@ -341,9 +341,12 @@ def run_case(case: Case, args: argparse.Namespace, copy_gbs: float, sms: int) ->
         wbytes = kc.numel() * (kc.element_size() + 1) * 2
         rows["write_fp8"] = {"us": wus, "gbs": wbytes / (wus * 1e-6) / 1e9}
 
+        # the fp8 cache's own plan (its tile may differ from bf16's), made outside timing
+        plan8 = _dec.plan_decode(q, k8, bt, case.lens)
+
         def fn8() -> torch.Tensor:
             return paged_attention_triton(
-                q, k8, v8, bt, sl, scale, out, k_scale=k_scale, v_scale=v_scale
+                q, k8, v8, bt, sl, scale, out, k_scale=k_scale, v_scale=v_scale, plan=plan8
             )
 
         for cfg in filter(None, args.fp8_configs.split(";")):

@@ -257,10 +257,8 @@ def test_fp8_write_matches_torch_rounding_and_skips_padding():
     assert (kc.view(-1, kv, d)[untouched].view(torch.uint8) == 0).all()
 
 
-@pytest.mark.parametrize("scales_as_tensors", [False, True])
-@pytest.mark.parametrize("num_splits", [None, 1])
-def test_fp8_decode_accuracy(scales_as_tensors, num_splits):
-    case = _gqa_case(torch.bfloat16, 256, num_seqs=8)
+def _to_fp8(case, scales_as_tensors: bool):
+    """``case`` with its caches written to e4m3 by the Triton write kernel, and the scales."""
     kc, vc = case.key_cache, case.value_cache
     flat = (-1, kc.shape[2], kc.shape[3])
     amax_k = float(torch.nan_to_num(kc.float(), nan=0, posinf=0, neginf=0).abs().amax())
@@ -274,16 +272,54 @@ def test_fp8_decode_accuracy(scales_as_tensors, num_splits):
     sk = torch.tensor([ks], device="cuda") if scales_as_tensors else ks
     sv = torch.tensor([vs], device="cuda") if scales_as_tensors else vs
     write_kv_cache_triton(kc.view(flat), vc.view(flat), k8, v8, slots, k_scale=sk, v_scale=sv)
+    return replace(case, key_cache=k8, value_cache=v8), (ks, vs), (sk, sv)
+
+
+@pytest.mark.parametrize("scales_as_tensors", [False, True])
+@pytest.mark.parametrize("num_splits", [None, 1])
+def test_fp8_decode_accuracy(scales_as_tensors, num_splits):
+    case = _gqa_case(torch.bfloat16, 256, num_seqs=8)
+    fp8, (ks, vs), (sk, sv) = _to_fp8(case, scales_as_tensors)
     out = case.poisoned_out()
-    fp8 = replace(case, key_cache=k8, value_cache=v8)
     fp8.decode(out, k_scale=sk, v_scale=sv, num_splits=num_splits)
     # exact against the dequantised cache...
     deq = reference_attention(
-        case.query, k8.float(), v8.float(), case.block_table, case.seq_lens, case.scale, ks, vs
+        case.query,
+        fp8.key_cache.float(),
+        fp8.value_cache.float(),
+        case.block_table,
+        case.seq_lens,
+        case.scale,
+        ks,
+        vs,
     )
     assert rel_err(out, deq) < 1.25 * 4e-3  # bf16 output rounding only
     # ...and the quantisation cost against the original bf16 cache is e4m3's 3 mantissa bits
     assert rel_err(out, case.reference()) < 0.08
+
+
+def test_fp8_planned_launch():
+    # the host plan (docs/GPU_NOTES.md section 15: one-long fp8 91 -> 67 us) on an fp8 cache
+    lens = [2048, 1, 0, 300, 1500, 64, 2000, 7]
+    case = _gqa_case(torch.bfloat16, 2048, seq_lens=lens)
+    fp8, (ks, vs), (sk, sv) = _to_fp8(case, True)
+    plan = _dec.plan_decode(fp8.query, fp8.key_cache, fp8.block_table, lens)
+    assert plan.num_items < len(lens) * 8 * plan.num_splits  # a work list, not the grid
+    got = fp8.decode(case.poisoned_out(), k_scale=sk, v_scale=sv, plan=plan)
+    grid = fp8.decode(case.poisoned_out(), k_scale=sk, v_scale=sv)
+    deq = reference_attention(
+        case.query,
+        fp8.key_cache.float(),
+        fp8.value_cache.float(),
+        case.block_table,
+        case.seq_lens,
+        case.scale,
+        ks,
+        vs,
+    )
+    assert rel_err(got, deq) < 1.25 * 4e-3
+    assert rel_err(got, grid.cpu().double()) < 1.25 * 4e-3
+    assert torch.equal(got[2].cpu(), torch.zeros_like(got[2].cpu()))  # the empty sequence
 
 
 def test_cache_larger_than_2_pow_31_elements():
