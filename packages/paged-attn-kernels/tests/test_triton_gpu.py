@@ -275,6 +275,12 @@ def _to_fp8(case, scales_as_tensors: bool):
     return replace(case, key_cache=k8, value_cache=v8), (ks, vs), (sk, sv)
 
 
+def _dequantised_reference(fp8, ks: float, vs: float) -> torch.Tensor:
+    """float64 attention over an fp8 case's cache times its scales."""
+    q, k8, v8, bt, sl = fp8.inputs
+    return reference_attention(q, k8.float(), v8.float(), bt, sl, fp8.scale, ks, vs)
+
+
 @pytest.mark.parametrize("scales_as_tensors", [False, True])
 @pytest.mark.parametrize("num_splits", [None, 1])
 def test_fp8_decode_accuracy(scales_as_tensors, num_splits):
@@ -283,17 +289,7 @@ def test_fp8_decode_accuracy(scales_as_tensors, num_splits):
     out = case.poisoned_out()
     fp8.decode(out, k_scale=sk, v_scale=sv, num_splits=num_splits)
     # exact against the dequantised cache...
-    deq = reference_attention(
-        case.query,
-        fp8.key_cache.float(),
-        fp8.value_cache.float(),
-        case.block_table,
-        case.seq_lens,
-        case.scale,
-        ks,
-        vs,
-    )
-    assert rel_err(out, deq) < 1.25 * 4e-3  # bf16 output rounding only
+    assert rel_err(out, _dequantised_reference(fp8, ks, vs)) < 1.25 * 4e-3  # bf16 rounding
     # ...and the quantisation cost against the original bf16 cache is e4m3's 3 mantissa bits
     assert rel_err(out, case.reference()) < 0.08
 
@@ -307,17 +303,7 @@ def test_fp8_planned_launch():
     assert plan.num_items < len(lens) * 8 * plan.num_splits  # a work list, not the grid
     got = fp8.decode(case.poisoned_out(), k_scale=sk, v_scale=sv, plan=plan)
     grid = fp8.decode(case.poisoned_out(), k_scale=sk, v_scale=sv)
-    deq = reference_attention(
-        case.query,
-        fp8.key_cache.float(),
-        fp8.value_cache.float(),
-        case.block_table,
-        case.seq_lens,
-        case.scale,
-        ks,
-        vs,
-    )
-    assert rel_err(got, deq) < 1.25 * 4e-3
+    assert rel_err(got, _dequantised_reference(fp8, ks, vs)) < 1.25 * 4e-3
     assert rel_err(got, grid.cpu().double()) < 1.25 * 4e-3
     assert torch.equal(got[2].cpu(), torch.zeros_like(got[2].cpu()))  # the empty sequence
 
