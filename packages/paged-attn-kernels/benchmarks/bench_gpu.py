@@ -46,6 +46,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import triton
+from bench_gpu_report import cell  # the report's cell format (a torch-free sibling script)
 
 from paged_attn_kernels import _triton_decode as _dec
 from paged_attn_kernels._triton_decode import paged_attention_triton, plan_splits
@@ -555,17 +556,6 @@ COLS = [
 ]
 
 
-def fmt(m: dict[str, Any] | None, splits: bool = False) -> str:
-    if m is None:
-        return "–"
-    if "error" in m:
-        return "fail"
-    s = f"{m['us']:.1f} / {m['pct_copy']:.0f}%"
-    if splits and "splits" in m:
-        s += f" ({m['splits']})"
-    return s
-
-
 def markdown(info: dict[str, Any], results: list[dict[str, Any]]) -> str:
     lines = [
         f"Device {info['device']} ({info['sms']} SMs), driver {info['driver']}, torch {info['torch']}, "
@@ -580,7 +570,7 @@ def markdown(info: dict[str, Any], results: list[dict[str, Any]]) -> str:
     ]
     for r in results:
         ms = r["methods"]
-        cells = [fmt(ms.get(k), splits=k.startswith("ours") and k != "ours_fp8") for k, _ in COLS]
+        cells = [cell(ms.get(k), splits=k.startswith("ours") and k != "ours_fp8") for k, _ in COLS]
         e_ours = ms["ours"]["err"]
         e_sdpa = ms.get("sdpa_dense", {}).get("err", float("nan"))
         lines.append(
