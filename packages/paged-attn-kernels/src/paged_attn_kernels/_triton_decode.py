@@ -21,8 +21,11 @@ tutorial (``python/tutorials/06-fused-attention.py``: base-2 exponentials, fp32 
   grid over the programs that hold tokens, longest first (``_plan.py``).
 - The merge: up to ``_FUSED_MERGE_MAX_SPLITS`` splits are merged by the last split program of
   a (sequence, KV head) to finish, found with an arrival counter (no second kernel; H100:
-  B=8 x 8192 GQA 100.3 -> 98.4 us, docs/GPU_NOTES.md section 12); more splits go to the
-  reduce kernel, which spreads the merge over one program per query head.
+  B=8 x 8192 GQA 100.3 -> 98.4 us, docs/GPU_NOTES.md section 12). A split first peeks at
+  the counter: one that finds every other split published merges at once, without
+  publishing its own partial first (one memory round trip less at the end of the launch,
+  section 16); more splits go to the reduce kernel, which spreads the merge over one
+  program per query head.
 
 Layout (vLLM's flash layout): caches ``[num_blocks, block_size, num_kv_heads, head_dim]``,
 query/output ``[num_seqs, num_heads, head_dim]``, ``block_table`` int32
@@ -107,6 +110,7 @@ def _paged_decode_kernel(
     PREFETCH: tl.constexpr,
     PRESCALE_Q: tl.constexpr,
     FUSED_MERGE: tl.constexpr = False,
+    PEEK_MERGE: tl.constexpr = True,
     SPLITS_PAD: tl.constexpr = 1,
     GROUP_P2: tl.constexpr = 1,
     PDL: tl.constexpr = False,
@@ -229,8 +233,20 @@ def _paged_decode_kernel(
             # barrier orders every thread's partial stores before the release.
             tl.debug_barrier()
             sem = sem_ptr + seq * num_kv_heads + kv_head
-            arrived = tl.atomic_add(sem, 1, sem="acq_rel", scope="gpu")
-            if arrived == n_active - 1:
+            if PEEK_MERGE:
+                # Peek before publishing: if every other split has already published, this
+                # one is last and merges without waiting for its own stores to be acknowledged
+                # (an acquire needs no fence; the release below does). It does not count
+                # itself, so no other program can also see n_active - 1.
+                seen = tl.atomic_add(sem, 0, sem="acquire", scope="gpu")
+                last = seen == n_active - 1
+                if not last:
+                    arrived = tl.atomic_add(sem, 1, sem="acq_rel", scope="gpu")
+                    last = arrived == n_active - 1
+            else:
+                arrived = tl.atomic_add(sem, 1, sem="acq_rel", scope="gpu")
+                last = arrived == n_active - 1
+            if last:
                 tl.atomic_xchg(sem, 0, sem="relaxed", scope="gpu")  # zero for the next launch
                 merge_rows(
                     part_out_ptr,
@@ -390,8 +406,12 @@ def _tile_n(block_size: int, head_pad: int, elem_bytes: int) -> int:
 _PDL = 0
 # Splits merged by the last split program to finish instead of a reduce kernel (0 = never).
 _FUSED_MERGE_MAX_SPLITS = 8
-# Benchmark hook (tile_n, num_warps, num_stages, maxnreg, prefetch, fp16_dot, pdl, fused_merge):
-# sweeps and tests only.
+# The fused merge's split peeks at the arrival counter before publishing its partial (1 = on;
+# 0: publish, then learn from the atomic whether it was last). H100, interleaved A/B: 0.25-0.4
+# us less at B=8 x 8192 GQA and B=8 x 2048 MHA, none at B=8 x 2048 (docs/GPU_NOTES.md s. 16).
+_PEEK_MERGE = 1
+# Benchmark hook (tile_n, num_warps, num_stages, maxnreg, prefetch, fp16_dot, pdl, fused_merge,
+# peek): sweeps and tests only.
 _LAUNCH_OVERRIDES: dict[str, int] = {}
 # Profiling hook: "trace", an int64 [programs, 4] tensor made before the launch (and before
 # any graph capture), gets every program's SM id and its %globaltimer ns at start, at exit
@@ -643,6 +663,7 @@ def paged_attention_triton(
         WORK_LIST=work is not None,
         TRACE=trace is not None,
         FUSED_MERGE=fused,
+        PEEK_MERGE=_LAUNCH_OVERRIDES.get("peek", _PEEK_MERGE) == 1,
         SPLITS_PAD=triton.next_power_of_2(splits),
         GROUP_P2=triton.next_power_of_2(group),
         PDL=pdl,
