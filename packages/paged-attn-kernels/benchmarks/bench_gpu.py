@@ -26,7 +26,9 @@ sequence's end hold NaN, so a masking bug shows as a NaN error.
     python benchmarks/bench_gpu.py --sweep --configs "64,4,3,0;128,4,3,0,32" ...  # tuning
 
 ``bench_gpu_report.py`` renders the JSON as the tables of docs/GPU.md; ``bench_gpu_variants.py``
-A/B-times opt-in launch variants (the PDL reduce, any ``_LAUNCH_OVERRIDES``) on chosen shapes.
+A/B-times opt-in launch variants (the PDL reduce, any ``_LAUNCH_OVERRIDES``) on chosen shapes;
+``bench_gpu_trace.py`` stamps every program's SM and times; ``bench_gpu_floor.py`` times what
+kernels doing less than ours (an empty launch, a torch sum, a compute-free read) reach.
 """
 
 from __future__ import annotations
