@@ -515,6 +515,27 @@ def cases_by_label() -> dict[tuple[str, int, str], list[int]]:
     }
 
 
+def companion_parser(doc: str, out: str) -> argparse.ArgumentParser:
+    """The companion scripts' common flags: ``--out``, ``--rep-ms`` and ``--shapes``."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--out", default=out)
+    ap.add_argument("--rep-ms", type=float, default=60.0)
+    ap.add_argument(
+        "--shapes", default="", help="dtype:kv:label,... (default: the script's SHAPES)"
+    )
+    return ap
+
+
+def companion_start(
+    rep_ms: float,
+) -> tuple[torch.Generator, float, dict[tuple[str, int, str], list[int]]]:
+    """A companion script's seeded generator, copy ceiling (printed) and every case's lengths."""
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    copy_gbs = copy_ceiling(rep_ms)
+    print(f"copy {copy_gbs:.0f} GB/s", flush=True)
+    return gen, copy_gbs, cases_by_label()
+
+
 def parse_shapes(arg: str, default: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
     """``dtype:kv:label,...`` (the companion scripts' ``--shapes``), or ``default``."""
     if not arg:

@@ -22,7 +22,6 @@ Each is reported as % of the 2 GiB copy ceiling, like the decode kernel. Uniform
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
@@ -157,21 +156,17 @@ def floors(case: bg.Case, rep_ms: float, read_splits: list[int]) -> dict[str, fl
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="floor.json")
-    ap.add_argument("--rep-ms", type=float, default=60.0)
-    ap.add_argument("--shapes", default="", help="dtype:kv:label,... (uniform shapes)")
+    ap = bg.companion_parser(__doc__, "floor.json")
     ap.add_argument(
         "--read-splits", default="", help="also the paged read at these split counts, e.g. 4,16"
     )
     args = ap.parse_args()
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    copy_gbs = bg.copy_ceiling(args.rep_ms)
-    print(f"copy {copy_gbs:.0f} GB/s", flush=True)
-    cases = bg.cases_by_label()
+    gen, copy_gbs, cases = bg.companion_start(args.rep_ms)
     results: list[dict[str, Any]] = []
     read_splits = [int(x) for x in args.read_splits.split(",") if x]
     for dt, kv, label in bg.parse_shapes(args.shapes, SHAPES):
+        if len(set(cases[(dt, kv, label)])) != 1:
+            raise SystemExit(f"--shapes: {label} is ragged; the floor kernels take uniform shapes")
         case = bg.Case(getattr(torch, dt), kv, cases[(dt, kv, label)], label, gen)
         ours = functools.partial(
             dec.paged_attention_triton,

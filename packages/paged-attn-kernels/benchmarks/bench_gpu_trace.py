@@ -15,7 +15,6 @@ timeline of running programs and achieved bandwidth. Raw traces go to ``--out`` 
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -110,16 +109,11 @@ def summarize(tr: np.ndarray, tokens: np.ndarray, bytes_per_token: int, copy_gbs
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="trace.npz")
+    ap = bg.companion_parser(__doc__, "trace.npz")
     ap.add_argument("--variants", default="")
-    ap.add_argument("--shapes", default="", help="dtype:kv:label,... (default: SHAPES)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    copy_gbs = bg.copy_ceiling(60.0)
-    print(f"copy {copy_gbs:.0f} GB/s", flush=True)
-    cases = bg.cases_by_label()
+    gen, copy_gbs, cases = bg.companion_start(args.rep_ms)
     variants = json.loads(args.variants) if args.variants else VARIANTS
     shapes = bg.parse_shapes(args.shapes, SHAPES)
     saved: dict[str, np.ndarray] = {}

@@ -12,7 +12,6 @@ argument, and ``work_order``/``chunk``, a host plan (``plan_decode``) in that or
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -80,9 +79,7 @@ def _with_overrides(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="variants.json")
-    ap.add_argument("--rep-ms", type=float, default=60.0)
+    ap = bg.companion_parser(__doc__, "variants.json")
     ap.add_argument("--fp8", action="store_true", help="also fp8 caches at the key shape")
     ap.add_argument(
         "--fp8-shapes",
@@ -94,12 +91,8 @@ def main() -> None:
         default="",
         help='JSON {name: overrides}, e.g. {"auto": {}, "s2": {"num_stages": 2}}',
     )
-    ap.add_argument("--shapes", default="", help="dtype:kv:label,... (default: SHAPES)")
     args = ap.parse_args()
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    copy_gbs = bg.copy_ceiling(args.rep_ms)
-    print(f"copy {copy_gbs:.0f} GB/s", flush=True)
-    cases = bg.cases_by_label()
+    gen, copy_gbs, cases = bg.companion_start(args.rep_ms)
     results: list[dict[str, Any]] = []
     variants = json.loads(args.variants) if args.variants else VARIANTS
     shapes = bg.parse_shapes(args.shapes, SHAPES)

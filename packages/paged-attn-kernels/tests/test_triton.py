@@ -90,8 +90,15 @@ def test_split_equals_unsplit(num_splits):
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"peek": 0}, {"fused_merge": 0}, {"fused_merge": 16}, {"prefetch": 1}],
-    ids=["fused-merge", "fused-merge-publish-first", "reduce-kernel", "fused-merge-16", "prefetch"],
+    [{}, {"peek": 1}, {"peek": 0}, {"fused_merge": 0}, {"fused_merge": 16}, {"prefetch": 1}],
+    ids=[
+        "fused-merge",
+        "fused-merge-peek",
+        "fused-merge-publish-first",
+        "reduce-kernel",
+        "fused-merge-16",
+        "prefetch",
+    ],
 )
 @pytest.mark.parametrize("num_splits", [None, 3, 12])
 def test_launch_variants_match_float64(overrides, num_splits):

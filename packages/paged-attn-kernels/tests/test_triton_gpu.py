@@ -114,6 +114,7 @@ def test_long_context_split_agrees_with_unsplit():
 
 VARIANTS = {
     "fused-merge": {},  # the default: up to 8 splits merged by the last one to finish
+    "fused-merge-peek": {"peek": 1},  # every split peeks at the counter first
     "fused-merge-publish-first": {"peek": 0},  # every split publishes before it checks
     "reduce-kernel": {"fused_merge": 0},
     "fused-merge-16": {"fused_merge": 16},

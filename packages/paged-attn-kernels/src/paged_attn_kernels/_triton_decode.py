@@ -21,8 +21,8 @@ tutorial (``python/tutorials/06-fused-attention.py``: base-2 exponentials, fp32 
   grid over the programs that hold tokens, longest first (``_plan.py``).
 - The merge: up to ``_FUSED_MERGE_MAX_SPLITS`` splits are merged by the last split program of
   a (sequence, KV head) to finish, found with an arrival counter (no second kernel; H100:
-  B=8 x 8192 GQA 100.3 -> 98.4 us, docs/GPU_NOTES.md section 12). A split first peeks at
-  the counter: one that finds every other split published merges at once, without
+  B=8 x 8192 GQA 100.3 -> 98.4 us, docs/GPU_NOTES.md section 12). A long split first peeks
+  at the counter: one that finds every other split published merges at once, without
   publishing its own partial first (one memory round trip less at the end of the launch,
   section 16); more splits go to the reduce kernel, which spreads the merge over one
   program per query head.
@@ -406,10 +406,13 @@ def _tile_n(block_size: int, head_pad: int, elem_bytes: int) -> int:
 _PDL = 0
 # Splits merged by the last split program to finish instead of a reduce kernel (0 = never).
 _FUSED_MERGE_MAX_SPLITS = 8
-# The fused merge's split peeks at the arrival counter before publishing its partial (1 = on;
-# 0: publish, then learn from the atomic whether it was last). H100, interleaved A/B: 0.25-0.4
-# us less at B=8 x 8192 GQA and B=8 x 2048 MHA, none at B=8 x 2048 (docs/GPU_NOTES.md s. 16).
-_PEEK_MERGE = 1
+# Splits of at least this many tokens peek at the fused merge's arrival counter before
+# publishing their partial (shorter ones publish, then learn from the atomic whether they were
+# last). Long splits end microseconds apart (the SMs stream at two rates), so the last one
+# usually finds the others published and saves a round trip; short ones end together, so the
+# peek usually fails and costs one. H100, interleaved A/B (docs/GPU_NOTES.md section 16):
+# 1024-token splits 0.25-0.4 us faster, 256-token splits 0.1 slower, 128-token 0.2-0.3 slower.
+_PEEK_MIN_CHUNK = 1024
 # Benchmark hook (tile_n, num_warps, num_stages, maxnreg, prefetch, fp16_dot, pdl, fused_merge,
 # peek): sweeps and tests only.
 _LAUNCH_OVERRIDES: dict[str, int] = {}
@@ -663,7 +666,7 @@ def paged_attention_triton(
         WORK_LIST=work is not None,
         TRACE=trace is not None,
         FUSED_MERGE=fused,
-        PEEK_MERGE=_LAUNCH_OVERRIDES.get("peek", _PEEK_MERGE) == 1,
+        PEEK_MERGE=_LAUNCH_OVERRIDES.get("peek", int(chunk >= _PEEK_MIN_CHUNK)) == 1,
         SPLITS_PAD=triton.next_power_of_2(splits),
         GROUP_P2=triton.next_power_of_2(group),
         PDL=pdl,
