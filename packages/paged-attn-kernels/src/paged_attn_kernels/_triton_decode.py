@@ -411,7 +411,7 @@ _FUSED_MERGE_MAX_SPLITS = 8
 # last). Long splits end microseconds apart (the SMs stream at two rates), so the last one
 # usually finds the others published and saves a round trip; short ones end together, so the
 # peek usually fails and costs one. H100, interleaved A/B (docs/GPU_NOTES.md section 16):
-# 1024-token splits 0.25-0.4 us faster, 256-token splits 0.1 slower, 128-token 0.2-0.3 slower.
+# 1024-token splits 0.25-0.4 us faster, 256-token splits no faster, 128-token 0.2-0.3 slower.
 _PEEK_MIN_CHUNK = 1024
 # Benchmark hook (tile_n, num_warps, num_stages, maxnreg, prefetch, fp16_dot, pdl, fused_merge,
 # peek): sweeps and tests only.
