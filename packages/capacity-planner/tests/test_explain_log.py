@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from capacity_planner.explain_log import LogExplanation, RunReport, explain_log
+from capacity_planner.explain import LogExplanation, RunReport, explain_log
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "logs"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from capacity_planner.explain_log import (
+from capacity_planner.explain import (
     EXIT_INCONSISTENT,
     EXIT_NOTHING_FOUND,
     EXIT_OK,

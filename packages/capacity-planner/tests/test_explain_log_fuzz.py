@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capacity_planner._logtypes import STATUSES
-from capacity_planner.explain_log import explain_log
+from capacity_planner.explain import explain_log
+from capacity_planner.explain.types import STATUSES
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from capacity_planner._logclean import clean_line, split_top_level
-from capacity_planner.explain_log import explain_log
+from capacity_planner.explain import explain_log
+from capacity_planner.explain.clean import clean_line, split_top_level
 
 DATA = Path(__file__).resolve().parent / "data" / "logs"
 V1_TP2 = (DATA / "v1-tp2-ranks.synthetic.log").read_text(encoding="utf-8")

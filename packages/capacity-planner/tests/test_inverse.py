@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from capacity_planner import ModelSpec, SettingError, gpu_from_name
+from capacity_planner.accounting.startup import EngineSettings
 from capacity_planner.inverse import (
     max_model_len_that_fits,
     required_gpus,
@@ -14,7 +15,6 @@ from capacity_planner.inverse import (
     required_utilization,
 )
 from capacity_planner.plan import plan
-from capacity_planner.startup import EngineSettings
 
 LLAMA = ModelSpec.from_name("meta-llama/Llama-3.1-8B-Instruct")
 H100 = gpu_from_name("H100")

@@ -214,7 +214,7 @@ def test_properties(model: ModelSpec, mem: int, extra: int, length: int, version
 def test_every_cached_layer_is_in_exactly_one_group(
     model: ModelSpec, tp: int, pp: int, block: int, kv_dtype: str
 ) -> None:
-    from capacity_planner.layout import build_layout, pp_layer_ranges
+    from capacity_planner.accounting.layout import build_layout, pp_layer_ranges
 
     stages = pp_layer_ranges(model.num_hidden_layers, pp)
     assert [i for r in stages for i in r] == list(range(model.num_hidden_layers))

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_only_runtime_dependency_is_block_allocator() -> None:
     text = (ROOT / "pyproject.toml").read_text()
     deps = re.search(r"^dependencies = \[(.*?)\]", text, re.M | re.S)
-    assert deps is not None and deps.group(1).strip() == '"block-allocator>=0.1,<0.2"'
+    assert deps is not None
+    assert re.fullmatch(r'"block-allocator[^",]*(,[^",]*)?"', deps.group(1).strip())
     assert 'capacity-planner = "capacity_planner.cli:main"' in text
 
 

@@ -8,8 +8,8 @@ blocks print. No (block size <= 32, integer max_model_len) pair prints both numb
 from __future__ import annotations
 
 from capacity_planner import ModelSpec, compute_kv_cache_config, gpu_from_name
+from capacity_planner.accounting.startup import EngineSettings
 from capacity_planner.plan import plan
-from capacity_planner.startup import EngineSettings
 
 MiB = 1 << 20
 LLAMA3 = ModelSpec.from_name("meta-llama/Meta-Llama-3-8B")

@@ -1,7 +1,10 @@
 """Predict vLLM's KV-cache capacity from GPU memory and a model config."""
 
 from capacity_planner._units import GiB, logged_gib_bounds, parse_size
-from capacity_planner.catalog import catalog_names
+from capacity_planner.accounting.kv_config import KVCacheConfig, compute_kv_cache_config
+from capacity_planner.accounting.layout import KVCacheGroup
+from capacity_planner.accounting.startup import EngineSettings, MemoryProfile, MemoryStep
+from capacity_planner.accounting.versions import DEFAULT_VERSION, VLLM_FORMULAS, VllmFormula
 from capacity_planner.errors import (
     CapacityPlannerError,
     ConfigFieldError,
@@ -19,13 +22,10 @@ from capacity_planner.inverse import (
     required_tensor_parallel,
     required_utilization,
 )
-from capacity_planner.kv_config import KVCacheConfig, compute_kv_cache_config
-from capacity_planner.layout import KVCacheGroup
-from capacity_planner.model_spec import ModelSpec
+from capacity_planner.model.catalog import catalog_names
+from capacity_planner.model.spec import ModelSpec
 from capacity_planner.plan import CapacityPlan, plan
 from capacity_planner.prefix import PrefixCachingEstimate, prefix_caching_estimate
-from capacity_planner.startup import EngineSettings, MemoryProfile, MemoryStep
-from capacity_planner.versions import DEFAULT_VERSION, VLLM_FORMULAS, VllmFormula
 
 __all__ = [
     "DEFAULT_VERSION",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from capacity_planner._units import GiB
-from capacity_planner.catalog import CATALOG
+from capacity_planner.accounting.startup import EngineSettings
 from capacity_planner.errors import SettingError
 from capacity_planner.gpus import GPU_CATALOG, GPUSpec, gpu_from_name, resolve_gpu
 from capacity_planner.inverse import (
@@ -24,11 +24,11 @@ from capacity_planner.inverse import (
     required_tensor_parallel,
     required_utilization,
 )
-from capacity_planner.model_spec import ModelSpec
+from capacity_planner.model.catalog import CATALOG
+from capacity_planner.model.spec import ModelSpec
 from capacity_planner.plan import kv_config_dict, plan
 from capacity_planner.prefix import prefix_caching_estimate
 from capacity_planner.report import format_inverse, format_plan, format_prefix
-from capacity_planner.startup import EngineSettings
 
 __all__ = ["cmd_gpus", "cmd_inverse", "cmd_models", "cmd_plan", "cmd_prefix", "load_model"]
 

@@ -2,7 +2,7 @@
 
 Subcommands: `plan` (the default when the first argument is not a subcommand), `prefix`,
 `inverse {utilization,tp,gpus,max-model-len}`, `models`, `gpus`, and `explain-log`
-(registered by `capacity_planner.explain_log.register(subparsers)` when that module is
+(registered by `capacity_planner.explain.register(subparsers)` when that module is
 present). Bad input exits with status 2 and one line on stderr; a configuration vLLM
 would refuse to start with exits 1 after printing the report.
 """
@@ -14,8 +14,9 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
+from capacity_planner import explain
 from capacity_planner._commands import (
     cmd_gpus,
     cmd_inverse,
@@ -25,8 +26,8 @@ from capacity_planner._commands import (
     load_model,
 )
 from capacity_planner._units import parse_size
+from capacity_planner.accounting.versions import DEFAULT_VERSION, VLLM_FORMULAS
 from capacity_planner.errors import CapacityPlannerError, SettingError
-from capacity_planner.versions import DEFAULT_VERSION, VLLM_FORMULAS
 
 __all__ = ["build_parser", "load_model", "main"]
 
@@ -99,27 +100,6 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _register_explain_log(sub: Any) -> None:
-    try:
-        from capacity_planner import explain_log
-    except ModuleNotFoundError as exc:
-        if exc.name != "capacity_planner.explain_log":
-            raise
-        reason = "capacity_planner.explain_log is not part of this installation"
-    except Exception as exc:  # a broken optional module must not take the planner down
-        reason = f"capacity_planner.explain_log failed to import: {exc}"
-    else:
-        explain_log.register(sub)
-        return
-    p = sub.add_parser("explain-log", help="explain a vLLM start-up log (unavailable)")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-
-    def _unavailable(args: argparse.Namespace) -> int:
-        raise SettingError(f"explain-log is unavailable: {reason}")
-
-    p.set_defaults(func=_unavailable)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="capacity-planner",
@@ -154,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gpus", help="list the GPU catalog")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_gpus)
-    _register_explain_log(sub)
+    explain.register(sub)
     return parser
 
 

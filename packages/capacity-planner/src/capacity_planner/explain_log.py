@@ -1,54 +1,13 @@
-"""`capacity-planner explain-log`: read a vLLM start-up log and explain every number.
+"""Compatibility name of `capacity_planner.explain` (the explain-log command).
 
-vLLM prints its memory self-assessment at start-up: the profile (budget = total x
-gpu_memory_utilization), the subtraction (weights, activation peak, non-torch memory)
-and the carve into blocks ("# GPU blocks" in V0, "GPU KV cache size: N tokens" in V1),
-then "Maximum concurrency for L tokens per request". This module parses those lines
-from any vLLM release (`_logpatterns`), splits a file into start-ups (`_logparse`),
-recomputes each derived number from the ones before it (`_logmemory`, `_logcarve`,
-`_logconcurrency`, `_logerrors`; a model's pages and block counts come from the
-planner's `compute_kv_cache_config`, built on `block_allocator.kv_cache_spec`) and says,
-for each, whether it is consistent and, if not, the likely cause. See
-docs/logs/README.md.
-
-Python API: `explain_log(text)` -> `LogExplanation`; CLI: `register(subparsers)` adds
-the subcommand to the planner's argparse tree, `main(argv)` runs it alone.
+`python -m capacity_planner.explain_log FILE` runs the command alone.
 """
 
 from __future__ import annotations
 
-from capacity_planner._logcli import (
-    EXIT_INCONSISTENT,
-    EXIT_NOTHING_FOUND,
-    EXIT_OK,
-    EXIT_USAGE,
-    add_arguments,
-    main,
-    register,
-    run_command,
-)
-from capacity_planner._logexplain import explain_log, explain_parsed
-from capacity_planner._logparse import parse_log
-from capacity_planner._logtypes import STATUSES, Check, LogExplanation, RunReport, Setting
-
-__all__ = [
-    "EXIT_INCONSISTENT",
-    "EXIT_NOTHING_FOUND",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "STATUSES",
-    "Check",
-    "LogExplanation",
-    "RunReport",
-    "Setting",
-    "add_arguments",
-    "explain_log",
-    "explain_parsed",
-    "main",
-    "parse_log",
-    "register",
-    "run_command",
-]
+from capacity_planner.explain import *  # noqa: F403
+from capacity_planner.explain import __all__ as __all__
+from capacity_planner.explain import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -12,11 +12,11 @@ import math
 from dataclasses import dataclass
 
 from block_allocator.kv_cache_spec import cdiv
+from capacity_planner.accounting.startup import EngineSettings
 from capacity_planner.errors import CapacityPlannerError, SettingError
 from capacity_planner.gpus import GPUSpec
-from capacity_planner.model_spec import ModelSpec
+from capacity_planner.model.spec import ModelSpec
 from capacity_planner.plan import CapacityPlan, plan
-from capacity_planner.startup import EngineSettings
 
 __all__ = [
     "InverseResult",

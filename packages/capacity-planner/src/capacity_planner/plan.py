@@ -11,10 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from capacity_planner._units import GiB
+from capacity_planner.accounting.kv_config import KVCacheConfig
+from capacity_planner.accounting.startup import (
+    EngineSettings,
+    MemoryProfile,
+    estimate_memory,
+    kv_config_for,
+)
 from capacity_planner.gpus import GPUSpec
-from capacity_planner.kv_config import KVCacheConfig
-from capacity_planner.model_spec import ModelSpec
-from capacity_planner.startup import EngineSettings, MemoryProfile, estimate_memory, kv_config_for
+from capacity_planner.model.spec import ModelSpec
 
 __all__ = ["CapacityPlan", "plan"]
 

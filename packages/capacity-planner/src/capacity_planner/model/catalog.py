@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from capacity_planner.errors import UnknownModelError
-from capacity_planner.model_spec import ModelSpec
 
-__all__ = ["CATALOG", "catalog_names", "model_from_name"]
+__all__ = ["CATALOG", "catalog_names", "lookup", "source_of"]
 
 
 def _hf(repo: str) -> str:
@@ -455,8 +453,17 @@ def catalog_names() -> tuple[str, ...]:
     return tuple(CATALOG)
 
 
-def model_from_name(name: str) -> ModelSpec:
-    """The catalog model called `name` (HF id, short id or alias; case-insensitive)."""
+def source_of(canonical: str) -> str:
+    """Where a catalog entry's numbers come from (its Hugging Face page)."""
+    return _hf(canonical)
+
+
+def lookup(name: str) -> tuple[str, Mapping[str, Any], int | None]:
+    """(canonical id, config fields, published parameter count) of the catalog model `name`.
+
+    `name` is an HF id, short id or alias (case-insensitive); an unknown name raises
+    `UnknownModelError` with the closest catalog names.
+    """
     canonical = _INDEX.get(_key(name))
     if canonical is None:
         close = difflib.get_close_matches(_key(name), list(_INDEX), n=8, cutoff=0.5)
@@ -466,9 +473,4 @@ def model_from_name(name: str) -> ModelSpec:
                 seen.append(_INDEX[alias])
         raise UnknownModelError(name, tuple(seen[:4]))
     cfg, params, _ = CATALOG[canonical]
-    spec = ModelSpec.from_hf_config(_as_mapping(cfg), name=canonical, source=_hf(canonical))
-    return replace(spec, num_params=params) if params is not None else spec
-
-
-def _as_mapping(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
-    return cfg
+    return canonical, cfg, params

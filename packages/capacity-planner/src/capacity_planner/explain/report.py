@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from capacity_planner._logtypes import Check, LogExplanation, RunReport
+from capacity_planner.explain.types import Check, LogExplanation, RunReport
 
 __all__ = ["render_text"]
 

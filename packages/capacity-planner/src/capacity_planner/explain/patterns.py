@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from capacity_planner._logclean import CleanLine, split_top_level
+from capacity_planner.explain.clean import CleanLine, split_top_level
 
 __all__ = ["SETTING_KEYS", "Fact", "Value", "extract_facts"]
 

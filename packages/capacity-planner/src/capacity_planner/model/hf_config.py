@@ -10,22 +10,18 @@ starting with a sliding layer, Gemma-3 `sliding_window_pattern`, Jamba
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from capacity_planner._mixers import gated_delta_net_state, mamba1_state, mamba2_state
 from capacity_planner.errors import ConfigFieldError
-from capacity_planner.model_spec import (
+from capacity_planner.model.fields import get_field, require_int
+from capacity_planner.model.mixers import gated_delta_net_state, mamba1_state, mamba2_state
+from capacity_planner.model.parts import (
     LayerKind,
     MambaState,
     MLAConfig,
     MoEConfig,
-    _get,
-    _quant_from_config,
-    _require_int,
+    quant_from_config,
 )
-
-if TYPE_CHECKING:
-    from capacity_planner.model_spec import ModelSpec
 
 _LAYER_TYPE_NAMES: dict[str, LayerKind] = {
     "full_attention": "full",
@@ -71,7 +67,7 @@ def _layer_kinds(
     cfg: Mapping[str, Any], model_type: str, n: int
 ) -> tuple[list[LayerKind], list[str]]:
     notes: list[str] = []
-    if _get(cfg, "kv_lora_rank") is not None:
+    if get_field(cfg, "kv_lora_rank") is not None:
         return ["mla"] * n, notes
     layer_types = cfg.get("layer_types")
     if isinstance(layer_types, list) and layer_types:
@@ -109,7 +105,7 @@ def _layer_kinds(
     if window is not None and not (
         model_type in _OPT_IN_SLIDING and not cfg.get("use_sliding_window")
     ):
-        swp = _get(cfg, "sliding_window_pattern", "sliding_window_period")
+        swp = get_field(cfg, "sliding_window_pattern", "sliding_window_period")
         if swp is not None:
             # Gemma-3 / Cohere2: every swp-th layer is global, the others local.
             return [("full" if (i + 1) % int(swp) == 0 else "sliding") for i in range(n)], notes
@@ -138,16 +134,16 @@ def _mamba_state(cfg: Mapping[str, Any], model_type: str, hidden: int) -> MambaS
 
 
 def _moe(cfg: Mapping[str, Any], model_type: str, n: int, intermediate: int) -> MoEConfig | None:
-    num_experts = _get(
+    num_experts = get_field(
         cfg, "num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts"
     )
     if not isinstance(num_experts, int) or num_experts <= 1:
         return None
     top_k = int(
-        _get(cfg, "num_experts_per_tok", "experts_per_token", "moe_top_k", "top_k", default=2)
+        get_field(cfg, "num_experts_per_tok", "experts_per_token", "moe_top_k", "top_k", default=2)
     )
     moe_inter = int(
-        _get(cfg, "moe_intermediate_size", "expert_intermediate_size", default=intermediate)
+        get_field(cfg, "moe_intermediate_size", "expert_intermediate_size", default=intermediate)
     )
     shared = int(cfg.get("shared_expert_intermediate_size") or 0)
     shared += int(cfg.get("n_shared_experts") or 0) * moe_inter
@@ -165,9 +161,8 @@ def _moe(cfg: Mapping[str, Any], model_type: str, n: int, intermediate: int) -> 
     return MoEConfig(num_experts, top_k, moe_inter, shared, tuple(layers))
 
 
-def parse_hf_config(
-    cls: type[ModelSpec], config: Mapping[str, Any], *, name: str, source: str
-) -> ModelSpec:
+def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dict[str, Any]:
+    """`ModelSpec` fields read from a config.json dict (multimodal: its `text_config`)."""
     notes: list[str] = []
     text = config.get("text_config")
     if isinstance(text, Mapping):
@@ -179,10 +174,10 @@ def parse_hf_config(
     else:
         cfg = dict(config)
     model_type = str(cfg.get("model_type") or "unknown")
-    n = _require_int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
-    hidden = _require_int(cfg, "hidden_size", "n_embd", "d_model", "dim")
-    heads = _require_int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads")
-    kv = _get(
+    n = require_int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    hidden = require_int(cfg, "hidden_size", "n_embd", "d_model", "dim")
+    heads = require_int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads")
+    kv = get_field(
         cfg,
         "num_key_value_heads",
         "num_kv_heads",
@@ -193,7 +188,7 @@ def parse_hf_config(
     if kv is None:
         kv = 1 if cfg.get("multi_query") else heads
     kv = _positive(kv, "num_key_value_heads")
-    head_dim = _get(cfg, "head_dim", "kv_channels")
+    head_dim = get_field(cfg, "head_dim", "kv_channels")
     if head_dim is None:
         if hidden % heads:
             raise ConfigFieldError(
@@ -203,12 +198,16 @@ def parse_hf_config(
             )
         head_dim = hidden // heads
     head_dim = _positive(head_dim, "head_dim")
-    vocab = _require_int(cfg, "vocab_size", "padded_vocab_size")
+    vocab = require_int(cfg, "vocab_size", "padded_vocab_size")
     intermediate = _positive(
-        _get(cfg, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size", default=4 * hidden),
+        get_field(
+            cfg, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size", default=4 * hidden
+        ),
         "intermediate_size",
     )
-    raw_dtype = str(_get(cfg, "torch_dtype", "dtype", default="bfloat16")).removeprefix("torch.")
+    raw_dtype = str(get_field(cfg, "torch_dtype", "dtype", default="bfloat16")).removeprefix(
+        "torch."
+    )
     dtype = _DTYPES.get(raw_dtype.lower())
     if dtype is None:
         raise ConfigFieldError("torch_dtype", f"unsupported torch_dtype {raw_dtype!r} in config")
@@ -222,16 +221,16 @@ def parse_hf_config(
     mla = None
     if "mla" in kinds:
         mla = MLAConfig(
-            kv_lora_rank=_require_int(cfg, "kv_lora_rank"),
-            qk_rope_head_dim=_require_int(cfg, "qk_rope_head_dim"),
-            qk_nope_head_dim=_require_int(cfg, "qk_nope_head_dim"),
-            v_head_dim=_require_int(cfg, "v_head_dim"),
+            kv_lora_rank=require_int(cfg, "kv_lora_rank"),
+            qk_rope_head_dim=require_int(cfg, "qk_rope_head_dim"),
+            qk_nope_head_dim=require_int(cfg, "qk_nope_head_dim"),
+            v_head_dim=require_int(cfg, "v_head_dim"),
             q_lora_rank=cfg.get("q_lora_rank"),
         )
     mamba = _mamba_state(cfg, model_type, hidden) if "mamba" in kinds else None
     quant_cfg = cfg.get("quantization_config")
-    quant = _quant_from_config(quant_cfg) if isinstance(quant_cfg, Mapping) else None
-    max_pos = _get(
+    quant = quant_from_config(quant_cfg) if isinstance(quant_cfg, Mapping) else None
+    max_pos = get_field(
         cfg,
         "max_position_embeddings",
         "n_positions",
@@ -239,7 +238,7 @@ def parse_hf_config(
         "seq_length",
         default=4096,
     )
-    return cls(
+    return dict(
         name=name,
         model_type=model_type,
         num_hidden_layers=n,

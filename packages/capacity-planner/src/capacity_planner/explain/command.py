@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from capacity_planner._logexplain import OVERRIDES, explain_log
-from capacity_planner._logreport import render_text
 from capacity_planner.errors import CapacityPlannerError
+from capacity_planner.explain.explain import OVERRIDES, explain_log
+from capacity_planner.explain.report import render_text
 
 __all__ = [
     "EXIT_INCONSISTENT",
@@ -150,7 +150,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run explain-log on its own: `python -m capacity_planner.explain_log FILE`."""
+    """Run explain-log on its own: `python -m capacity_planner.explain FILE`."""
     parser = argparse.ArgumentParser(prog="capacity-planner explain-log", description=_DESCRIPTION)
     add_arguments(parser)
     return run_command(parser.parse_args(argv))

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import math
 
-from capacity_planner._logconcurrency import concurrency_checks, tokens_check
-from capacity_planner._logerrors import error_checks
-from capacity_planner._logmemory import half_unit, min_available
-from capacity_planner._logmodel import Carving, LogModel, page_formula
-from capacity_planner._logparse import LogRun
-from capacity_planner._logpatterns import Fact
-from capacity_planner._logtypes import Check, Setting
-from capacity_planner.kv_config import KVCacheConfig
+from capacity_planner.accounting.kv_config import KVCacheConfig
+from capacity_planner.explain.concurrency import concurrency_checks, tokens_check
+from capacity_planner.explain.failures import error_checks
+from capacity_planner.explain.logmodel import Carving, LogModel, page_formula
+from capacity_planner.explain.memory import half_unit, min_available
+from capacity_planner.explain.parse import LogRun
+from capacity_planner.explain.patterns import Fact
+from capacity_planner.explain.types import Check, Setting
 
 __all__ = ["carve_checks"]
 

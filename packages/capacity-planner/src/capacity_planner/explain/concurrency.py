@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 
 from block_allocator.kv_cache_spec import cdiv
-from capacity_planner._logmodel import LogModel
-from capacity_planner._logparse import LogRun
-from capacity_planner._logpatterns import Fact
-from capacity_planner._logtypes import Check
+from capacity_planner.explain.logmodel import LogModel
+from capacity_planner.explain.parse import LogRun
+from capacity_planner.explain.patterns import Fact
+from capacity_planner.explain.types import Check
 
 __all__ = ["concurrency_checks", "concurrency_formulas", "solve_max_model_len", "tokens_check"]
 

@@ -1,21 +1,21 @@
 """The explanation itself: parse, resolve settings and model, run every stage's checks.
 
 `explain_log(text)` is the whole pipeline behind `capacity-planner explain-log`:
-`_logparse` splits the text into start-ups, `_logsettings` names the engine and the
-settings (with their origin), `_logmemory` checks profile and subtract, `_logcarve`
-(with `_logconcurrency` and `_logerrors`) checks carve and report, and a model, when one
-is given or named by the log and known to the planner, comes in through `_logmodel`.
+`parse` splits the text into start-ups, `settings` names the engine and the
+settings (with their origin), `memory` checks profile and subtract, `carve`
+(with `concurrency` and `failures`) checks carve and report, and a model, when one
+is given or named by the log and known to the planner, comes in through `logmodel`.
 """
 
 from __future__ import annotations
 
-from capacity_planner._logcarve import carve_checks
-from capacity_planner._logmemory import memory_checks
-from capacity_planner._logmodel import LogModel, resolve_model, try_resolve_log_model
-from capacity_planner._logparse import LogRun, ParsedLog, parse_log
-from capacity_planner._logpatterns import Value
-from capacity_planner._logsettings import detect_engine, planner_version, resolve_settings
-from capacity_planner._logtypes import Check, LogExplanation, RunReport, Setting
+from capacity_planner.explain.carve import carve_checks
+from capacity_planner.explain.logmodel import LogModel, resolve_model, try_resolve_log_model
+from capacity_planner.explain.memory import memory_checks
+from capacity_planner.explain.parse import LogRun, ParsedLog, parse_log
+from capacity_planner.explain.patterns import Value
+from capacity_planner.explain.settings import detect_engine, planner_version, resolve_settings
+from capacity_planner.explain.types import Check, LogExplanation, RunReport, Setting
 
 __all__ = ["OVERRIDES", "explain_log", "explain_parsed"]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from capacity_planner._logclean import clean_line
-from capacity_planner._logpatterns import SETTING_KEYS, Fact, Value, extract_facts
+from capacity_planner.explain.clean import clean_line
+from capacity_planner.explain.patterns import SETTING_KEYS, Fact, Value, extract_facts
 
 __all__ = ["LogRun", "ParsedLog", "parse_log"]
 

@@ -30,7 +30,7 @@ from block_allocator.kv_cache_spec import (
     kv_heads_per_rank,
 )
 from capacity_planner.errors import ParallelConfigError, SettingError, UnsupportedModelError
-from capacity_planner.model_spec import LayerKind, ModelSpec
+from capacity_planner.model.spec import LayerKind, ModelSpec
 
 __all__ = [
     "KVCacheGroup",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from capacity_planner._logpatterns import Value
+from capacity_planner.explain.patterns import Value
 
 __all__ = ["STATUSES", "Check", "LogExplanation", "RunReport", "Setting", "Stage", "Status"]
 

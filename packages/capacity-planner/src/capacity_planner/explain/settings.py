@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from capacity_planner._logparse import LogRun
-from capacity_planner._logpatterns import SETTING_KEYS, Value
-from capacity_planner._logtypes import Setting
+from capacity_planner.explain.parse import LogRun
+from capacity_planner.explain.patterns import SETTING_KEYS, Value
+from capacity_planner.explain.types import Setting
 
 __all__ = ["Engine", "detect_engine", "planner_version", "resolve_settings"]
 

@@ -5,7 +5,7 @@ copy-paste, as ``[1;36m``), docker-compose and kubectl prefixes, vLLM's own
 ``INFO 07-24 12:34:56 [file.py:123]`` header, and the multiprocess prefix vLLM puts in
 front of every worker line: ``(VllmWorker rank=1 pid=123)``, ``(VllmWorkerProcess
 pid=521)``, ``(EngineCore_DP0 pid=9)``, ``(Worker_TP1 pid=7)``, ``(RayWorkerWrapper
-pid=5, ip=10.0.0.2)``. The patterns in `_logpatterns` search anywhere in a line, so only
+pid=5, ip=10.0.0.2)``. The patterns in `patterns` search anywhere in a line, so only
 the colour codes must go; the prefix is kept apart because it tells ranks apart.
 """
 

@@ -15,9 +15,9 @@ inside the sum of the roundings of its inputs.
 
 from __future__ import annotations
 
-from capacity_planner._logparse import LogRun
-from capacity_planner._logpatterns import Fact
-from capacity_planner._logtypes import Check, Setting
+from capacity_planner.explain.parse import LogRun
+from capacity_planner.explain.patterns import Fact
+from capacity_planner.explain.types import Check, Setting
 
 __all__ = ["half_unit", "memory_checks", "min_available"]
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from capacity_planner._logmemory import half_unit
-from capacity_planner._logmodel import Carving, LogModel
-from capacity_planner._logparse import LogRun
-from capacity_planner._logpatterns import Fact
-from capacity_planner._logtypes import Check, Status
+from capacity_planner.explain.logmodel import Carving, LogModel
+from capacity_planner.explain.memory import half_unit
+from capacity_planner.explain.parse import LogRun
+from capacity_planner.explain.patterns import Fact
+from capacity_planner.explain.types import Check, Status
 
 __all__ = ["error_checks"]
 

@@ -1,7 +1,7 @@
 """The model side of explain-log: what one KV block costs, through the planner's API.
 
 A log never prints the page size; it prints memory and block counts. To check one
-against the other explain-log asks the planner (`capacity_planner.kv_config`):
+against the other explain-log asks the planner (`capacity_planner.accounting.kv_config`):
 `compute_kv_cache_config(model, available_bytes, ...)` carves a byte budget the way the
 named vLLM version does (page sizes from `block_allocator.kv_cache_spec`, hybrid page
 unification and grouping, tensor-parallel head sharding, MLA's unsharded latent) and
@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from capacity_planner.accounting.kv_config import KVCacheConfig, compute_kv_cache_config
 from capacity_planner.errors import CapacityPlannerError
-from capacity_planner.kv_config import KVCacheConfig, compute_kv_cache_config
-from capacity_planner.model_spec import ModelSpec
+from capacity_planner.model.spec import ModelSpec
 
 __all__ = ["Carving", "LogModel", "resolve_model", "try_resolve_log_model"]
 
