@@ -1,0 +1,70 @@
+"""Grade a learner's Phase 02 lab-03 capacity arithmetic against this package's spec.
+
+``python -m capacity_planner.kit --impl starter`` (or a path to a ``.py`` file) prints one line per
+check and a score; ``--list`` prints the functions a learner's module defines. From a
+teaching repository's ``test_lab.py``::
+
+    import os
+    import pytest
+    from capacity_planner.kit import CHECKS, load_impl, run_check
+
+    impl = load_impl("starter" if os.environ.get("LAB_IMPL") == "starter" else "solution")
+
+    @pytest.mark.parametrize("check", CHECKS["lab03"], ids=lambda c: c.name)
+    def test_lab03(check):
+        run_check(check, impl)
+
+The contract is in ``capacity_planner.kit.lab03``; the learner's module is imported by name or path,
+never replaced by ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+from capacity_planner.kit import lab03
+from capacity_planner.kit._runner import (
+    Check,
+    CheckFailed,
+    CheckResult,
+    KitReport,
+    KitUsageError,
+    load_impl,
+    run_check,
+)
+from capacity_planner.kit._runner import grade as _grade
+from capacity_planner.kit._runner import main as _main
+
+__all__ = [
+    "CHECKS",
+    "CONTRACTS",
+    "Check",
+    "CheckFailed",
+    "CheckResult",
+    "KitReport",
+    "KitUsageError",
+    "grade",
+    "load_impl",
+    "main",
+    "run_check",
+]
+
+CHECKS: dict[str, tuple[Check, ...]] = dict(lab03.CHECKS)
+CONTRACTS: dict[str, str] = {"lab03": lab03.CONTRACT}
+
+
+def grade(impl: ModuleType | str | Path, lab: str = "lab03") -> KitReport:
+    """Grade ``impl`` (a module, module name or ``.py`` path) on ``lab``."""
+    return _grade(impl, lab, CHECKS)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return _main(
+        argv,
+        prog="python -m capacity_planner.kit",
+        checks=CHECKS,
+        default_lab="lab03",
+        contract=CONTRACTS,
+    )
