@@ -63,6 +63,19 @@ def check_sdist(path: Path, license_text: bytes) -> list[str]:
     return []
 
 
+def check_release_workflow(root: Path) -> list[str]:
+    """The tag workflow must know every package and publish through trusted publishing."""
+    workflow = (root / ".github" / "workflows" / "release.yml").read_text()
+    problems = [
+        f"release.yml has no tag pattern for {dist}"
+        for dist in PACKAGES.values()
+        if f'"{dist}-v*"' not in workflow
+    ]
+    if "id-token: write" not in workflow or "pypa/gh-action-pypi-publish" not in workflow:
+        problems.append("release.yml does not publish through trusted publishing")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     dist, root = Path(argv[1]), Path(argv[2])
     license_text = (root / "LICENSE").read_bytes()
@@ -86,6 +99,9 @@ def main(argv: list[str]) -> int:
             if (module, kind) not in seen:
                 print(f"missing {kind} of {PACKAGES[module]}")
                 failures += 1
+    for problem in check_release_workflow(root):
+        print(problem)
+        failures += 1
     return 1 if failures else 0
 
 
