@@ -118,9 +118,7 @@ def _pytest_installed(session: nox.Session, package: str, *pytest_args: str) -> 
     outside = Path(session.create_tmp()) / "outside"
     outside.mkdir(exist_ok=True)
     session.chdir(outside)
-    where = session.run(
-        "python", "-c", f"import {module}; print({module}.__file__)", silent=True
-    )
+    where = session.run("python", "-c", f"import {module}; print({module}.__file__)", silent=True)
     venv = str(Path(session.virtualenv.location).resolve())
     if not isinstance(where, str) or not str(Path(where.strip()).resolve()).startswith(venv):
         session.error(f"{module} is imported from {where!r}, not from the installed {dist} wheel")
@@ -256,9 +254,9 @@ def install_paths(session: nox.Session) -> None:
     session.run("uv", "sync", "--all-packages", "--quiet", env=uv_env)
     session.run("uv", "run", "--package", "capacity-planner", "capacity-planner", "--version",
                 env=uv_env)  # fmt: skip
-    session.run("uv", "run", "--package", "block-allocator", "python", "-c",
-                "import block_allocator; print(block_allocator.__version__)", env=uv_env)  # fmt: skip
-
+    show_version = "import block_allocator; print(block_allocator.__version__)"
+    session.run("uv", "run", "--package", "block-allocator", "python", "-c", show_version,
+                env=uv_env)  # fmt: skip
 
 
 @nox.session(default=False)

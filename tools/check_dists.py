@@ -76,6 +76,22 @@ def check_release_workflow(root: Path) -> list[str]:
     return problems
 
 
+def check_changelogs(root: Path) -> list[str]:
+    """Every package keeps a CHANGELOG.md with an entry for the version it declares."""
+    problems = []
+    for dist in PACKAGES.values():
+        folder = root / "packages" / dist
+        version = next(
+            line.split('"')[1]
+            for line in (folder / "pyproject.toml").read_text().splitlines()
+            if line.startswith("version = ")
+        )
+        changelog = folder / "CHANGELOG.md"
+        if not changelog.is_file() or f"## {version}" not in changelog.read_text():
+            problems.append(f"{dist}: CHANGELOG.md has no entry for {version}")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     dist, root = Path(argv[1]), Path(argv[2])
     license_text = (root / "LICENSE").read_bytes()
@@ -99,7 +115,7 @@ def main(argv: list[str]) -> int:
             if (module, kind) not in seen:
                 print(f"missing {kind} of {PACKAGES[module]}")
                 failures += 1
-    for problem in check_release_workflow(root):
+    for problem in check_release_workflow(root) + check_changelogs(root):
         print(problem)
         failures += 1
     return 1 if failures else 0
