@@ -1,22 +1,25 @@
 """The pool's release path: ``BlockPool.free_blocks`` in one pass, all or nothing.
 
 Mirrors ``BlockPool.free_blocks`` in ``vllm/v1/core/block_pool.py``, which drops the
-references and then appends the blocks that reached 0 in a second walk. Here one pass
+references and then links the blocks that reached 0 in a second walk. Here one pass
 checks each block, drops its reference and, at 0, links it straight onto a run: the tail
-of free queue 0, or (fresh-first order, unhashed block) a detached run behind the
-``fresh`` sentinel that is spliced in at the head at the end. Until that splice only the
-queue's last block and the runs are written, so a failure midway (double free, null
-block, foreign block, not a block) gives the references back, unlinks the runs and leaves
-the pool exactly as it was. With retention priorities in use the two-step path runs.
+of free queue 0, or a detached run behind the ``head_run`` sentinel that is spliced in at
+the head at the end (unhashed blocks in the fresh-first order, every block with
+``evict_first``). Until that splice only the queue's last block and the runs are written.
+
+The blocks may come from any iterable (``reversed(table)`` included) and are never copied:
+a failure midway (double free, null block, foreign block, not a block, an iterator that
+raises) is undone from the runs themselves plus the short list of blocks that kept a
+reference, so the pool is exactly as it was. With retention priorities in use the
+two-step path (``release_per_level``) runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ._checks import free_error
 from .block import KVCacheBlock
-from .errors import InvalidBlockError
 from .free_queue import FreeKVCacheBlockQueue
 
 __all__ = ["release", "release_per_level"]
@@ -25,88 +28,106 @@ __all__ = ["release", "release_per_level"]
 def release(
     pool: object,
     queue: FreeKVCacheBlockQueue,
-    blocks: Sequence[KVCacheBlock],
+    blocks: Iterable[KVCacheBlock],
     fresh_first: bool,
-    fresh: KVCacheBlock,
+    evict_first: bool,
+    head_run: KVCacheBlock,
 ) -> None:
     """Free ``blocks`` into ``queue`` (no retention priorities in use), in one pass."""
     tail = queue._tail
     anchor: KVCacheBlock = tail.prev_free  # type: ignore[assignment]
     last = anchor
-    fresh_last = fresh
-    num_shared = 0  # blocks that keep a reference and stay out of the queue
-    i = 0
+    run_last = head_run
+    shared: list[KVCacheBlock] = []  # blocks that keep a reference and stay out of the queue
+    freed = 0
     try:
-        for i, block in enumerate(blocks):  # noqa: B007 (i is read by the except clause)
+        for block in blocks:
             ref_cnt = block.ref_cnt
             if block._pool is not pool or ref_cnt <= 0:
                 raise free_error(pool, block)
             if ref_cnt > 1:
                 block.ref_cnt = ref_cnt - 1
-                num_shared += 1
+                shared.append(block)
                 continue
             block.ref_cnt = 0
-            if fresh_first and block.block_hash is None:
-                fresh_last.next_free = block
-                block.prev_free = fresh_last
-                fresh_last = block
+            freed += 1
+            if evict_first or (fresh_first and block.block_hash is None):
+                run_last.next_free = block
+                block.prev_free = run_last
+                run_last = block
             else:
                 last.next_free = block
                 block.prev_free = last
                 last = block
-    except (InvalidBlockError, AttributeError) as exc:
-        _undo(blocks[:i], anchor, tail, fresh)
-        if isinstance(exc, AttributeError):
-            bad = type(blocks[i]).__name__
-            raise TypeError(f"free_blocks takes KVCacheBlocks, got {bad}") from None
+    except BaseException as exc:
+        _undo(shared, anchor, last, head_run, run_last)
+        tail.prev_free = anchor
+        anchor.next_free = tail
+        if isinstance(exc, AttributeError):  # not a block at all
+            raise free_error(pool, None) from None
         raise
     last.next_free = tail
     tail.prev_free = last
-    if fresh_last is not fresh:
+    if run_last is not head_run:
         head = queue._head
         first: KVCacheBlock = head.next_free  # type: ignore[assignment]
-        run: KVCacheBlock = fresh.next_free  # type: ignore[assignment]
+        run: KVCacheBlock = head_run.next_free  # type: ignore[assignment]
         head.next_free = run
         run.prev_free = head
-        fresh_last.next_free = first
-        first.prev_free = fresh_last
-        fresh.next_free = None
-    queue.num_free_blocks += len(blocks) - num_shared
+        run_last.next_free = first
+        first.prev_free = run_last
+        head_run.next_free = None
+    queue.num_free_blocks += freed
 
 
 def _undo(
-    done: Sequence[KVCacheBlock], anchor: KVCacheBlock, tail: KVCacheBlock, fresh: KVCacheBlock
+    shared: list[KVCacheBlock],
+    anchor: KVCacheBlock,
+    last: KVCacheBlock,
+    head_run: KVCacheBlock,
+    run_last: KVCacheBlock,
 ) -> None:
-    # Give back the references a failed release dropped and unlink its runs.
-    for block in done:
-        if block.ref_cnt == 0:
-            block.prev_free = block.next_free = None
+    # Give back every reference a failed release dropped: one per entry of `shared`, one per
+    # block linked on either run (a block can be in both when listed twice), and unlink them.
+    for block in shared:
         block.ref_cnt += 1
-    anchor.next_free = tail
-    fresh.next_free = None
+    for start, end in ((anchor, last), (head_run, run_last)):
+        if end is start:
+            continue
+        cur: KVCacheBlock = start.next_free  # type: ignore[assignment]
+        while True:
+            nxt = cur.next_free
+            cur.prev_free = cur.next_free = None
+            cur.ref_cnt += 1
+            if cur is end:
+                break
+            cur = nxt  # type: ignore[assignment]
+    head_run.next_free = None
 
 
 def release_per_level(
     pool: object,
     queues: Sequence[FreeKVCacheBlockQueue],
-    blocks: Sequence[KVCacheBlock],
+    blocks: Iterable[KVCacheBlock],
     fresh_first: bool,
+    evict_first: bool,
 ) -> None:
     """Free ``blocks`` while retention priorities are in use: check all, then link each."""
+    blocks = blocks if isinstance(blocks, (list, tuple)) else list(blocks)
     freed: list[KVCacheBlock] = []
     for i, block in enumerate(blocks):
-        valid = isinstance(block, KVCacheBlock)
-        if not valid or block.ref_cnt <= 0 or block._pool is not pool:
+        if not isinstance(block, KVCacheBlock) or block.ref_cnt <= 0 or block._pool is not pool:
             for undo in blocks[:i]:
                 undo.ref_cnt += 1
-            if not valid:
-                raise TypeError(f"free_blocks takes KVCacheBlocks, got {type(block).__name__}")
             raise free_error(pool, block)
         block.ref_cnt -= 1
         if block.ref_cnt == 0:
             freed.append(block)
-    if fresh_first:
-        queues[0].prepend_n([b for b in freed if b.block_hash is None])
-        freed = [b for b in freed if b.block_hash is not None]
+    first = [b for b in freed if evict_first or (fresh_first and b.block_hash is None)]
+    if first:
+        # Evicted-first blocks go to the head of their own level's queue.
+        for level, queue in enumerate(queues):
+            queue.prepend_n([b for b in first if b.retention_priority == level])
+        freed = [b for b in freed if not (evict_first or (fresh_first and b.block_hash is None))]
     for block in freed:
         queues[block.retention_priority].append(block)

@@ -20,15 +20,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ._checks import (
+    check_block_list,
+    check_bool,
     check_cache_args,
+    check_choice,
     check_in_use,
     check_int,
-    check_owned,
+    check_optional_int,
     check_priority,
+    type_name,
 )
 from ._release import release, release_per_level
 from .block import NUM_RETENTION_PRIORITIES, BlockHash, KVCacheBlock
-from .errors import OutOfBlocksError
+from .errors import ArgumentTypeError, OutOfBlocksError
 from .events import KVCacheEvent
 from .free_queue import FreeKVCacheBlockQueue
 from .prefix_cache import PrefixCacheIndex
@@ -51,10 +55,10 @@ class BlockPool:
         block_size: int | None = None,
     ) -> None:
         check_int("num_blocks", num_blocks, 2, " (block 0 is the null block)")
-        if free_order not in FREE_ORDERS:
-            raise ValueError(f"free_order must be one of {FREE_ORDERS}, got {free_order!r}")
-        if block_size is not None:
-            check_int("block_size", block_size, 1)
+        check_bool("enable_caching", enable_caching)
+        check_choice("free_order", free_order, FREE_ORDERS)
+        check_bool("enable_kv_cache_events", enable_kv_cache_events)
+        check_optional_int("block_size", block_size, 1)
         self.num_blocks = num_blocks
         self.enable_caching = enable_caching
         self.free_order = free_order
@@ -67,7 +71,7 @@ class BlockPool:
         self._queues[0].append_n(self.blocks[1:])
         self._index = PrefixCacheIndex(block_size, enable_kv_cache_events)
         self._fresh_first = free_order == "fresh_first"
-        self._fresh_run = KVCacheBlock(-1)  # sentinel of free_blocks' detached head run
+        self._head_run = KVCacheBlock(-1)  # sentinel of free_blocks' detached head run
 
     # -- allocation ---------------------------------------------------------------------
     def get_new_blocks(self, num_blocks: int) -> list[KVCacheBlock]:
@@ -77,7 +81,7 @@ class BlockPool:
         eviction). Raises :class:`OutOfBlocksError`, pool unchanged, when too few are free.
         """
         q0 = self._queues[0]
-        if not 0 < num_blocks <= q0.num_free_blocks:
+        if type(num_blocks) is not int or not 0 < num_blocks <= q0.num_free_blocks:
             return self._get_new_blocks_slow(num_blocks)
         head = q0._head
         cur: KVCacheBlock = head.next_free  # type: ignore[assignment]
@@ -113,8 +117,15 @@ class BlockPool:
         return out
 
     def touch(self, blocks: Sequence[KVCacheBlock]) -> None:
-        """Take one more reference to each block (a prefix hit); free ones leave the queue."""
-        check_owned(self, blocks)
+        """Take one more reference to each block (a prefix hit); free ones leave the queue.
+
+        The null block is skipped (its ``ref_cnt`` is not tracked), as in vLLM.
+        """
+        if type(blocks) is not list and type(blocks) is not tuple:
+            check_block_list(self, blocks)
+        for block in blocks:  # all checked before any changes
+            if block.__class__ is not KVCacheBlock or block._pool is not self:
+                check_block_list(self, blocks)
         queues = self._queues
         # Without retention priorities every free block is in queue 0: count once at the end.
         per_level = self._index.num_prioritized > 0
@@ -136,19 +147,26 @@ class BlockPool:
             block.ref_cnt = ref_cnt + 1
         queues[0].num_free_blocks -= revived
 
-    def free_blocks(self, blocks: Iterable[KVCacheBlock]) -> None:
+    def free_blocks(self, blocks: Iterable[KVCacheBlock], evict_first: bool = False) -> None:
         """Drop one reference per block, in the order given; blocks reaching 0 become free.
 
         Callers pass a request's blocks tail first, so the deepest cached block of a chain
-        is evicted before its ancestors. Freeing the null block, a block from another pool,
-        or a block more times than it is referenced raises and changes nothing.
+        is evicted before its ancestors. ``evict_first=True`` (vLLM 0.34) puts every block
+        that reaches 0 at the head of the free queue instead, first block first, for blocks
+        whose contents another tier already holds. Any iterable is accepted and not copied.
+        Freeing the null block, a block from another pool, a non-block, or a block more
+        times than it is referenced raises and changes nothing.
         """
-        if not isinstance(blocks, (list, tuple)):
-            blocks = list(blocks)
+        if evict_first.__class__ is not bool:
+            check_bool("evict_first", evict_first)  # type: ignore[unreachable]
+        if type(blocks) is not list and not isinstance(blocks, Iterable):
+            raise ArgumentTypeError(
+                f"blocks must be an iterable of KVCacheBlocks, got {type_name(blocks)}"
+            )
         if self._index.num_prioritized:
-            release_per_level(self, self._queues, blocks, self._fresh_first)
+            release_per_level(self, self._queues, blocks, self._fresh_first, evict_first)
         else:
-            release(self, self._queues[0], blocks, self._fresh_first, self._fresh_run)
+            release(self, self._queues[0], blocks, self._fresh_first, evict_first, self._head_run)
 
     def fork_block(self, block: KVCacheBlock) -> KVCacheBlock:
         """Copy-on-write: a private, writable block for one holder of ``block``.
@@ -183,7 +201,16 @@ class BlockPool:
         ``token_ids`` (the blocks' tokens, flattened) feed the ``BlockStored`` event and are
         checked against ``block_size`` when the pool knows it.
         """
-        check_cache_args(self, blocks, block_hashes, token_ids, self.block_size, retention_priority)
+        check_cache_args(
+            self,
+            blocks,
+            block_hashes,
+            parent_block_hash,
+            token_ids,
+            self.block_size,
+            lora_id,
+            retention_priority,
+        )
         self._cache_full_blocks_trusted(
             blocks, block_hashes, parent_block_hash, token_ids, lora_id, retention_priority
         )
@@ -206,6 +233,8 @@ class BlockPool:
 
     def get_cached_block(self, block_hash: BlockHash) -> KVCacheBlock | None:
         """The block caching ``block_hash`` (possibly free, i.e. ``ref_cnt == 0``), or None."""
+        if type(block_hash) is not bytes:  # a str or tuple would simply miss: refuse it
+            raise ArgumentTypeError(f"block_hash must be bytes, got {type_name(block_hash)}")
         return self._index.get(block_hash)
 
     def _longest_cache_hit(self, block_hashes: Sequence[BlockHash]) -> list[KVCacheBlock]:
@@ -214,8 +243,8 @@ class BlockPool:
 
     def set_retention_priority(self, blocks: Sequence[KVCacheBlock], priority: int) -> None:
         """Set the retention level of cached ``blocks`` (uncached and null blocks are skipped)."""
-        check_priority(priority)
-        check_owned(self, blocks)
+        check_priority(priority, "priority")
+        check_block_list(self, blocks)
         for block in blocks:
             old = block.retention_priority
             if block.block_hash is None or old == priority:

@@ -1,28 +1,43 @@
-"""Exceptions raised by the block allocator.
+"""Exceptions raised by the block allocator: one class per kind of mistake.
 
-One base class, :class:`BlockAllocatorError`, and one subclass per kind of misuse. Each
-subclass also derives from the builtin a caller would expect (``ValueError`` for bad
-arguments, ``KeyError`` for unknown ids, ``RuntimeError`` for exhaustion), so generic
-handlers keep working. vLLM raises bare ``ValueError``/``AssertionError`` in the same
-places (``vllm/v1/core/block_pool.py``, ``kv_cache_utils.py``); we name them.
+One base class, :class:`BlockAllocatorError`. Each subclass also derives from the builtin
+a caller would expect (``TypeError`` for a wrong type, ``ValueError`` for a value out of
+range or a block in the wrong state, ``KeyError`` for an unknown id, ``RuntimeError`` for
+exhaustion), so generic handlers keep working. vLLM raises bare ``ValueError`` or
+``AssertionError`` in the same places (``vllm/v1/core/block_pool.py``,
+``kv_cache_utils.py``); we name them, and every message names the parameter and the
+allowed range.
 
-Every operation that raises leaves the allocator exactly as it was before the call.
+Every public call checks all of its arguments before it changes anything, so after any of
+these errors the allocator (pool, manager, request) is exactly as it was before the call.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ArgumentTypeError",
+    "ArgumentValueError",
     "BlockAllocatorError",
     "DoubleFreeError",
     "ForeignBlockError",
     "InvalidBlockError",
+    "NullBlockAccessError",
     "OutOfBlocksError",
+    "RequestStateError",
     "UnknownRequestError",
 ]
 
 
 class BlockAllocatorError(Exception):
     """Base class of every error raised by ``block_allocator``."""
+
+
+class ArgumentTypeError(BlockAllocatorError, TypeError):
+    """An argument has the wrong type (``bool`` and ``float`` are never counts or ids)."""
+
+
+class ArgumentValueError(BlockAllocatorError, ValueError):
+    """An argument has the right type but lies outside its allowed range or set."""
 
 
 class OutOfBlocksError(BlockAllocatorError, RuntimeError):
@@ -44,6 +59,14 @@ class DoubleFreeError(InvalidBlockError):
 
 class ForeignBlockError(InvalidBlockError):
     """A block that belongs to another :class:`~block_allocator.BlockPool` was passed in."""
+
+
+class NullBlockAccessError(InvalidBlockError):
+    """A token position maps into the null block, a placeholder that stores nothing."""
+
+
+class RequestStateError(BlockAllocatorError, ValueError):
+    """A call does not fit the request's progress (e.g. more tokens than it holds)."""
 
 
 class UnknownRequestError(BlockAllocatorError, KeyError):

@@ -45,11 +45,21 @@ KVCacheEvent = BlockStored | BlockRemoved | AllBlocksCleared
 
 @dataclass(frozen=True, slots=True)
 class PrefixCacheStats:
-    """Cumulative prefix-cache lookups: ``queries`` and ``hits`` count tokens, as in vLLM."""
+    """Prefix-cache lookups of admitted requests since the last drain, as vLLM 0.34 counts them.
+
+    ``queries`` and ``hits`` count tokens. Requests that were preempted before
+    (``Request.num_preemptions > 0``) are counted in the ``preempted_*`` fields only, as in
+    vLLM's ``PrefixCacheStats.record``; ``reset`` says ``reset_prefix_cache`` succeeded in
+    this window, so a consumer of the drained stats restarts its running hit rate.
+    """
 
     requests: int = 0
     queries: int = 0
     hits: int = 0
+    reset: bool = False
+    preempted_requests: int = 0
+    preempted_queries: int = 0
+    preempted_hits: int = 0
 
     @property
     def hit_rate(self) -> float:

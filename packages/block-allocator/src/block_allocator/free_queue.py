@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from ._checks import check_int, type_name
 from .block import KVCacheBlock
-from .errors import InvalidBlockError, OutOfBlocksError
+from .errors import ArgumentTypeError, InvalidBlockError, OutOfBlocksError
 
 __all__ = ["FreeKVCacheBlockQueue"]
 
@@ -63,8 +64,7 @@ class FreeKVCacheBlockQueue:
 
     def popleft_n(self, n: int) -> list[KVCacheBlock]:
         """Unlink and return the first ``n`` blocks, head first."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+        check_int("n", n, 0)
         if n > self.num_free_blocks:
             raise OutOfBlocksError(n, self.num_free_blocks)
         out: list[KVCacheBlock] = []
@@ -84,6 +84,8 @@ class FreeKVCacheBlockQueue:
 
     def remove(self, block: KVCacheBlock) -> None:
         """Unlink ``block`` from wherever it sits in the queue, in O(1)."""
+        if block.__class__ is not KVCacheBlock:
+            raise ArgumentTypeError(f"block must be a KVCacheBlock, got {type_name(block)}")
         prev = block.prev_free
         nxt = block.next_free
         if prev is None or nxt is None:
@@ -95,6 +97,8 @@ class FreeKVCacheBlockQueue:
 
     def append(self, block: KVCacheBlock) -> None:
         """Link ``block`` at the tail (it becomes the last to be evicted)."""
+        if block.__class__ is not KVCacheBlock:
+            raise ArgumentTypeError(f"block must be a KVCacheBlock, got {type_name(block)}")
         if block.prev_free is not None or block.next_free is not None:
             raise InvalidBlockError(f"block {block.block_id} is already in a free queue")
         tail = self._tail
@@ -122,10 +126,18 @@ class FreeKVCacheBlockQueue:
         last = before
         count = 0
         for block in blocks:
-            if block.prev_free is not None or block.next_free is not None:
+            if (
+                block.__class__ is not KVCacheBlock
+                or block.prev_free is not None
+                or block.next_free is not None
+            ):
                 self._unlink_run(before, count)
                 before.next_free = after
                 after.prev_free = before
+                if block.__class__ is not KVCacheBlock:
+                    raise ArgumentTypeError(
+                        f"blocks must hold KVCacheBlocks, got {type_name(block)}"
+                    )
                 raise InvalidBlockError(f"block {block.block_id} is already in a free queue")
             last.next_free = block
             block.prev_free = last

@@ -23,7 +23,9 @@ import struct
 from collections.abc import Sequence
 from hashlib import sha256
 
+from ._checks import check_extra_keys, check_hash, check_int, type_name
 from .block import BlockHash
+from .errors import ArgumentTypeError, ArgumentValueError
 
 __all__ = [
     "NONE_HASH",
@@ -66,7 +68,7 @@ def _encode(obj: object, out: bytearray) -> None:
         for item in obj:
             _encode(item, out)
     else:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"extra_keys may hold only None, bool, int, str, bytes and tuples, "
             f"got {type(obj).__name__}"
         )
@@ -88,16 +90,22 @@ def hash_block_tokens(
     if parent_hash is None:
         parent_hash = NONE_HASH
     elif type(parent_hash) is not bytes or len(parent_hash) != 32:
-        raise TypeError("parent_hash must be None or a 32-byte BlockHash")
+        check_hash("parent_hash", parent_hash, optional=True)
+    if not isinstance(token_ids, (list, tuple, range)):
+        raise ArgumentTypeError(
+            f"token_ids must be a list or tuple of ints, got {type_name(token_ids)}"
+        )
+    if extra_keys is not None and not isinstance(extra_keys, tuple):
+        raise ArgumentTypeError(f"extra_keys must be a tuple or None, got {type_name(extra_keys)}")
     if block_size is not None and len(token_ids) != block_size:
-        raise ValueError(
+        raise ArgumentValueError(
             f"a full block holds block_size={block_size} tokens, got {len(token_ids)} token_ids"
         )
     num_tokens = len(token_ids)
     try:
         payload = parent_hash + _packer(num_tokens).pack(num_tokens, *token_ids)
     except struct.error as exc:
-        raise TypeError(f"token_ids must be ints in the int64 range: {exc}") from None
+        raise ArgumentTypeError(f"token_ids must be ints in the int64 range: {exc}") from None
     if extra_keys:
         buf = bytearray(payload)
         _encode(tuple(extra_keys), buf)
@@ -122,7 +130,7 @@ def _hash_plain_blocks(
     try:
         raw = struct.pack(f"<{end}q", *token_ids[:end])
     except struct.error as exc:
-        raise TypeError(f"token_ids must be ints in the int64 range: {exc}") from None
+        raise ArgumentTypeError(f"token_ids must be ints in the int64 range: {exc}") from None
     header = block_size.to_bytes(4, "little")  # the "<I" token count of hash_block_tokens
     step = 8 * block_size
     parent = NONE_HASH if parent_hash is None else parent_hash
@@ -147,6 +155,20 @@ def block_extra_keys(
     item it overlaps. The cache salt goes into block 0 only (chaining carries it onward),
     as in vLLM's ``generate_block_hash_extra_keys``.
     """
+    check_int("block_index", block_index, 0)
+    check_int("block_size", block_size, 1)
+    mm_hashes = check_extra_keys(lora_id, cache_salt, mm_hashes)
+    return _block_extra_keys(block_index, block_size, lora_id, cache_salt, mm_hashes)
+
+
+def _block_extra_keys(
+    block_index: int,
+    block_size: int,
+    lora_id: int | None,
+    cache_salt: str | None,
+    mm_hashes: Sequence[tuple[str, int, int]],
+) -> tuple[object, ...] | None:
+    # block_extra_keys without the argument checks, for callers that checked them once.
     keys: list[object] = []
     if lora_id is not None:
         keys.append(("lora", lora_id))
@@ -170,18 +192,19 @@ def hash_request_tokens(
     mm_hashes: Sequence[tuple[str, int, int]] = (),
 ) -> list[BlockHash]:
     """Chained hashes of every *full* block of ``token_ids`` (a trailing partial block has none)."""
-    if block_size <= 0:
-        raise ValueError(f"block_size must be > 0, got {block_size}")
+    check_int("block_size", block_size, 1)
+    check_hash("parent_hash", parent_hash, optional=True)
+    mm_hashes = check_extra_keys(lora_id, cache_salt, mm_hashes)
+    if not isinstance(token_ids, (list, tuple, range)):
+        raise ArgumentTypeError(
+            f"token_ids must be a list or tuple of ints, got {type_name(token_ids)}"
+        )
     hashes: list[BlockHash] = []
     if lora_id is None and cache_salt is None and not mm_hashes:
-        if parent_hash is not None and (type(parent_hash) is not bytes or len(parent_hash) != 32):
-            raise TypeError("parent_hash must be None or a 32-byte BlockHash")
         _hash_plain_blocks(parent_hash, token_ids, block_size, hashes)
         return hashes
     for i in range(len(token_ids) // block_size):
-        extra = block_extra_keys(
-            i, block_size, lora_id=lora_id, cache_salt=cache_salt, mm_hashes=mm_hashes
-        )
+        extra = _block_extra_keys(i, block_size, lora_id, cache_salt, mm_hashes)
         parent_hash = hash_block_tokens(
             parent_hash, token_ids[i * block_size : (i + 1) * block_size], extra
         )

@@ -14,18 +14,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from operator import attrgetter
 
-from ._checks import check_int, check_owned
+from ._checks import (
+    check_block_list,
+    check_bool,
+    check_int,
+    check_optional_int,
+    check_request_id,
+    type_name,
+)
 from .block import KVCacheBlock
 from .block_pool import BlockPool
 from .block_table import BlockTable
-from .errors import UnknownRequestError
+from .errors import ArgumentTypeError, RequestStateError, UnknownRequestError
 from .events import KVCacheEvent, PrefixCacheStats
+from .hashing import hash_request_tokens
 from .request import Request
 
 __all__ = ["KVCacheManager"]
 
 _ref_cnt_of = attrgetter("ref_cnt")
 _block_id_of = attrgetter("block_id")
+
+
+def _check_request(request: object, name: str = "request") -> Request:
+    if not isinstance(request, Request):
+        raise ArgumentTypeError(f"{name} must be a Request, got {type_name(request)}")
+    return request
 
 
 class KVCacheManager:
@@ -41,6 +55,7 @@ class KVCacheManager:
         enable_kv_cache_events: bool = False,
     ) -> None:
         self.block_size = check_int("block_size", block_size, 1)
+        check_bool("enable_caching", enable_caching)
         self.enable_caching = enable_caching
         self.block_pool = BlockPool(
             num_blocks,
@@ -54,26 +69,63 @@ class KVCacheManager:
         self._lookups: dict[str, tuple[int, int]] = {}  # id -> (tokens, hits) not yet recorded
         self._num_cached_block: dict[str, int] = {}  # leading blocks already in the cache
         self._blocks_to_copy: list[tuple[int, int]] = []
-        self._stats = [0, 0, 0]  # requests, queried tokens, hit tokens
+        # Since the last make_prefix_cache_stats: requests, queried tokens, hit tokens, then
+        # the same three for requests preempted before, then the reset flag (0 or 1).
+        self._stats = [0, 0, 0, 0, 0, 0, 0]
 
     # -- prefix cache -------------------------------------------------------------------
-    def get_computed_blocks(self, request: Request) -> tuple[list[KVCacheBlock], int]:
+    def get_computed_blocks(
+        self, request: Request, max_cache_hit_length: int | None = None
+    ) -> tuple[list[KVCacheBlock], int]:
         """Longest cached prefix of ``request`` as (blocks, number of tokens they hold).
 
         Stops at the first miss (hashes are chained) and never covers the last token: at
-        most ``(num_tokens - 1) // block_size`` blocks, so the model always has at least one
-        token to compute and the logits of the last position to sample from.
+        most ``request.get_max_cache_hit_length(max_cache_hit_length) // block_size`` blocks
+        (``num_tokens - 1`` unless the request's ``prefix_cache_hit_limit`` or the bound is
+        lower), so the model always has at least one token to compute and the logits of
+        the last position to sample from.
         """
-        if not self.enable_caching:
+        _check_request(request)
+        check_optional_int("max_cache_hit_length", max_cache_hit_length, 0)
+        if not self.enable_caching or request.prefix_cache_hit_limit == 0:
             return [], 0
         request.bind_block_size(self.block_size)
-        max_hit_blocks = (request.num_tokens - 1) // self.block_size
+        max_hit_blocks = request.get_max_cache_hit_length(max_cache_hit_length) // self.block_size
         hits = self.block_pool._longest_cache_hit(request.block_hashes[:max_hit_blocks])
         num_hit_tokens = len(hits) * self.block_size
         # Recorded by the first allocate_slots that succeeds, so a request the scheduler
         # looks up again on every retry of a blocked queue head counts once (vLLM #43736).
         self._lookups[request.request_id] = (request.num_tokens, num_hit_tokens)
         return hits, num_hit_tokens
+
+    def get_num_cached_tokens(self, request: Request) -> int:
+        """Tokens of ``request`` a lookup would find in the prefix cache, without side effects.
+
+        vLLM 0.34's probe: the same answer as :meth:`get_computed_blocks`, but it takes no
+        reference, allocates nothing, records no lookup, emits no event and does not bind
+        the request's block size (an unbound request is hashed into a scratch list).
+        """
+        _check_request(request)
+        if not self.enable_caching or request.prefix_cache_hit_limit == 0:
+            return 0
+        bs = self.block_size
+        max_hit_blocks = request.get_max_cache_hit_length() // bs
+        if request.block_size is None:
+            hashes = hash_request_tokens(
+                bs,
+                request.all_token_ids[: max_hit_blocks * bs],
+                lora_id=request.lora_id,
+                cache_salt=request.cache_salt,
+                mm_hashes=request.mm_hashes,
+            )
+        elif request.block_size != bs:
+            raise RequestStateError(
+                f"request {request.request_id!r} is hashed at block_size={request.block_size}, "
+                f"this manager uses block_size={bs}"
+            )
+        else:
+            hashes = request.block_hashes[:max_hit_blocks]
+        return len(self.block_pool._longest_cache_hit(hashes)) * bs
 
     # -- allocation ---------------------------------------------------------------------
     def allocate_slots(
@@ -89,23 +141,39 @@ class KVCacheManager:
         hit blocks that sit free in the queue and copies of shared blocks this step writes.
         Blocks that become full are cached at once.
         """
+        _check_request(request)
         check_int("num_new_tokens", num_new_tokens, 0)
-        hits = list(new_computed_blocks) if new_computed_blocks else []
+        pool = self.block_pool
+        if new_computed_blocks is None:
+            hits: list[KVCacheBlock] = []
+        else:
+            hits = list(check_block_list(pool, new_computed_blocks, "new_computed_blocks"))
         bs = self.block_size
         rid = request.request_id
         table = self._tables.get(rid)
         if hits and (table is not None or request.num_computed_tokens):
-            raise ValueError("new_computed_blocks are allowed on a request's first allocation only")
+            raise RequestStateError(
+                "new_computed_blocks are allowed on a request's first allocation only "
+                f"(request {rid!r} already holds blocks or has computed tokens)"
+            )
+        if hits and (
+            request.block_size != bs
+            or len(hits) > len(request.block_hashes)
+            or any(b.block_hash != h for b, h in zip(hits, request.block_hashes, strict=False))
+        ):
+            raise RequestStateError(
+                "new_computed_blocks must be the blocks get_computed_blocks(request) returned: "
+                f"block i cached under request {rid!r}'s hash i"
+            )
         num_computed = request.num_computed_tokens + len(hits) * bs
         total = num_computed + num_new_tokens
         if total > request.num_tokens:
-            raise ValueError(
+            raise RequestStateError(
                 f"cannot compute up to token {total}: request {rid!r} has {request.num_tokens} "
                 f"tokens ({num_computed} computed + num_new_tokens={num_new_tokens})"
             )
         if self.enable_caching:
             request.bind_block_size(bs)
-        pool = self.block_pool
         blocks = self._req_blocks.get(rid)  # the live list, mutated only after the check
         held = blocks if blocks is not None else []
         num_new_blocks = max(0, -(-total // bs) - len(held) - len(hits))
@@ -114,7 +182,6 @@ class KVCacheManager:
         cow = [i for i in range(first, stop) if held[i].ref_cnt > 1] if num_new_tokens else []
         needed = num_new_blocks + len(cow)
         if hits:  # hit blocks that sit free leave the queue too
-            check_owned(pool, hits)
             needed += list(map(_ref_cnt_of, hits)).count(0)
         if needed > pool.get_num_free_blocks():
             return None
@@ -125,9 +192,10 @@ class KVCacheManager:
             lookup = self._lookups.pop(rid, None)
             if lookup is not None:
                 stats = self._stats
-                stats[0] += 1
-                stats[1] += lookup[0]
-                stats[2] += lookup[1]
+                k = 3 if request.num_preemptions else 0  # vLLM counts these apart
+                stats[k] += 1
+                stats[k + 1] += lookup[0]
+                stats[k + 2] += lookup[1]
         if hits:
             pool.touch(hits)
             self._raise_priority(request, hits)
@@ -187,7 +255,7 @@ class KVCacheManager:
         Reverse order puts a chain's deepest block nearest the head of the free queue, so
         eviction consumes tails before the shared prefixes other requests may still hit.
         """
-        rid = request.request_id
+        rid = _check_request(request).request_id
         self._lookups.pop(rid, None)
         blocks = self._req_blocks.get(rid)
         if blocks is None:
@@ -203,9 +271,11 @@ class KVCacheManager:
         block, at which point ``allocate_slots`` gives the writer a private copy and queues
         the (src, dst) copy for :meth:`take_blocks_to_copy`.
         """
+        _check_request(parent, "parent")
+        check_request_id("child_request_id", child_request_id)
         ids = self.get_block_ids(parent.request_id)
         if child_request_id in self._tables:
-            raise ValueError(f"request id {child_request_id!r} is already in use")
+            raise RequestStateError(f"child_request_id {child_request_id!r} is already in use")
         child = parent._clone(child_request_id)
         blocks = self._req_blocks[parent.request_id]
         self.block_pool.touch(blocks)
@@ -230,10 +300,11 @@ class KVCacheManager:
 
     def slot_mapping(self, request: Request, num_new_tokens: int) -> list[int]:
         """Slots of positions ``num_computed_tokens .. +num_new_tokens-1`` (this step's writes)."""
-        table = self._table_of(request.request_id)
+        table = self._table_of(_check_request(request).request_id)
         return table.slot_mapping(request.num_computed_tokens, num_new_tokens)
 
     def _table_of(self, request_id: str) -> BlockTable:
+        check_request_id("request_id", request_id)
         table = self._tables.get(request_id)
         if table is None:
             raise UnknownRequestError(f"request {request_id!r} holds no blocks")
@@ -250,18 +321,34 @@ class KVCacheManager:
 
     @property
     def prefix_cache_stats(self) -> PrefixCacheStats:
-        """Cumulative prefix-cache lookups of admitted requests (tokens, as vLLM counts them).
+        """Prefix-cache lookups since the last :meth:`make_prefix_cache_stats` (a peek).
 
         A lookup (:meth:`get_computed_blocks`) is recorded when the request's first
         :meth:`allocate_slots` succeeds, with the token and hit counts of its latest lookup;
         a lookup followed by a refused allocation, a retry or :meth:`free` is not counted
-        again. A preempted request that is looked up and admitted again counts again.
+        again. A preempted request (``num_preemptions > 0``) that is looked up and admitted
+        again counts in the ``preempted_*`` fields.
         """
-        return PrefixCacheStats(*self._stats)
+        s = self._stats
+        return PrefixCacheStats(s[0], s[1], s[2], bool(s[6]), s[3], s[4], s[5])
+
+    def make_prefix_cache_stats(self) -> PrefixCacheStats:
+        """Return the stats since the last call and start a new window (vLLM 0.34 drains them)."""
+        stats = self.prefix_cache_stats
+        self._stats = [0, 0, 0, 0, 0, 0, 0]
+        return stats
 
     def take_events(self) -> list[KVCacheEvent]:
+        """Return and clear the KV-cache events since the last call."""
         return self.block_pool.take_events()
 
     def reset_prefix_cache(self) -> bool:
-        """Drop every cached block; False (no change) while any request holds blocks."""
-        return self.block_pool.reset_prefix_cache()
+        """Drop every cached block; False (no change) while any request holds blocks.
+
+        On success the current stats window is flagged ``reset=True``, as vLLM 0.34 sets
+        ``prefix_cache_stats.reset``.
+        """
+        if not self.block_pool.reset_prefix_cache():
+            return False
+        self._stats[6] = 1
+        return True

@@ -15,8 +15,18 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 
-from .block import NUM_RETENTION_PRIORITIES, BlockHash
-from .hashing import _hash_plain_blocks, block_extra_keys, hash_block_tokens
+from ._checks import (
+    check_bool,
+    check_extra_keys,
+    check_int,
+    check_optional_int,
+    check_priority,
+    check_request_id,
+    type_name,
+)
+from .block import BlockHash
+from .errors import ArgumentTypeError, ArgumentValueError, RequestStateError
+from .hashing import _block_extra_keys, _hash_plain_blocks, hash_block_tokens
 
 __all__ = ["Request"]
 
@@ -39,7 +49,7 @@ def _check_tokens(token_ids: Iterable[int], what: str) -> list[int]:
         ok = False
     if not ok:
         bad = next(t for t in tokens if not isinstance(t, int) or not 0 <= t < _MAX_TOKEN_ID)
-        raise TypeError(f"{what} must be non-negative ints below 2**63, got {bad!r}")
+        raise ArgumentTypeError(f"{what} must be non-negative ints below 2**63, got {bad!r}")
     return tokens
 
 
@@ -68,33 +78,38 @@ class Request:
         retention_priority: int = 0,
         retention_num_tokens: int | None = None,
         block_size: int | None = None,
+        prefix_cache_hit_limit: int | None = None,
         validate: bool = True,
     ) -> None:
-        if not isinstance(request_id, str) or not request_id:
-            raise ValueError(f"request_id must be a non-empty str, got {request_id!r}")
+        check_request_id("request_id", request_id)
+        check_bool("validate", validate)
+        if isinstance(prompt_token_ids, (str, bytes)) or not isinstance(prompt_token_ids, Iterable):
+            raise ArgumentTypeError(
+                f"prompt_token_ids must be a sequence of ints, got {type_name(prompt_token_ids)}"
+            )
         if validate:
             tokens = _check_tokens(prompt_token_ids, "prompt_token_ids")
         else:
             tokens = list(prompt_token_ids)
         if not tokens:
-            raise ValueError("prompt_token_ids must hold at least one token")
-        if not 0 <= retention_priority < NUM_RETENTION_PRIORITIES:
-            raise ValueError(
-                f"retention_priority must be in [0, {NUM_RETENTION_PRIORITIES - 1}], "
-                f"got {retention_priority}"
-            )
-        if retention_num_tokens is not None and retention_num_tokens < 0:
-            raise ValueError(f"retention_num_tokens must be >= 0, got {retention_num_tokens}")
+            raise ArgumentValueError("prompt_token_ids must hold at least one token, got 0")
+        mm = check_extra_keys(lora_id, cache_salt, mm_hashes)
+        check_priority(retention_priority)
+        check_optional_int("retention_num_tokens", retention_num_tokens, 0)
+        check_optional_int("block_size", block_size, 1)
+        check_optional_int("prefix_cache_hit_limit", prefix_cache_hit_limit, 0)
         self.request_id = request_id
         self.prompt_token_ids: tuple[int, ...] = tuple(tokens)
         self.output_token_ids: list[int] = []
         self._all_token_ids = tokens
         self.lora_id = lora_id
         self.cache_salt = cache_salt
-        self.mm_hashes: tuple[tuple[str, int, int], ...] = tuple(mm_hashes)
+        self.mm_hashes: tuple[tuple[str, int, int], ...] = mm
         self.retention_priority = retention_priority
         self.retention_num_tokens = retention_num_tokens
+        self.prefix_cache_hit_limit = prefix_cache_hit_limit
         self.num_computed_tokens = 0
+        self.num_preemptions = 0
         self.block_hashes: list[BlockHash] = []
         self.block_size: int | None = None
         if block_size is not None:
@@ -113,6 +128,17 @@ class Request:
     def num_prompt_tokens(self) -> int:
         return len(self.prompt_token_ids)
 
+    def get_max_cache_hit_length(self, bound: int | None = None) -> int:
+        """Longest prefix-cache hit allowed, in tokens (vLLM 0.34's ``Request`` method).
+
+        ``min(num_tokens - 1, prefix_cache_hit_limit, bound)``: the last token is always
+        recomputed so there are logits to sample from; ``prefix_cache_hit_limit`` (0 =
+        never read the cache) and ``bound`` can only lower it.
+        """
+        check_optional_int("bound", bound, 0)
+        limits = (self.num_tokens - 1, self.prefix_cache_hit_limit, bound)
+        return min(limit for limit in limits if limit is not None)
+
     def append_output_token_ids(
         self, token_ids: int | Iterable[int], *, validate: bool = True
     ) -> None:
@@ -120,12 +146,20 @@ class Request:
 
         ``validate=False`` skips the per-token check (see the class docstring).
         """
-        if isinstance(token_ids, int):  # one decode step: the common case
+        if type(token_ids) is int:  # one decode step: the common case
             if validate and not 0 <= token_ids < _MAX_TOKEN_ID:
-                raise TypeError(f"token ids must be non-negative ints below 2**63, got {token_ids}")
+                raise ArgumentTypeError(  # the same class as for a list of ids
+                    f"token ids must be non-negative ints below 2**63, got {token_ids}"
+                )
             self.output_token_ids.append(token_ids)
             self._all_token_ids.append(token_ids)
         else:
+            if validate.__class__ is not bool:
+                check_bool("validate", validate)  # type: ignore[unreachable]
+            if isinstance(token_ids, (str, bytes, bool)) or not isinstance(token_ids, Iterable):
+                raise ArgumentTypeError(
+                    f"token_ids must be an int or a sequence of ints, got {type_name(token_ids)}"
+                )
             new = _check_tokens(token_ids, "token ids") if validate else list(token_ids)
             self.output_token_ids.extend(new)
             self._all_token_ids.extend(new)
@@ -134,13 +168,12 @@ class Request:
 
     def bind_block_size(self, block_size: int) -> None:
         """Fix the block size the hashes are computed at (done by the manager on first use)."""
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size <= 0:
-            raise ValueError(f"block_size must be an int > 0, got {block_size!r}")
+        check_int("block_size", block_size, 1)
         if self.block_size is None:
             self.block_size = block_size
             self._update_block_hashes()
         elif self.block_size != block_size:
-            raise ValueError(
+            raise RequestStateError(
                 f"request {self.request_id!r} is hashed at block_size={self.block_size}, "
                 f"cannot use it with block_size={block_size}"
             )
@@ -165,9 +198,7 @@ class Request:
             _hash_plain_blocks(parent, tokens[done * size :], size, hashes)
             return
         for i in range(done, len(tokens) // size):
-            extra = block_extra_keys(
-                i, size, lora_id=self.lora_id, cache_salt=self.cache_salt, mm_hashes=self.mm_hashes
-            )
+            extra = _block_extra_keys(i, size, self.lora_id, self.cache_salt, self.mm_hashes)
             parent = hash_block_tokens(parent, tokens[i * size : (i + 1) * size], extra)
             hashes.append(parent)
 
@@ -182,6 +213,7 @@ class Request:
             mm_hashes=self.mm_hashes,
             retention_priority=self.retention_priority,
             retention_num_tokens=self.retention_num_tokens,
+            prefix_cache_hit_limit=self.prefix_cache_hit_limit,
         )
         child.output_token_ids = list(self.output_token_ids)
         child._all_token_ids = list(self._all_token_ids)
