@@ -1,0 +1,189 @@
+"""The hybrid manager: groups in one pool, the common prefix hit, refusals and bad input.
+
+Behaviours follow vLLM's hybrid-allocator tests (``tests/v1/core/test_prefix_caching.py``,
+the hybrid coordinator tests): one pool serves every group, a hit must be usable by every
+group, sliding-window tables hold only the window, and a refused step changes nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from _hybrid_checks import check_hybrid, naive_hit, snapshot
+
+from block_allocator import FullAttentionSpec, MambaSpec, Request, SlidingWindowSpec
+from block_allocator.hybrid import ChunkedLocalAttentionSpec, HybridKVCacheManager
+
+pytestmark = pytest.mark.extended
+
+BS = 4
+FULL = FullAttentionSpec(block_size=BS, num_kv_heads=2, head_size=8)  # 256 B a page
+SW = SlidingWindowSpec(block_size=BS, num_kv_heads=2, head_size=8, sliding_window=8)
+CHUNKED = ChunkedLocalAttentionSpec(
+    block_size=BS, num_kv_heads=2, head_size=8, attention_chunk_size=8
+)
+# 64 B of state, padded to the attention page as vLLM pads Mamba pages.
+MAMBA = MambaSpec(
+    block_size=BS,
+    shapes=((16,),),
+    dtypes=("float32",),
+    page_size_padded=256,
+    mamba_cache_mode="align",
+)
+
+
+def _run(mgr: HybridKVCacheManager, req: Request, chunk: int = 16) -> int:
+    """Admit and prefill ``req`` in chunks (Mamba-aligned); returns the hit length."""
+    hits, num_hit = mgr.get_computed_blocks(req)
+    assert num_hit == naive_hit(mgr, req)
+    # The first allocation attaches the hit; num_computed_tokens counts it afterwards.
+    n = min(chunk, req.num_tokens - num_hit)
+    req.num_computed_tokens = num_hit
+    n = mgr.align_num_new_tokens(req, n)
+    req.num_computed_tokens = 0
+    assert mgr.allocate_slots(req, n, hits) is not None
+    req.num_computed_tokens = num_hit + n
+    while req.num_computed_tokens < req.num_tokens:
+        n = mgr.align_num_new_tokens(req, min(chunk, req.num_tokens - req.num_computed_tokens))
+        assert mgr.allocate_slots(req, n) is not None
+        req.num_computed_tokens += n
+    return num_hit
+
+
+def test_groups_share_one_pool_and_unequal_pages_are_refused() -> None:
+    mgr = HybridKVCacheManager([FULL, SW, MAMBA], num_blocks=64)
+    req = Request("a", list(range(30)))
+    _run(mgr, req)
+    ids = mgr.get_block_ids("a")
+    assert len(ids) == 3 and len(set(ids[0]) & set(ids[1])) == 0
+    used = sum(1 for group in ids for i in group if i)
+    assert mgr.num_free_blocks == 63 - used
+    check_hybrid(mgr, {"a": req})
+    big = FullAttentionSpec(block_size=BS, num_kv_heads=4, head_size=8)
+    with pytest.raises(ValueError, match="page_size_padded on the smaller specs to 512"):
+        HybridKVCacheManager([big, SW], num_blocks=8)
+    padded = SlidingWindowSpec(
+        block_size=BS, num_kv_heads=2, head_size=8, sliding_window=8, page_size_padded=512
+    )
+    assert HybridKVCacheManager([big, padded], num_blocks=8).num_groups == 2
+    with pytest.raises(ValueError, match="same block_size"):
+        HybridKVCacheManager(
+            [FULL, FullAttentionSpec(block_size=8, num_kv_heads=1, head_size=8)], num_blocks=8
+        )
+    with pytest.raises(TypeError, match="kv_cache_specs entries"):
+        HybridKVCacheManager([FULL, "sliding"], num_blocks=8)  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="non-empty"):
+        HybridKVCacheManager([], num_blocks=8)
+
+
+def test_sliding_window_table_holds_only_the_window_while_decoding() -> None:
+    mgr = HybridKVCacheManager([FULL, SW], num_blocks=64)
+    req = Request("a", list(range(16)))
+    _run(mgr, req)
+    for t in range(20):
+        req.append_output_token_ids(1000 + t)
+        assert mgr.allocate_slots(req, 1) is not None
+        req.num_computed_tokens += 1
+        full_ids, sw_ids = mgr.get_block_ids("a")
+        assert all(full_ids)
+        # The next token reads the 7 before it: at most 3 real blocks of 4 tokens.
+        assert sum(1 for i in sw_ids if i) <= 3
+        assert len(sw_ids) == len(full_ids)
+        check_hybrid(mgr, {"a": req})
+
+
+@pytest.mark.parametrize("specs", [[FULL, SW], [FULL, MAMBA], [SW, MAMBA], [FULL, CHUNKED, SW]])
+def test_hit_is_the_longest_every_group_can_serve(specs: list[object]) -> None:
+    mgr = HybridKVCacheManager(specs, num_blocks=128)  # type: ignore[arg-type]
+    base = list(range(41))
+    first = Request("a", base)
+    _run(mgr, first)
+    mgr.free(first)
+    second = Request("b", [*base[:37], 999, 998, 997])
+    num_hit = _run(mgr, second)
+    assert num_hit >= 32  # Mamba states were cached at the chunk ends 16 and 32
+    check_hybrid(mgr, {"b": second})
+
+
+def test_mamba_and_sliding_window_need_a_fixed_point() -> None:
+    # Window blocks 0-9 cached but 5 and 7, Mamba states at blocks 3 and 6: the window
+    # offers 40, Mamba 28, the window 20, Mamba 16, the window 16: three rounds.
+    mgr = HybridKVCacheManager([SW, MAMBA], num_blocks=64)
+    probe = Request("p", list(range(41)), block_size=BS)
+    sw_keys, mamba_keys = mgr.group_keys(probe)
+    pool = mgr.block_pool
+    cached = [sw_keys[i] for i in range(10) if i not in (5, 7)] + [mamba_keys[3], mamba_keys[6]]
+    for key in cached:
+        block = pool.get_new_blocks(1)[0]
+        pool.cache_full_blocks([block], [key])
+        pool.free_blocks([block])
+    hits, num_hit = mgr.get_computed_blocks(probe)
+    assert num_hit == naive_hit(mgr, probe) == 16
+    sw_hits, mamba_hits = hits
+    assert [b.block_hash for b in sw_hits[2:]] == sw_keys[2:4]
+    assert all(b.is_null for b in sw_hits[:2] + mamba_hits[:3])
+    assert mamba_hits[3].block_hash == mamba_keys[3]
+    assert mgr.allocate_slots(probe, 41 - 16, hits) is not None
+    check_hybrid(mgr, {"p": probe})
+
+
+def test_hit_reuses_blocks_and_keys_differ_per_group() -> None:
+    mgr = HybridKVCacheManager([FULL, FULL], num_blocks=32)
+    a = Request("a", list(range(9)))
+    _run(mgr, a)
+    b = Request("b", list(range(9)))
+    hits, num_hit = mgr.get_computed_blocks(b)
+    assert num_hit == 8
+    assert [x.block_id for x in hits[0]] == mgr.get_block_ids("a")[0][:2]
+    assert [x.block_id for x in hits[1]] == mgr.get_block_ids("a")[1][:2]
+    keys = mgr.group_keys(b)
+    assert keys[0][0] != keys[1][0]
+    assert mgr.allocate_slots(b, 1, hits) is not None
+    assert all(x.ref_cnt == 2 for x in hits[0] + hits[1])
+    stats = mgr.prefix_cache_stats
+    assert (stats.requests, stats.queries, stats.hits) == (2, 18, 8)
+
+
+def test_refused_step_changes_nothing() -> None:
+    mgr = HybridKVCacheManager([FULL, SW, MAMBA], num_blocks=20)
+    a = Request("a", list(range(30)))
+    n = mgr.align_num_new_tokens(a, 30)
+    assert n == 28
+    assert mgr.allocate_slots(a, n) is not None
+    a.num_computed_tokens = n
+    before = snapshot(mgr.block_pool), mgr.get_block_ids("a")
+    b = Request("b", list(range(100, 140)))
+    assert mgr.allocate_slots(b, 40) is None
+    assert (snapshot(mgr.block_pool), mgr.get_block_ids("a")) == before
+    with pytest.raises(ValueError, match="cannot compute up to token 31"):
+        mgr.allocate_slots(a, 3)
+    with pytest.raises(ValueError, match="one list per KV-cache group"):
+        mgr.allocate_slots(b, 1, ([], []))
+    with pytest.raises(TypeError, match="num_new_tokens must be an int"):
+        mgr.allocate_slots(b, 1.0)  # type: ignore[arg-type]
+    assert (snapshot(mgr.block_pool), mgr.get_block_ids("a")) == before
+    mgr.free(a)
+    assert mgr.num_free_blocks == 19 and mgr.reset_prefix_cache()
+    assert mgr.block_pool.num_cached_blocks == 0
+
+
+def test_caching_off_needs_no_align_mode() -> None:
+    none = MambaSpec(block_size=BS, shapes=((16,),), dtypes=("float32",), page_size_padded=256)
+    mgr = HybridKVCacheManager([FULL, none], num_blocks=16, enable_caching=False)
+    req = Request("a", list(range(30)))
+    assert mgr.get_computed_blocks(req) == (([], []), 0)
+    assert mgr.allocate_slots(req, 30) is not None
+    full_ids, mamba_ids = mgr.get_block_ids("a")
+    assert len(full_ids) == 8 and len(mamba_ids) == 1
+    with pytest.raises(ValueError, match="mamba_cache_mode='align'"):
+        HybridKVCacheManager([FULL, none], num_blocks=16)
+
+
+def test_slot_mapping_per_group() -> None:
+    mgr = HybridKVCacheManager([FULL, SW], num_blocks=16)
+    req = Request("a", list(range(10)))
+    mgr.allocate_slots(req, 10)
+    full, sw = mgr.slot_mapping(req, 10)
+    ids = mgr.get_block_ids("a")
+    assert full[5] == ids[0][1] * BS + 1 and sw[9] == ids[1][2] * BS + 1
+    with pytest.raises(ValueError, match="not allocated"):
+        mgr.slot_mapping(req, 13)
