@@ -1,5 +1,10 @@
 """Hypothesis state machine: random allocate / decode / fork / free / hit / evict / reset.
 
+With our package it also drives vLLM 0.34's calls: the side-effect-free probe
+``get_num_cached_tokens``, per-request hit limits, preemption and re-admission, stats
+drained with ``make_prefix_cache_stats`` (checked against a model, ``reset`` flag and
+preempted counters included) and ``free_blocks(evict_first=True)`` from an iterator.
+
 After every step it checks every invariant (``_invariants.py``), reads each running
 request's KV back through its block table from a toy physical cache written via
 ``slot_mapping`` (so prefix hits and copy-on-write must deliver the right tokens), and
@@ -43,6 +48,8 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.running: dict[str, Any] = {}
         self.mirror: set[bytes] = set()
         self.next_id = 0
+        self.caching = caching
+        self.stats = [0, 0, 0, 0, 0, 0, 0]  # the model of the undrained PrefixCacheStats
 
     def _snapshot(self) -> tuple[Any, ...]:
         self._drain_events()
@@ -63,21 +70,75 @@ class AllocatorMachine(RuleBasedStateMachine):
         prefix=st.sampled_from(PREFIXES),
         suffix=st.lists(TOKENS, max_size=8),
         priority=st.integers(0, 2),
+        limit=st.one_of(st.none(), st.integers(0, 12)),
     )
-    def admit(self, prefix: list[int], suffix: list[int], priority: int) -> None:
+    def admit(self, prefix: list[int], suffix: list[int], priority: int, limit: int | None) -> None:
         rid = f"r{self.next_id}"
         self.next_id += 1
-        extra = {"retention_priority": priority, "retention_num_tokens": len(prefix)}
-        req = impl.Request(rid, prefix + suffix, **(extra if FULL else {}))
+        extra = {
+            "retention_priority": priority,
+            "retention_num_tokens": len(prefix),
+            "prefix_cache_hit_limit": limit,
+        }
+        self._admit(impl.Request(rid, prefix + suffix, **(extra if FULL else {})))
+
+    def _admit(self, req: Any) -> None:
         before = self._snapshot()
+        probed = self.mgr.get_num_cached_tokens(req) if FULL else None
         hits, num_hit = self.mgr.get_computed_blocks(req)
         assert num_hit <= req.num_tokens - 1 and num_hit == len(hits) * self.mgr.block_size
+        if FULL:
+            assert probed == num_hit
+            assert num_hit <= (
+                req.prefix_cache_hit_limit if req.prefix_cache_hit_limit is not None else num_hit
+            )
         if self.mgr.allocate_slots(req, req.num_tokens - num_hit, hits) is None:
             assert self._snapshot() == before
             return
+        if FULL and self.caching and req.prefix_cache_hit_limit != 0:
+            k = 3 if req.num_preemptions else 0
+            self.stats[k : k + 3] = [
+                self.stats[k] + 1,
+                self.stats[k + 1] + req.num_tokens,
+                self.stats[k + 2] + num_hit,
+            ]
         req.num_computed_tokens = num_hit
         self.model.step(self.mgr, req, req.num_tokens - num_hit)
-        self.running[rid] = req
+        self.running[req.request_id] = req
+
+    @precondition(lambda self: FULL and self.running)
+    @rule(data=st.data())
+    def preempt(self, data: st.DataObject) -> None:
+        """Recompute-style preemption: free, then admit the same request again."""
+        req = self.running.pop(data.draw(st.sampled_from(sorted(self.running))))
+        self.mgr.free(req)
+        req.num_preemptions += 1
+        req.num_computed_tokens = 0
+        self._admit(req)
+
+    @precondition(lambda self: FULL)
+    @rule(prefix=st.sampled_from(PREFIXES), suffix=st.lists(TOKENS, max_size=8))
+    def probe(self, prefix: list[int], suffix: list[int]) -> None:
+        """get_num_cached_tokens changes nothing, not even the request's block size."""
+        req = impl.Request("probe", prefix + suffix)
+        before = self._snapshot()
+        lookups = dict(self.mgr._lookups)
+        num = self.mgr.get_num_cached_tokens(req)
+        assert self._snapshot() == before and self.mgr._lookups == lookups
+        assert req.block_size is None and req.block_hashes == []
+        twin = impl.Request("probe-twin", prefix + suffix)
+        assert num == self.mgr.get_computed_blocks(twin)[1]
+        self.mgr._lookups.pop("probe-twin", None)
+
+    @precondition(lambda self: FULL)
+    @rule()
+    def drain_stats(self) -> None:
+        got = self.mgr.make_prefix_cache_stats()
+        s = self.stats
+        assert (got.requests, got.queries, got.hits, got.reset) == (s[0], s[1], s[2], bool(s[6]))
+        assert (got.preempted_requests, got.preempted_queries, got.preempted_hits) == tuple(s[3:6])
+        self.stats = [0, 0, 0, 0, 0, 0, 0]
+        assert self.mgr.make_prefix_cache_stats().requests == 0
 
     @precondition(lambda self: self.running)
     @rule(data=st.data(), new_tokens=st.lists(TOKENS, max_size=2))
@@ -105,12 +166,19 @@ class AllocatorMachine(RuleBasedStateMachine):
         rid = data.draw(st.sampled_from(sorted(self.running)))
         self.mgr.free(self.running.pop(rid))
 
-    @rule(count=st.integers(1, 48))
-    def evict(self, count: int) -> None:
+    @rule(count=st.integers(1, 48), evict_first=st.booleans())
+    def evict(self, count: int, evict_first: bool) -> None:
         """Memory pressure from outside: take blocks (evicting cached ones) and return them."""
         pool = self.mgr.block_pool
         count = min(count, pool.get_num_free_blocks())
-        pool.free_blocks(pool.get_new_blocks(count)[::-1])
+        taken = pool.get_new_blocks(count)
+        if FULL and evict_first:  # from an iterator, to the head, first block first
+            pool.free_blocks(reversed(taken), evict_first=True)
+            head = [b.block_id for b in pool.get_free_blocks()[:count]]
+            if not self.mgr.block_pool._index.num_prioritized:
+                assert head == [b.block_id for b in reversed(taken)]
+        else:
+            pool.free_blocks(taken[::-1])
 
     @precondition(lambda self: FULL)
     @rule(data=st.data(), level=st.integers(0, 2))
@@ -127,7 +195,10 @@ class AllocatorMachine(RuleBasedStateMachine):
     def reset(self, roll: int) -> None:
         if roll:  # reset 1 time in 8, so the cache lives long enough to be hit and evicted
             return
-        assert self.mgr.reset_prefix_cache() == (not self.running)
+        ok = self.mgr.reset_prefix_cache()
+        assert ok == (not self.running)
+        if ok:
+            self.stats[6] = 1
 
     @invariant()
     def everything_holds(self) -> None:
