@@ -1,104 +1,288 @@
-"""The planner against real vLLM start-up records from public GitHub issues.
+"""The planner against real vLLM start-ups from public issues and pull requests.
 
-Records live in `capacity_planner.records.ISSUE_RECORDS` (model, GPU, settings, logged
-numbers, issue). Exact checks: carving the logged available memory reproduces the logged
-token/block count, concurrency, "KV cache is needed" figure and estimated maximum length.
-End to end (GPU memory -> available KV memory): within 5% where the issue gives the GPU
-and settings; each record outside that carries a documented reason, asserted below.
+The records (`capacity_planner/records_data/vllm_startups.json`) carry the figures a log
+printed and the text they were copied from. Exact checks: carving the logged available
+memory, or the logged block count, reproduces the logged tokens, blocks, concurrency,
+"KV cache is needed", estimated maximum length, V0 error length and `# CPU blocks`.
+End to end (model + GPU + settings -> available KV memory): within 5%, or the record states
+why not and the test asserts that the stated reason still holds. `docs/ACCURACY.md` and the
+README summary must be what `python -m capacity_planner.records` prints.
 """
 
 from __future__ import annotations
 
-import pytest
+import json
+from importlib import resources
+from pathlib import Path
 
-from capacity_planner.records import ISSUE_RECORDS, IssueRecord, check_record
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from capacity_planner.records import (
+    ISSUE_RECORDS,
+    IssueRecord,
+    Logged,
+    accuracy_summary,
+    check_record,
+    formula_for,
+    load_records,
+    markdown_table,
+    summary_markdown,
+)
 
 BY_KEY = {r.key: r for r in ISSUE_RECORDS}
+CHECKS = {r.key: check_record(r) for r in ISSUE_RECORDS}
+PACKAGE = Path(__file__).resolve().parents[1]
 
 
-def test_at_least_ten_records_each_with_an_issue() -> None:
-    assert len(ISSUE_RECORDS) >= 10
-    assert len({r.key for r in ISSUE_RECORDS}) == len(ISSUE_RECORDS)
+def _ids(records: list[IssueRecord]) -> list[str]:
+    return [r.key for r in records]
+
+
+def test_at_least_thirty_records_each_with_a_public_source() -> None:
+    assert len(ISSUE_RECORDS) >= 30
     for r in ISSUE_RECORDS:
-        assert "#" in r.issue and r.issue.split("#")[1].isdigit()
+        assert r.source.url.startswith(f"https://github.com/{r.source.repo}/")
+        assert r.source.url.endswith(f"/{r.source.number}")
+        assert r.issue.endswith(f"#{r.source.number}") and r.source.kind in ("issue", "PR")
+        assert set(r.mismatch) <= {"given", "e2e", "no_e2e"}, r.key
 
 
-GIVEN = [r for r in ISSUE_RECORDS if r.available_gib and (r.tokens or r.blocks or r.error_tokens)]
+def _printed(value: object) -> tuple[str, ...]:
+    """The ways a figure appears in a log: 178,880 / 178880, 3.81 / 3.81GiB, 2.04x."""
+    if isinstance(value, int):
+        return (f"{value:,}", str(value))
+    if isinstance(value, float):
+        return (f"{value:.2f}", f"{value:.4f}", repr(value))
+    return (str(value),)
 
 
-@pytest.mark.parametrize("record", GIVEN, ids=lambda r: r.key)
-def test_tokens_from_logged_memory_exact(record: IssueRecord) -> None:
-    check = check_record(record)
+QUOTED = [r for r in ISSUE_RECORDS if r.quote]
+
+
+@pytest.mark.parametrize("record", QUOTED, ids=_ids(QUOTED))
+def test_every_logged_figure_is_in_the_quoted_text(record: IssueRecord) -> None:
+    # Figures are copied, not paraphrased: each one appears in the text quoted from the source.
+    text = "\n".join(record.quote)
+    for name, value in vars(record.logged).items():
+        if value is not None:
+            assert any(form in text for form in _printed(value)), (record.key, name, value)
+
+
+def test_most_records_quote_their_source() -> None:
+    assert len(QUOTED) >= len(ISSUE_RECORDS) - 3
+
+
+GIVEN = [
+    r
+    for r in ISSUE_RECORDS
+    if r.logged.available_gib and (r.logged.tokens or r.logged.blocks or r.logged.error_tokens)
+]
+
+
+@pytest.mark.parametrize("record", GIVEN, ids=_ids(GIVEN))
+def test_count_from_logged_memory_exact_to_the_block(record: IssueRecord) -> None:
+    check = CHECKS[record.key]
     if "given" in record.mismatch:
-        # Documented: the logged count needs *less* memory than this rank logged (min over
-        # ranks), so the count must fall below what the logged memory carves.
+        # Documented: the logged count needs *less* memory than this rank logged (vLLM keeps
+        # the minimum over ranks), so it falls below everything the logged memory carves.
         assert check.given_consistent is False
         assert check.given_tokens is not None and check.implied_gib is not None
-        logged = record.tokens or record.error_tokens
+        logged = record.logged.tokens or record.logged.error_tokens
         assert logged is not None and logged < check.given_tokens[0]
-        assert check.implied_gib < record.available_gib - 0.05  # type: ignore[operator]
+        assert check.implied_gib < record.logged.available_gib - 0.05  # type: ignore[operator]
     else:
         assert check.given_consistent is True, (record.key, check.given_tokens)
 
 
-@pytest.mark.parametrize("record", [r for r in ISSUE_RECORDS if r.concurrency], ids=lambda r: r.key)
+COUNTED = [r for r in ISSUE_RECORDS if r.logged.blocks or r.logged.tokens]
+
+
+@pytest.mark.parametrize("record", COUNTED, ids=_ids(COUNTED))
+def test_figures_from_logged_count_exact(record: IssueRecord) -> None:
+    check = CHECKS[record.key]
+    assert check.count is not None
+    if record.logged.blocks is not None:
+        assert check.count.num_blocks == record.logged.blocks
+    assert check.count_consistent is True, (record.key, check.count)
+
+
+CPU = [r for r in ISSUE_RECORDS if r.logged.cpu_blocks is not None]
+
+
+@pytest.mark.parametrize("record", CPU, ids=_ids(CPU))
+def test_v0_cpu_pool_is_the_swap_space_carved_into_the_same_blocks(record: IssueRecord) -> None:
+    # 4 GiB of swap per GPU // bytes per block: the CPU pool pins the per-rank KV shape.
+    check = CHECKS[record.key]
+    assert record.formula == "v0" and check.count is not None
+    assert check.count.num_cpu_blocks == record.logged.cpu_blocks
+    assert check.count.num_cpu_blocks == 4 * 2**30 // check.count.bytes_per_block
+
+
+CONC = [r for r in ISSUE_RECORDS if r.logged.concurrency]
+
+
+@pytest.mark.parametrize("record", CONC, ids=_ids(CONC))
 def test_printed_concurrency(record: IssueRecord) -> None:
-    assert record.concurrency in check_record(record).concurrency_strings
+    check = CHECKS[record.key]
+    assert check.count is not None
+    assert f"{check.count.max_concurrency:.2f}" == record.logged.concurrency
+    if check.given_concurrency and "given" not in record.mismatch:
+        assert record.logged.concurrency in check.given_concurrency
 
 
-@pytest.mark.parametrize("record", [r for r in ISSUE_RECORDS if r.needed_gib], ids=lambda r: r.key)
-def test_start_up_check_needed_memory(record: IssueRecord) -> None:
-    check = check_record(record)
-    assert check.needed_gib == f"{record.needed_gib:.2f}"
+NEEDED = [r for r in ISSUE_RECORDS if r.logged.needed_gib]
+
+
+@pytest.mark.parametrize("record", NEEDED, ids=_ids(NEEDED))
+def test_start_up_check_needed_memory_and_estimate(record: IssueRecord) -> None:
+    check = CHECKS[record.key]
+    assert check.needed_gib == (record.logged.needed_gib,)
     assert check.given_fits is False  # each of these logs is vLLM refusing to start
+    if record.logged.estimated_max_len is not None:
+        lo, hi = check.estimate_range or (0, 0)
+        assert lo <= record.logged.estimated_max_len <= hi
 
 
-def test_estimated_max_model_len_within_rounding() -> None:
-    record = BY_KEY["qwen3-30b-fp8-fp8kv-221k"]
-    lo, hi = check_record(record).estimate_range or (0, 0)
-    assert record.estimated_max_len is not None and lo <= record.estimated_max_len <= hi
+ERRORS = [r for r in ISSUE_RECORDS if r.logged.error_tokens is not None]
 
 
-def test_v0_error_token_count_exact() -> None:
-    record = BY_KEY["llama31-8b-3090-29k"]
-    # 1,478 blocks x 16 = 23,648 tokens: the V0 error prints num_gpu_blocks * block_size.
-    assert record.blocks is not None and record.blocks * 16 == record.error_tokens
+@pytest.mark.parametrize("record", ERRORS, ids=_ids(ERRORS))
+def test_v0_error_prints_blocks_times_block_size(record: IssueRecord) -> None:
+    if record.logged.blocks is not None:
+        assert record.logged.blocks * 16 == record.logged.error_tokens
 
 
-E2E = [r for r in ISSUE_RECORDS if r.gpu != "?" and r.available_gib is not None]
-
-
-@pytest.mark.parametrize("record", E2E, ids=lambda r: r.key)
+@pytest.mark.parametrize("record", ISSUE_RECORDS, ids=_ids(list(ISSUE_RECORDS)))
 def test_end_to_end_within_five_percent_or_documented(record: IssueRecord) -> None:
-    check = check_record(record)
-    assert check.e2e_error is not None
+    check = CHECKS[record.key]
+    if "no_e2e" in record.mismatch:
+        assert check.plan is None and check.headline_error is None
+        return
+    assert record.gpu is not None, "a record without a GPU needs a 'no_e2e' reason"
+    assert check.plan is not None, check.plan_error
+    if check.headline_error is None:  # nothing logged to compare (weights-only record)
+        assert record.logged.weights_gib is not None
+        return
     if "e2e" in record.mismatch:
-        assert abs(check.e2e_error) > 0.05, "documented mismatch no longer holds: update docs"
+        assert abs(check.headline_error) > 0.05, "documented miss no longer holds: update it"
     else:
-        assert abs(check.e2e_error) <= 0.05, (record.key, check.e2e_error)
+        assert abs(check.headline_error) <= 0.05, (record.key, check.headline_error)
         if check.e2e_tokens_error is not None and "given" not in record.mismatch:
             assert abs(check.e2e_tokens_error) <= 0.05
 
 
-@pytest.mark.parametrize("record", [r for r in ISSUE_RECORDS if r.weights_gib], ids=lambda r: r.key)
+WEIGHTS = [r for r in ISSUE_RECORDS if r.logged.weights_gib]
+
+
+@pytest.mark.parametrize("record", WEIGHTS, ids=_ids(WEIGHTS))
 def test_weights_within_five_percent(record: IssueRecord) -> None:
-    error = check_record(record).weights_error
+    error = CHECKS[record.key].weights_error
     assert error is not None and abs(error) <= 0.05, (record.key, error)
 
 
 def test_gpt_oss_mxfp4_padding_reproduces_weights() -> None:
     # 64.38 GiB logged by vLLM 0.14.1 (#33155); without the 2880 -> 3072 expert padding
     # the estimate would be ~60.7 GiB.
-    error = check_record(BY_KEY["gpt-oss-120b-h100-0.14"]).weights_error
+    error = CHECKS["gpt-oss-120b-h100-0.14"].weights_error
     assert error is not None and abs(error) < 0.005
 
 
-def test_readme_table_is_current() -> None:
-    from pathlib import Path
+def test_release_to_formula() -> None:
+    assert formula_for("0.6.4", "V0") == "v0"
+    assert formula_for("0.8.3", "V0 worker") == "v0"
+    assert formula_for("0.7.1 (main)", "V1") == "v1-0.8"
+    assert formula_for("0.10.2", "V1") == "v1"
+    assert formula_for("0.20.9", "V1") == "v1"
+    assert formula_for("0.28.0", "V1") == "v1-graphs"
+    assert formula_for("not stated", "V1") == "v1"
 
-    from capacity_planner.records import markdown_table
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    start = readme.index("-->", readme.index("<!-- accuracy-table:start")) + 3
-    end = readme.index("<!-- accuracy-table:end -->")
-    assert readme[start:end].strip() == markdown_table().strip()
+def test_summary_counts_follow_the_checks() -> None:
+    checks = tuple(CHECKS.values())
+    s = accuracy_summary(checks)
+    errors = [abs(e) for c in checks if (e := c.headline_error) is not None]
+    assert s["records"] == len(ISSUE_RECORDS) and s["e2e"] == len(errors)
+    assert s["within_1"] <= s["within_5"] <= s["within_10"] <= s["e2e"]
+    assert s["within_5"] == sum(e <= 0.05 for e in errors)
+    assert s["carved_exact"] == s["carved"] - sum("given" in r.mismatch for r in GIVEN)
+    assert s["counted_exact"] == s["counted"] == len(COUNTED)
+
+
+def _valid_record(**overrides: object) -> dict[str, object]:
+    record: dict[str, object] = {
+        "key": "k",
+        "source": {"repo": "o/r", "kind": "issue", "number": 1, "where": "w", "url": "u"},
+        "release": "0.10.2",
+        "engine": "V1",
+        "model": "Qwen/Qwen3-8B",
+    }
+    record.update(overrides)
+    return record
+
+
+def test_load_records_reads_a_minimal_record() -> None:
+    (r,) = load_records(json.dumps({"records": [_valid_record()]}))
+    assert r.gpu is None and r.settings == {} and r.logged.tokens is None
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ({"tokens": 5}, "tokens"),  # a figure outside "logged"
+        ({"logged": {"available": 3.1}}, "available"),
+        ({"source": {"repo": "o/r"}}, "number"),
+    ],
+)
+def test_malformed_record_is_refused_naming_the_field(bad: dict[str, object], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        load_records(json.dumps({"records": [_valid_record(**bad)]}))
+
+
+def test_duplicate_keys_are_refused() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        load_records(json.dumps({"records": [_valid_record(), _valid_record()]}))
+
+
+def test_shipped_data_is_inside_the_package() -> None:
+    data = resources.files("capacity_planner").joinpath("records_data")
+    assert data.joinpath("vllm_startups.json").is_file()
+    assert data.joinpath("qwen3-coder-480b-a35b-instruct.json").is_file()
+
+
+@settings(max_examples=40, deadline=None)
+@given(record=st.sampled_from(COUNTED), blocks=st.integers(min_value=1, max_value=400_000))
+def test_carving_n_blocks_of_memory_gives_n_blocks(record: IssueRecord, blocks: int) -> None:
+    # What the count check relies on: n blocks' worth of bytes carves to exactly n blocks
+    # and n x block_size tokens, so a log with any other count fails the check.
+    from dataclasses import replace
+
+    counted = Logged(blocks=blocks)
+    check = check_record(replace(record, logged=counted, mismatch={"no_e2e": "property test"}))
+    assert check.count is not None and check.count.num_blocks == blocks
+    assert check.count.num_tokens == blocks * check.count.block_size
+    assert check.count_consistent is True
+
+
+def _between(text: str, start: str, end: str) -> str:
+    head = text.index("-->", text.index(start)) + 3
+    return text[head : text.index(end)].strip()
+
+
+def test_accuracy_doc_is_current() -> None:
+    doc = (PACKAGE / "docs" / "ACCURACY.md").read_text(encoding="utf-8")
+    checks = tuple(CHECKS.values())
+    assert _between(doc, "<!-- accuracy-summary:start", "<!-- accuracy-summary:end") == (
+        summary_markdown(checks)
+    )
+    assert _between(doc, "<!-- accuracy-table:start", "<!-- accuracy-table:end") == (
+        markdown_table(checks)
+    )
+
+
+def test_readme_summary_is_current() -> None:
+    readme = (PACKAGE / "README.md").read_text(encoding="utf-8")
+    assert _between(readme, "<!-- accuracy-summary:start", "<!-- accuracy-summary:end") == (
+        summary_markdown(tuple(CHECKS.values()))
+    )
