@@ -1,0 +1,254 @@
+"""The kit's engine: load a learner's module, run named checks on it, report and score.
+
+Every kit of this repository (``frag_sim.kit``, ``capacity_planner.kit``,
+``paged_attn_kernels.kit``) carries this same small engine, so each package's wheel grades
+on its own. A check is a function that receives the learner's module and raises
+``CheckFailed`` (an ``AssertionError``) with a sentence a learner can act on. Nothing here
+imports the package's own implementation: the learner's module is imported by name or path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import traceback
+import unittest
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+__all__ = [
+    "Check",
+    "CheckFailed",
+    "CheckResult",
+    "KitReport",
+    "KitUsageError",
+    "grade",
+    "load_impl",
+    "main",
+    "run_check",
+]
+
+
+class CheckFailed(AssertionError):
+    """A learner's function gave a wrong answer; the message says which and why."""
+
+
+class KitUsageError(ValueError):
+    """The kit was pointed at something it cannot grade (no such module or lab)."""
+
+
+def _no_skip() -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One graded behaviour of one lab.
+
+    ``needs`` lists the functions the learner's module must export for this check;
+    ``skip_reason`` returns why the check cannot run here (no CUDA, no torch) or None.
+    """
+
+    name: str
+    lab: str
+    summary: str
+    needs: tuple[str, ...]
+    run: Callable[[ModuleType], None]
+    skip_reason: Callable[[], str | None] = _no_skip
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    status: str  # "pass" | "fail" | "error" | "missing" | "skip"
+    summary: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class KitReport:
+    """Per-check results of one lab and the score over the checks that ran."""
+
+    impl: str
+    lab: str
+    results: tuple[CheckResult, ...] = field(default=())
+
+    @property
+    def graded(self) -> int:
+        return sum(r.status != "skip" for r in self.results)
+
+    @property
+    def passed(self) -> int:
+        return sum(r.status == "pass" for r in self.results)
+
+    @property
+    def score(self) -> float:
+        """Passed / graded (skipped checks do not count); 0.0 when nothing ran."""
+        return self.passed / self.graded if self.graded else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.graded > 0 and self.passed == self.graded
+
+    def render(self) -> str:
+        lines = [f"{self.lab}: grading {self.impl}"]
+        for r in self.results:
+            lines.append(f"  {r.status.upper():<7} {r.name}: {r.summary}")
+            for part in r.message.splitlines():
+                lines.append(f"          {part}")
+        skipped = len(self.results) - self.graded
+        tail = f", {skipped} skipped" if skipped else ""
+        lines.append(f"score: {self.passed}/{self.graded} checks passed ({self.score:.0%}){tail}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "impl": self.impl,
+            "lab": self.lab,
+            "passed": self.passed,
+            "graded": self.graded,
+            "score": self.score,
+            "checks": [r.__dict__ for r in self.results],
+        }
+
+
+def load_impl(target: str | Path) -> ModuleType:
+    """Import the learner's module from a dotted name (``starter``) or a ``.py`` path.
+
+    A bare name is looked up on ``sys.path`` with the current directory first, as
+    ``python -m pytest`` in a lab folder would.
+    """
+    text = str(target)
+    if text.endswith(".py") or os.sep in text or "/" in text:
+        path = Path(text).resolve()
+        if not path.is_file():
+            raise KitUsageError(f"--impl {text!r}: no such file")
+        name = f"_kit_learner_{path.stem}_{abs(hash(path)) % 10**8}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise KitUsageError(f"--impl {text!r}: not a Python source file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[name]
+            raise KitUsageError(f"--impl {text!r} failed to import: {exc!r}") from exc
+        return module
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(text)
+    except ModuleNotFoundError as exc:
+        if exc.name == text.split(".")[0] or exc.name == text:
+            raise KitUsageError(
+                f"--impl {text!r}: no module of that name (give a module name on the "
+                "Python path or a path to a .py file)"
+            ) from exc
+        raise KitUsageError(f"--impl {text!r} failed to import: {exc!r}") from exc
+    except Exception as exc:
+        raise KitUsageError(f"--impl {text!r} failed to import: {exc!r}") from exc
+
+
+def _missing(check: Check, module: ModuleType) -> list[str]:
+    return [n for n in check.needs if not callable(getattr(module, n, None))]
+
+
+def _where(exc: BaseException, module: ModuleType) -> str:
+    """The deepest traceback line inside the learner's file, if any."""
+    origin = getattr(module, "__file__", None)
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if origin and Path(f.filename) == Path(origin)]
+    if not mine:
+        return ""
+    f = mine[-1]
+    return f"\nat {Path(f.filename).name}:{f.lineno} in {f.name}: {f.line}"
+
+
+def _run_one(check: Check, module: ModuleType) -> CheckResult:
+    reason = check.skip_reason()
+    if reason:
+        return CheckResult(check.name, "skip", check.summary, reason)
+    missing = _missing(check, module)
+    if missing:
+        names = ", ".join(f"{n}()" for n in missing)
+        return CheckResult(check.name, "missing", check.summary, f"module defines no {names}")
+    try:
+        check.run(module)
+    except CheckFailed as exc:
+        return CheckResult(check.name, "fail", check.summary, str(exc))
+    except NotImplementedError as exc:
+        return CheckResult(check.name, "missing", check.summary, f"not implemented yet {exc}")
+    except Exception as exc:
+        msg = f"raised {type(exc).__name__}: {exc}{_where(exc, module)}"
+        return CheckResult(check.name, "error", check.summary, msg)
+    return CheckResult(check.name, "pass", check.summary)
+
+
+def grade(
+    impl: ModuleType | str | Path, lab: str, checks: Mapping[str, Sequence[Check]]
+) -> KitReport:
+    """Run every check of ``lab`` against ``impl`` (a module, module name or path)."""
+    if lab not in checks:
+        raise KitUsageError(f"--lab {lab!r}: this kit grades {', '.join(sorted(checks))}")
+    module = impl if isinstance(impl, ModuleType) else load_impl(impl)
+    name = getattr(module, "__file__", None) or module.__name__
+    if not isinstance(impl, ModuleType):
+        name = str(impl)
+    results = tuple(_run_one(c, module) for c in checks[lab])
+    return KitReport(impl=name, lab=lab, results=results)
+
+
+def run_check(check: Check, module: ModuleType) -> None:
+    """Run one check the way a test does: AssertionError on a wrong answer, a skip
+    (``unittest.SkipTest``, which pytest honours) where it cannot run."""
+    result = _run_one(check, module)
+    if result.status == "skip":
+        raise unittest.SkipTest(result.message)
+    if result.status != "pass":
+        raise CheckFailed(f"{check.name} ({result.status}): {result.message}")
+
+
+def main(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    checks: Mapping[str, Sequence[Check]],
+    default_lab: str,
+    contract: Mapping[str, str],
+) -> int:
+    """``python -m <package>.kit --impl MODULE [--lab LAB] [--json] [--list]``."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Grade a learner's module against the course lab's contract.",
+    )
+    parser.add_argument("--impl", help="module name (e.g. starter) or path to a .py file")
+    parser.add_argument(
+        "--lab", default=default_lab, choices=sorted(checks), help=f"default: {default_lab}"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--list", action="store_true", help="print the lab's contract and checks, then exit"
+    )
+    args = parser.parse_args(argv)
+    if args.list:
+        print(f"{args.lab}: your module defines\n{contract[args.lab]}\nchecks:")
+        for c in checks[args.lab]:
+            print(f"  {c.name}: {c.summary}")
+        return 0
+    if not args.impl:
+        parser.error("--impl is required (a module name or a .py path)")
+    try:
+        report = grade(args.impl, args.lab, checks)
+    except KitUsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
+    return 0 if report.ok else 1
