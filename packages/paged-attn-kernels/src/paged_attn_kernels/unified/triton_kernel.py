@@ -1,0 +1,298 @@
+# mypy: disable-error-code="no-untyped-def,untyped-decorator"
+# (Triton kernels: only tl.constexpr parameters carry annotations; the launcher is typed.)
+"""Triton variable-length paged attention: FlashAttention-2 tiles through the block table.
+
+One program per (work item, KV head); a work item is ``BLOCK_Q`` consecutive query tokens of
+one sequence (``plan.py`` lists them). The program's ``BLOCK_M = BLOCK_Q x GROUP`` rows are
+the item's tokens times the query heads that share the KV head (row ``r`` is token
+``r // GROUP``, head ``r % GROUP``: vLLM's ``triton_unified_attention.py`` packing), so each
+K/V tile is loaded once for the whole group and both products are ``tl.dot`` on tensor
+cores: ``S = Q K^T`` ``[BLOCK_M, TILE_N]``, ``acc += P V`` ``[BLOCK_M, HEAD_PAD]``, with the
+online softmax of FlashAttention-2 (Dao 2023, algorithm 1; base-2 exponentials as in the
+Triton fused-attention tutorial). Each token of a K/V tile finds its block through
+``block_table[seq, tok // BLOCK_SIZE]``.
+
+The key loop visits only ``[lo, hi)``: from the first token's window start (0 without a
+window) to the last token's own position. It runs in three phases so that only edge tiles
+pay for masks: tiles at the window's left edge (masked), tiles every row sees (no mask, no
+bounds check), tiles on the causal diagonal (masked). A sliding-window decode therefore
+reads the window's blocks and no other.
+
+Score modifiers (``options.py``) are constexpr switches, as in vLLM's kernel: soft-cap
+(``tanh`` written with one ``exp2`` so the interpreter runs it too), ALiBi
+(``slope * (k - p)``), attention sinks (the running max starts at the sink, the running sum
+at 1). fp8 caches are dequantised per tile: ``k_scale`` folds into the softmax scale and
+``v_scale`` into the final division.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["LaunchShape", "launch_shape", "launch_unified"]
+
+_LOG2E = 1.4426950408889634
+
+
+@triton.jit
+def _tanh(x):
+    # tanh(x) = 1 - 2 / (e^{2x} + 1): finite for every x (e^{2x} = inf gives 1)
+    return 1.0 - 2.0 / (tl.exp2(x * (2.0 * 1.4426950408889634)) + 1.0)
+
+
+@triton.jit
+def _tiles(
+    q, m_i, l_i, acc, start, stop, hi, pos, slope, bt_row, k_head, v_head,
+    qk_scale, soft_cap, window,
+    stride_kb, stride_ks, stride_vb, stride_vs,
+    MASK: tl.constexpr, BLOCK_SIZE: tl.constexpr, TILE_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr, HEAD_PAD: tl.constexpr, COMPUTE_DTYPE: tl.constexpr,
+    IEEE_DOT: tl.constexpr, USE_WINDOW: tl.constexpr, USE_SOFTCAP: tl.constexpr,
+    USE_ALIBI: tl.constexpr,
+):  # fmt: skip
+    """Online softmax over key tiles starting at ``start`` up to ``stop`` (log2 domain)."""
+    offs_n = tl.arange(0, TILE_N)
+    mask_d = tl.arange(0, HEAD_PAD) < HEAD_DIM
+    for tok0 in range(start, stop, TILE_N):
+        tok = tok0 + offs_n
+        row = (tok % BLOCK_SIZE)[:, None]
+        if MASK:
+            valid = tok < hi
+            block = tl.load(bt_row + tok // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
+            kv_mask = valid[:, None] & mask_d[None, :]
+            k = tl.load(
+                k_head + block[:, None] * stride_kb + row * stride_ks, mask=kv_mask, other=0.0
+            )
+            v = tl.load(
+                v_head + block[:, None] * stride_vb + row * stride_vs, mask=kv_mask, other=0.0
+            )
+        else:  # every token of the tile is owned and seen: no bounds check
+            block = tl.load(bt_row + tok // BLOCK_SIZE).to(tl.int64)
+            if HEAD_DIM == HEAD_PAD:
+                k = tl.load(k_head + block[:, None] * stride_kb + row * stride_ks)
+                v = tl.load(v_head + block[:, None] * stride_vb + row * stride_vs)
+            else:
+                k = tl.load(
+                    k_head + block[:, None] * stride_kb + row * stride_ks,
+                    mask=mask_d[None, :],
+                    other=0.0,
+                )
+                v = tl.load(
+                    v_head + block[:, None] * stride_vb + row * stride_vs,
+                    mask=mask_d[None, :],
+                    other=0.0,
+                )
+        if IEEE_DOT:
+            s = tl.dot(q, tl.trans(k.to(COMPUTE_DTYPE)), input_precision="ieee")
+        else:
+            s = tl.dot(q, tl.trans(k.to(COMPUTE_DTYPE)))
+        s = s * qk_scale  # natural units when a modifier follows, else already log2
+        if USE_SOFTCAP:
+            s = soft_cap * _tanh(s / soft_cap)
+        if USE_ALIBI:
+            s += slope[:, None] * (tok[None, :] - pos[:, None]).to(tl.float32)
+        if USE_SOFTCAP or USE_ALIBI:
+            s = s * 1.4426950408889634
+        if MASK:
+            seen = valid[None, :] & (tok[None, :] <= pos[:, None])
+            if USE_WINDOW:
+                seen = seen & (pos[:, None] - tok[None, :] < window)
+            s = tl.where(seen, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a row with nothing seen yet
+        alpha = tl.exp2(m_i - m_safe)
+        p = tl.exp2(s - m_safe[:, None])
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        if IEEE_DOT:
+            pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE), input_precision="ieee")
+        else:
+            pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE))
+        acc = acc * alpha[:, None] + pv
+        m_i = m_new
+    return m_i, l_i, acc
+
+
+@triton.jit
+def _unified_kernel(
+    q_ptr,  # [num_tokens, num_heads, head_dim]
+    k_cache_ptr,  # [num_blocks, block_size, num_kv_heads, head_dim]
+    v_cache_ptr,
+    block_table_ptr,  # [num_seqs, max_blocks] int32
+    seq_lens_ptr,  # [num_seqs] int32
+    qsl_ptr,  # [num_seqs + 1] int32
+    work_ptr,  # [num_items, 2] int32: (sequence, first query token within it)
+    out_ptr,  # [num_tokens, num_heads, head_dim]
+    sinks_ptr,  # [num_heads] float32
+    alibi_ptr,  # [num_heads] float32
+    qk_scale, v_scale, soft_cap, window,
+    stride_qt, stride_qh, stride_kb, stride_ks, stride_kh, stride_vb, stride_vs, stride_vh,
+    stride_bts, stride_ot, stride_oh,
+    GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_Q: tl.constexpr,
+    HEAD_DIM: tl.constexpr, HEAD_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+    TILE_N: tl.constexpr, COMPUTE_DTYPE: tl.constexpr, IEEE_DOT: tl.constexpr,
+    USE_WINDOW: tl.constexpr, USE_SOFTCAP: tl.constexpr, USE_SINKS: tl.constexpr,
+    USE_ALIBI: tl.constexpr,
+):  # fmt: skip
+    item = tl.program_id(0)
+    kv_head = tl.program_id(1)
+    seq = tl.load(work_ptr + item * 2)
+    q0 = tl.load(work_ptr + item * 2 + 1)
+    q_start = tl.load(qsl_ptr + seq)
+    q_len = tl.load(qsl_ptr + seq + 1) - q_start
+    seq_len = tl.load(seq_lens_ptr + seq)
+    ctx = seq_len - q_len
+
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_PAD)
+    r_q = offs_m // GROUP
+    heads = kv_head * GROUP + offs_m % GROUP
+    row_ok = (r_q < BLOCK_Q) & (q0 + r_q < q_len)
+    pos = ctx + q0 + r_q  # [BLOCK_M] absolute position of each row's token
+    tok_row = (q_start + q0 + r_q).to(tl.int64)
+    io_mask = row_ok[:, None] & (offs_d < HEAD_DIM)[None, :]
+    q = tl.load(
+        q_ptr + tok_row[:, None] * stride_qt + heads[:, None] * stride_qh + offs_d[None, :],
+        mask=io_mask,
+        other=0.0,
+    ).to(COMPUTE_DTYPE)
+
+    if USE_SINKS:
+        m_i = tl.load(sinks_ptr + heads, mask=row_ok, other=0.0).to(tl.float32) * 1.4426950408889634
+        l_i = tl.full([BLOCK_M], 1.0, dtype=tl.float32)
+    else:
+        m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+        l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_PAD], dtype=tl.float32)
+    if USE_ALIBI:
+        slope = tl.load(alibi_ptr + heads, mask=row_ok, other=0.0).to(tl.float32)
+    else:
+        slope = tl.zeros([BLOCK_M], dtype=tl.float32)
+
+    rows = tl.minimum(BLOCK_Q, q_len - q0)
+    p_first = ctx + q0
+    p_last = p_first + rows - 1
+    hi = p_last + 1
+    lo = 0
+    full_lo = 0
+    if USE_WINDOW:
+        lo = tl.maximum(p_first - window + 1, 0)
+        full_lo = tl.maximum(p_last - window + 1, 0)  # every row's window starts by here
+    full_hi = p_first + 1  # every row sees the keys before this (causal)
+    # phase 1: the window's ragged left edge; phase 2: keys every row sees; phase 3: diagonal
+    n_edge = tl.minimum(tl.cdiv(tl.maximum(full_lo - lo, 0), TILE_N), tl.cdiv(hi - lo, TILE_N))
+    mid = lo + n_edge * TILE_N
+    n_full = tl.maximum(full_hi - mid, 0) // TILE_N
+    tail = mid + n_full * TILE_N
+
+    bt_row = block_table_ptr + seq.to(tl.int64) * stride_bts
+    k_head = k_cache_ptr + kv_head * stride_kh + offs_d[None, :]
+    v_head = v_cache_ptr + kv_head * stride_vh + offs_d[None, :]
+    m_i, l_i, acc = _tiles(
+        q, m_i, l_i, acc, lo, mid, hi, pos, slope, bt_row, k_head, v_head,
+        qk_scale, soft_cap, window, stride_kb, stride_ks, stride_vb, stride_vs,
+        True, BLOCK_SIZE, TILE_N, HEAD_DIM, HEAD_PAD, COMPUTE_DTYPE, IEEE_DOT,
+        USE_WINDOW, USE_SOFTCAP, USE_ALIBI,
+    )  # fmt: skip
+    m_i, l_i, acc = _tiles(
+        q, m_i, l_i, acc, mid, tail, hi, pos, slope, bt_row, k_head, v_head,
+        qk_scale, soft_cap, window, stride_kb, stride_ks, stride_vb, stride_vs,
+        False, BLOCK_SIZE, TILE_N, HEAD_DIM, HEAD_PAD, COMPUTE_DTYPE, IEEE_DOT,
+        USE_WINDOW, USE_SOFTCAP, USE_ALIBI,
+    )  # fmt: skip
+    m_i, l_i, acc = _tiles(
+        q, m_i, l_i, acc, tail, hi, hi, pos, slope, bt_row, k_head, v_head,
+        qk_scale, soft_cap, window, stride_kb, stride_ks, stride_vb, stride_vs,
+        True, BLOCK_SIZE, TILE_N, HEAD_DIM, HEAD_PAD, COMPUTE_DTYPE, IEEE_DOT,
+        USE_WINDOW, USE_SOFTCAP, USE_ALIBI,
+    )  # fmt: skip
+
+    inv = tl.where(l_i > 0.0, v_scale / tl.where(l_i > 0.0, l_i, 1.0), 0.0)
+    o = acc * inv[:, None]
+    dst = out_ptr + tok_row[:, None] * stride_ot + heads[:, None] * stride_oh + offs_d[None, :]
+    tl.store(dst, o.to(out_ptr.dtype.element_ty), mask=io_mask)
+
+
+class LaunchShape:
+    """Tile shape of one launch class: ``block_m`` rows = ``block_q`` tokens x the group."""
+
+    __slots__ = ("block_m", "block_q", "num_stages", "num_warps", "tile_n")
+
+    def __init__(self, block_m: int, block_q: int, tile_n: int, num_warps: int, num_stages: int):
+        self.block_m, self.block_q, self.tile_n = block_m, block_q, tile_n
+        self.num_warps, self.num_stages = num_warps, num_stages
+
+    def __repr__(self) -> str:
+        return (
+            f"LaunchShape(block_m={self.block_m}, block_q={self.block_q}, tile_n={self.tile_n}, "
+            f"num_warps={self.num_warps}, num_stages={self.num_stages})"
+        )
+
+
+def launch_shape(
+    block_m: int, group: int, head_dim: int, elem_bytes: int, tile_n: int | None = None
+) -> LaunchShape:
+    """Rows, key tile, warps and stages for a class of ``block_m``-row programs."""
+    head_pad = triton.next_power_of_2(head_dim)
+    if tile_n is None:
+        # a K tile of ~16 KB (64 tokens at head_dim 128, bf16), as the decode kernel uses
+        tile_n = max(16, min(128, 16384 // (head_pad * max(2, elem_bytes))))
+        if block_m >= 128 and head_pad > 128:
+            tile_n = 32  # acc [128, 256] + scores stay in registers
+    warps = 8 if block_m >= 128 else 4
+    stages = 3 if head_pad <= 128 else 2
+    return LaunchShape(block_m, max(1, block_m // group), tile_n, warps, stages)
+
+
+_TL = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
+
+
+def launch_unified(
+    shape: LaunchShape,
+    work: torch.Tensor,  # [num_items, 2] int32 on the device
+    query: torch.Tensor,
+    key_cache: torch.Tensor,
+    value_cache: torch.Tensor,
+    block_table: torch.Tensor,
+    seq_lens: torch.Tensor,
+    query_start_loc: torch.Tensor,
+    out: torch.Tensor,
+    *,
+    scale: float,
+    k_scale: float,
+    v_scale: float,
+    sliding_window: int | None,
+    soft_cap: float | None,
+    sinks: torch.Tensor | None,
+    alibi_slopes: torch.Tensor | None,
+) -> None:
+    """One launch over ``work``; inputs are checked by the caller (``api.py``)."""
+    num_heads, head_dim = query.shape[1], query.shape[2]
+    num_kv_heads = key_cache.shape[2]
+    group = num_heads // num_kv_heads
+    natural = soft_cap is not None or alibi_slopes is not None
+    qk_scale = scale * k_scale * (1.0 if natural else _LOG2E)
+    compute = query.dtype
+    placeholder = seq_lens  # never read when its switch is off
+    grid = (work.shape[0], num_kv_heads)
+    extra: dict[str, Any] = {}
+    _unified_kernel[grid](
+        query, key_cache, value_cache, block_table, seq_lens, query_start_loc, work, out,
+        sinks if sinks is not None else placeholder,
+        alibi_slopes if alibi_slopes is not None else placeholder,
+        qk_scale, v_scale, soft_cap or 1.0, sliding_window or 0,
+        query.stride(0), query.stride(1),
+        key_cache.stride(0), key_cache.stride(1), key_cache.stride(2),
+        value_cache.stride(0), value_cache.stride(1), value_cache.stride(2),
+        block_table.stride(0), out.stride(0), out.stride(1),
+        GROUP=group, BLOCK_M=shape.block_m, BLOCK_Q=shape.block_q,
+        HEAD_DIM=head_dim, HEAD_PAD=triton.next_power_of_2(head_dim),
+        BLOCK_SIZE=key_cache.shape[1], TILE_N=shape.tile_n,
+        COMPUTE_DTYPE=_TL[compute], IEEE_DOT=compute == torch.float32,
+        USE_WINDOW=sliding_window is not None, USE_SOFTCAP=soft_cap is not None,
+        USE_SINKS=sinks is not None, USE_ALIBI=alibi_slopes is not None,
+        num_warps=shape.num_warps, num_stages=shape.num_stages, **extra,
+    )  # fmt: skip
