@@ -246,7 +246,7 @@ def test_duplicate_keys_are_refused() -> None:
 
 
 def test_shipped_data_is_inside_the_package() -> None:
-    data = resources.files("capacity_planner").joinpath("records_data")
+    data = resources.files("capacity_planner").joinpath("records").joinpath("data")
     assert data.joinpath("vllm_startups.json").is_file()
     assert data.joinpath("qwen3-coder-480b-a35b-instruct.json").is_file()
 

@@ -1,0 +1,159 @@
+"""The records: real vLLM start-ups from public issues and pull requests, read from data.
+
+`data/vllm_startups.json` (shipped in the wheel) holds, per start-up, the source, the vLLM
+release and engine, the model, GPU and stated settings, the figures the log printed
+(`Logged`) and the text they were copied from (`quote`). `load_records` refuses a malformed
+record by name; `formula_for` maps a release to the planner's `--vllm-version` regime, so
+every record is carved with the arithmetic of its own release.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from capacity_planner import EngineSettings, ModelSpec
+
+__all__ = ["ISSUE_RECORDS", "IssueRecord", "Logged", "Source", "formula_for", "load_records"]
+
+_DATA = "data"
+_PROJECTS = {"vllm-project/vllm": "vLLM", "vllm-project/recipes": "vLLM recipes"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a record was published: repository, issue or PR number, and which post."""
+
+    repo: str
+    kind: str  # "issue" | "PR"
+    number: int
+    where: str
+    url: str
+
+    @property
+    def cite(self) -> str:
+        """'vLLM issue #10517', 'LMCache issue #1739', ..."""
+        project = _PROJECTS.get(self.repo, self.repo.split("/")[1])
+        return f"{project} {self.kind} #{self.number}"
+
+
+@dataclass(frozen=True)
+class Logged:
+    """Figures as the source printed them (GiB figures as vLLM's `%.2f`)."""
+
+    available_gib: float | None = None
+    blocks: int | None = None
+    tokens: int | None = None
+    cpu_blocks: int | None = None
+    concurrency: str | None = None
+    needed_gib: str | None = None  # kept as text: releases print 2 or 1 decimals
+    estimated_max_len: int | None = None
+    error_tokens: int | None = None
+    weights_gib: float | None = None
+
+
+@dataclass(frozen=True)
+class IssueRecord:
+    """One start-up as a public issue or PR logged it."""
+
+    key: str
+    source: Source
+    release: str
+    engine: str
+    model: str  # catalog name, or "config:<file>" under records_data/
+    gpu: str | None  # catalog name or a size such as "24564MiB"; None: not stated
+    settings: dict[str, Any]
+    logged: Logged
+    quote: tuple[str, ...] = ()
+    served_model: str = ""
+    note: str = ""
+    # why a comparison is not expected to hold: "given" (carve from the logged memory),
+    # "e2e" (end-to-end miss), "no_e2e" (end to end not comparable: no GPU named, ...)
+    mismatch: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def issue(self) -> str:
+        return self.source.cite
+
+    @property
+    def formula(self) -> str:
+        return formula_for(self.release, self.engine)
+
+    def engine_settings(self) -> EngineSettings:
+        """The stated settings over the defaults of that release (utilisation 0.9, block 16)."""
+        base: dict[str, Any] = {"gpu_memory_utilization": 0.9, "block_size": 16}
+        return EngineSettings(**{**base, **self.settings, "vllm_version": self.formula})
+
+    def model_spec(self) -> ModelSpec:
+        if not self.model.startswith("config:"):
+            return ModelSpec.from_name(self.model)
+        name = self.model.removeprefix("config:")
+        data = json.loads(
+            resources.files(__package__).joinpath(_DATA).joinpath(name).read_text("utf-8")
+        )
+        return ModelSpec.from_hf_config(data, name=self.served_model or name, source=name)
+
+
+def formula_for(release: str, engine: str) -> str:
+    """The planner's `--vllm-version` for a release: V0 engines, then V1 by release."""
+    if engine.startswith("V0"):
+        return "v0"
+    match = re.match(r"(\d+)\.(\d+)", release)
+    if match is None:  # release not stated: the V1 manager of 0.9-0.20
+        return "v1"
+    version = (int(match.group(1)), int(match.group(2)))
+    if version < (0, 9):
+        return "v1-0.8"
+    return "v1" if version < (0, 21) else "v1-graphs"
+
+
+_RECORD_KEYS = {f.name for f in dataclasses.fields(IssueRecord)}
+_LOGGED_KEYS = {f.name for f in dataclasses.fields(Logged)}
+_SOURCE_KEYS = {f.name for f in dataclasses.fields(Source)}
+
+
+def _check_keys(what: str, data: Any, allowed: set[str], required: set[str]) -> None:
+    if not isinstance(data, dict):
+        raise ValueError(f"{what}: expected a JSON object, got {type(data).__name__}")
+    unknown, missing = set(data) - allowed, required - set(data)
+    if unknown or missing:
+        raise ValueError(
+            f"{what}: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}; "
+            f"allowed: {sorted(allowed)}"
+        )
+
+
+def load_records(text: str) -> tuple[IssueRecord, ...]:
+    """Records from the JSON text of `vllm_startups.json`; a malformed record names itself."""
+    top = json.loads(text)
+    _check_keys("records file", top, {"about", "records"}, {"records"})
+    out = []
+    for i, raw in enumerate(top["records"]):
+        what = f"record {i} ({raw.get('key', '?') if isinstance(raw, dict) else raw!r})"
+        _check_keys(what, raw, _RECORD_KEYS, {"key", "source", "release", "engine", "model"})
+        _check_keys(f"{what}.source", raw["source"], _SOURCE_KEYS, _SOURCE_KEYS)
+        _check_keys(f"{what}.logged", raw.get("logged", {}), _LOGGED_KEYS, set())
+        fields = {k: v for k, v in raw.items() if k not in ("source", "logged", "quote")}
+        out.append(
+            IssueRecord(
+                source=Source(**raw["source"]),
+                logged=Logged(**raw.get("logged", {})),
+                quote=tuple(raw.get("quote", ())),
+                **{"settings": {}, "gpu": None, **fields},
+            )
+        )
+    keys = [r.key for r in out]
+    if len(set(keys)) != len(keys):
+        raise ValueError(
+            f"record keys must be unique: {sorted(k for k in keys if keys.count(k) > 1)}"
+        )
+    return tuple(out)
+
+
+ISSUE_RECORDS: tuple[IssueRecord, ...] = load_records(
+    resources.files(__package__).joinpath(_DATA).joinpath("vllm_startups.json").read_text("utf-8")
+)
