@@ -87,7 +87,9 @@ def test_reference_bytes_equal_the_planners_page_arithmetic(
     p = plan(
         ModelSpec.from_hf_config({**config, "torch_dtype": "float16", "vocab_size": 32000}),
         gpu_from_name("H100"),
-        EngineSettings(kv_cache_memory_bytes=expected * 16 * 1000, max_model_len=2048),
+        EngineSettings(
+            kv_cache_memory_bytes=expected * 16 * 1000, max_model_len=2048, block_size=16
+        ),
     )
     assert p.kv.num_blocks == 1000
 

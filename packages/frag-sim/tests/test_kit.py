@@ -116,6 +116,8 @@ def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
 
 def admit_on_pool(seq_lens: list[int], capacity_tokens: int, block_size: int) -> int:
     """FCFS admission on the real allocator: each request takes its blocks or stops the queue."""
+    if capacity_tokens < block_size:
+        return 0  # not one block of memory
     pool = BlockPool(num_blocks=capacity_tokens // block_size + 1)  # + the null block
     admitted = 0
     for n in seq_lens:
@@ -139,3 +141,27 @@ def test_reference_paged_admissions_equal_the_real_block_pool(
     assert reference.paged_admissions(seq_lens, capacity, block_size) == admit_on_pool(
         seq_lens, capacity, block_size
     )
+
+
+def test_assert_lab_is_the_one_line_test_lab() -> None:
+    from frag_sim.kit import assert_lab
+
+    report = assert_lab(FIXTURES / "lab02_solution.py")
+    assert report.ok
+    with pytest.raises(CheckFailed, match=r"score: \d/9 checks passed"):
+        assert_lab(FIXTURES / "lab02_skips.py")
+
+
+def test_an_endless_loop_times_out_and_the_rest_still_run(tmp_path: Path) -> None:
+    looping = tmp_path / "looping.py"
+    looping.write_text(
+        "from lab02_solution import *  # noqa\n"
+        "def paged_waste(seq_lens, capacity_tokens, block_size):\n"
+        "    while True:\n"
+        "        pass\n"
+    )
+    report = grade(looping, time_limit=0.5)
+    got = {r.name: r.status for r in report.results}
+    assert got["block_size_one"] == "timeout"
+    assert got["fcfs_no_skipping"] == "timeout"
+    assert got["short_stream"] == "pass"  # checks that never call paged_waste still pass

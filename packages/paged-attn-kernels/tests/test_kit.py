@@ -136,3 +136,19 @@ def test_cli_reports_a_score_and_exit_status() -> None:
     assert ok.returncode == 0 and "score: 13/13 checks passed (100%)" in ok.stdout, ok.stdout
     bad = cli("--impl", "lab06_unmasked_tail.py")
     assert bad.returncode == 1 and "FAIL    attention_poisoned" in bad.stdout
+
+
+def test_assert_lab_skips_lab04_where_nothing_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import unittest
+
+    from paged_attn_kernels.kit import assert_lab
+
+    monkeypatch.setenv("PAGED_ATTN_KIT_DEVICE", "cuda:0")
+    if HAS_TORCH:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA device is present: the checks run instead")
+    with pytest.raises(unittest.SkipTest):
+        assert_lab(FIXTURES / "lab06_solution.py", "lab04")
+    assert assert_lab(FIXTURES / "lab06_solution.py", "lab06").ok

@@ -34,17 +34,20 @@ from capacity_planner.kit._runner import (
     load_impl,
     run_check,
 )
+from capacity_planner.kit._runner import assert_lab as _assert_lab
 from capacity_planner.kit._runner import grade as _grade
 from capacity_planner.kit._runner import main as _main
 
 __all__ = [
     "CHECKS",
     "CONTRACTS",
+    "TIME_LIMIT",
     "Check",
     "CheckFailed",
     "CheckResult",
     "KitReport",
     "KitUsageError",
+    "assert_lab",
     "grade",
     "load_impl",
     "main",
@@ -52,12 +55,22 @@ __all__ = [
 ]
 
 CHECKS: dict[str, tuple[Check, ...]] = dict(lab03.CHECKS)
+TIME_LIMIT = 10.0  # seconds per check
 CONTRACTS: dict[str, str] = {"lab03": lab03.CONTRACT}
 
 
-def grade(impl: ModuleType | str | Path, lab: str = "lab03") -> KitReport:
+def grade(
+    impl: ModuleType | str | Path, lab: str = "lab03", time_limit: float | None = TIME_LIMIT
+) -> KitReport:
     """Grade ``impl`` (a module, module name or ``.py`` path) on ``lab``."""
-    return _grade(impl, lab, CHECKS)
+    return _grade(impl, lab, CHECKS, time_limit)
+
+
+def assert_lab(
+    impl: ModuleType | str | Path, lab: str = "lab03", time_limit: float | None = TIME_LIMIT
+) -> KitReport:
+    """For a ``test_lab.py``: fail with the whole report unless every check that ran passed."""
+    return _assert_lab(impl, lab, CHECKS, time_limit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,4 +80,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         checks=CHECKS,
         default_lab="lab03",
         contract=CONTRACTS,
+        time_limit=TIME_LIMIT,
     )

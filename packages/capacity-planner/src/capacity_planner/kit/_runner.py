@@ -14,10 +14,13 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 import unittest
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +32,7 @@ __all__ = [
     "CheckResult",
     "KitReport",
     "KitUsageError",
+    "assert_lab",
     "grade",
     "load_impl",
     "main",
@@ -42,6 +46,31 @@ class CheckFailed(AssertionError):
 
 class KitUsageError(ValueError):
     """The kit was pointed at something it cannot grade (no such module or lab)."""
+
+
+class CheckTimeout(Exception):
+    """A check ran past its time limit (an endless loop in the learner's code?)."""
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    # SIGALRM interrupts Python code only, and only on the main thread of a POSIX process;
+    # elsewhere the check simply runs to its end.
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not seconds or not usable:
+        yield
+        return
+
+    def _alarm(signum: int, frame: object) -> None:
+        raise CheckTimeout(f"did not finish within {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _no_skip() -> str | None:
@@ -67,7 +96,7 @@ class Check:
 @dataclass(frozen=True)
 class CheckResult:
     name: str
-    status: str  # "pass" | "fail" | "error" | "missing" | "skip"
+    status: str  # "pass" | "fail" | "error" | "timeout" | "missing" | "skip"
     summary: str
     message: str = ""
 
@@ -172,7 +201,7 @@ def _where(exc: BaseException, module: ModuleType) -> str:
     return f"\nat {Path(f.filename).name}:{f.lineno} in {f.name}: {f.line}"
 
 
-def _run_one(check: Check, module: ModuleType) -> CheckResult:
+def _run_one(check: Check, module: ModuleType, time_limit: float | None = None) -> CheckResult:
     reason = check.skip_reason()
     if reason:
         return CheckResult(check.name, "skip", check.summary, reason)
@@ -181,7 +210,10 @@ def _run_one(check: Check, module: ModuleType) -> CheckResult:
         names = ", ".join(f"{n}()" for n in missing)
         return CheckResult(check.name, "missing", check.summary, f"module defines no {names}")
     try:
-        check.run(module)
+        with _time_limit(time_limit):
+            check.run(module)
+    except CheckTimeout as exc:
+        return CheckResult(check.name, "timeout", check.summary, f"{exc}{_where(exc, module)}")
     except CheckFailed as exc:
         return CheckResult(check.name, "fail", check.summary, str(exc))
     except NotImplementedError as exc:
@@ -193,16 +225,20 @@ def _run_one(check: Check, module: ModuleType) -> CheckResult:
 
 
 def grade(
-    impl: ModuleType | str | Path, lab: str, checks: Mapping[str, Sequence[Check]]
+    impl: ModuleType | str | Path,
+    lab: str,
+    checks: Mapping[str, Sequence[Check]],
+    time_limit: float | None = None,
 ) -> KitReport:
-    """Run every check of ``lab`` against ``impl`` (a module, module name or path)."""
+    """Run every check of ``lab`` against ``impl`` (a module, module name or path); each
+    check gets ``time_limit`` seconds (None: no limit)."""
     if lab not in checks:
         raise KitUsageError(f"--lab {lab!r}: this kit grades {', '.join(sorted(checks))}")
     module = impl if isinstance(impl, ModuleType) else load_impl(impl)
     name = getattr(module, "__file__", None) or module.__name__
     if not isinstance(impl, ModuleType):
         name = str(impl)
-    results = tuple(_run_one(c, module) for c in checks[lab])
+    results = tuple(_run_one(c, module, time_limit) for c in checks[lab])
     return KitReport(impl=name, lab=lab, results=results)
 
 
@@ -216,6 +252,22 @@ def run_check(check: Check, module: ModuleType) -> None:
         raise CheckFailed(f"{check.name} ({result.status}): {result.message}")
 
 
+def assert_lab(
+    impl: ModuleType | str | Path,
+    lab: str,
+    checks: Mapping[str, Sequence[Check]],
+    time_limit: float | None = None,
+) -> KitReport:
+    """For a ``test_lab.py``: grade one lab, fail with the whole report unless every check
+    that ran passed, skip (``unittest.SkipTest``) when none could run here."""
+    report = grade(impl, lab, checks, time_limit)
+    if report.graded == 0:
+        raise unittest.SkipTest(report.render())
+    if not report.ok:
+        raise CheckFailed(report.render())
+    return report
+
+
 def main(
     argv: Sequence[str] | None,
     *,
@@ -223,6 +275,7 @@ def main(
     checks: Mapping[str, Sequence[Check]],
     default_lab: str,
     contract: Mapping[str, str],
+    time_limit: float,
 ) -> int:
     """``python -m <package>.kit --impl MODULE [--lab LAB] [--json] [--list]``."""
     parser = argparse.ArgumentParser(
@@ -232,6 +285,12 @@ def main(
     parser.add_argument("--impl", help="module name (e.g. starter) or path to a .py file")
     parser.add_argument(
         "--lab", default=default_lab, choices=sorted(checks), help=f"default: {default_lab}"
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=time_limit,
+        help=f"seconds per check (default: {time_limit:g})",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
@@ -245,8 +304,10 @@ def main(
         return 0
     if not args.impl:
         parser.error("--impl is required (a module name or a .py path)")
+    if not args.time_limit > 0:
+        parser.error(f"--time-limit must be > 0, got {args.time_limit}")
     try:
-        report = grade(args.impl, args.lab, checks)
+        report = grade(args.impl, args.lab, checks, args.time_limit)
     except KitUsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -34,17 +34,20 @@ from frag_sim.kit._runner import (
     load_impl,
     run_check,
 )
+from frag_sim.kit._runner import assert_lab as _assert_lab
 from frag_sim.kit._runner import grade as _grade
 from frag_sim.kit._runner import main as _main
 
 __all__ = [
     "CHECKS",
     "CONTRACTS",
+    "TIME_LIMIT",
     "Check",
     "CheckFailed",
     "CheckResult",
     "KitReport",
     "KitUsageError",
+    "assert_lab",
     "grade",
     "load_impl",
     "main",
@@ -52,15 +55,30 @@ __all__ = [
 ]
 
 CHECKS: dict[str, tuple[Check, ...]] = dict(lab02.CHECKS)
+TIME_LIMIT = 10.0  # seconds per check
 CONTRACTS: dict[str, str] = {"lab02": lab02.CONTRACT}
 
 
-def grade(impl: ModuleType | str | Path, lab: str = "lab02") -> KitReport:
+def grade(
+    impl: ModuleType | str | Path, lab: str = "lab02", time_limit: float | None = TIME_LIMIT
+) -> KitReport:
     """Grade ``impl`` (a module, module name or ``.py`` path) on ``lab``."""
-    return _grade(impl, lab, CHECKS)
+    return _grade(impl, lab, CHECKS, time_limit)
+
+
+def assert_lab(
+    impl: ModuleType | str | Path, lab: str = "lab02", time_limit: float | None = TIME_LIMIT
+) -> KitReport:
+    """For a ``test_lab.py``: fail with the whole report unless every check that ran passed."""
+    return _assert_lab(impl, lab, CHECKS, time_limit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     return _main(
-        argv, prog="python -m frag_sim.kit", checks=CHECKS, default_lab="lab02", contract=CONTRACTS
+        argv,
+        prog="python -m frag_sim.kit",
+        checks=CHECKS,
+        default_lab="lab02",
+        contract=CONTRACTS,
+        time_limit=TIME_LIMIT,
     )

@@ -35,17 +35,20 @@ from paged_attn_kernels.kit._runner import (
     load_impl,
     run_check,
 )
+from paged_attn_kernels.kit._runner import assert_lab as _assert_lab
 from paged_attn_kernels.kit._runner import grade as _grade
 from paged_attn_kernels.kit._runner import main as _main
 
 __all__ = [
     "CHECKS",
     "CONTRACTS",
+    "TIME_LIMIT",
     "Check",
     "CheckFailed",
     "CheckResult",
     "KitReport",
     "KitUsageError",
+    "assert_lab",
     "grade",
     "load_impl",
     "main",
@@ -53,12 +56,22 @@ __all__ = [
 ]
 
 CHECKS: dict[str, tuple[Check, ...]] = {**lab06.CHECKS, **lab04.CHECKS}
+TIME_LIMIT = 120.0  # seconds per check (a numba kernel compiles on its first call)
 CONTRACTS: dict[str, str] = {"lab06": lab06.CONTRACT, "lab04": lab04.CONTRACT}
 
 
-def grade(impl: ModuleType | str | Path, lab: str = "lab06") -> KitReport:
+def grade(
+    impl: ModuleType | str | Path, lab: str = "lab06", time_limit: float | None = TIME_LIMIT
+) -> KitReport:
     """Grade ``impl`` (a module, module name or ``.py`` path) on ``lab``."""
-    return _grade(impl, lab, CHECKS)
+    return _grade(impl, lab, CHECKS, time_limit)
+
+
+def assert_lab(
+    impl: ModuleType | str | Path, lab: str = "lab06", time_limit: float | None = TIME_LIMIT
+) -> KitReport:
+    """For a ``test_lab.py``: fail with the whole report unless every check that ran passed."""
+    return _assert_lab(impl, lab, CHECKS, time_limit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,4 +81,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         checks=CHECKS,
         default_lab="lab06",
         contract=CONTRACTS,
+        time_limit=TIME_LIMIT,
     )
