@@ -9,23 +9,33 @@ integrates every metric over the skipped steps in closed form.
 Token model (the traces README's "analytic anchors"): a request admitted at step ``t0``
 with ``e`` tokens already generated holds ``C = P + e + 1 + (t - t0)`` tokens of KV during
 step ``t`` and finishes after the step that brings ``C`` to ``F = P + O``.
+
+Requests come from a :class:`~frag_sim.stream.RequestStream`, one chunk at a time, and
+enter the engine when the clock reaches their arrival: every per-request field below is a
+dict that holds a request from its arrival to its completion only, so memory follows the
+number of requests alive, not the length of the trace.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import sys
 import time
 from collections import deque
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .config import SimConfig
+from .errors import ConfigError
 from .metrics import Breakdown, SimResult, Timeseries
+from .stream import Chunk, RequestStream
 from .workload import Workload
 
 _EPS = 1e-9
+INF = math.inf
 
 # One event window's split, in slot-steps: (reservation, internal, external, physical,
 # logical); logical counts shared blocks once per sequence, physical once.
@@ -35,18 +45,19 @@ Window = tuple[int, int, int, int, int]
 class Engine:
     """Policy-independent scheduling, time keeping and time-series recording."""
 
-    def __init__(self, workload: Workload, config: SimConfig) -> None:
-        self.wl = workload
+    def __init__(self, workload: Workload | RequestStream, config: SimConfig) -> None:
+        stream = workload if isinstance(workload, RequestStream) else RequestStream.of(workload)
+        self.stream = stream
         self.cfg = config
-        self.P: list[int] = workload.prompt_len.tolist()
-        self.O: list[int] = workload.output_len.tolist()
-        self.arr: list[float] = workload.arrival_s.tolist()
-        n = len(self.P)
-        self.F: list[int] = (workload.prompt_len + workload.output_len).tolist()
-        self.emitted = [0] * n  # tokens generated before the current admission
-        self.t0 = [0] * n
-        self.epoch = [0] * n
-        self.done_at = [math.nan] * n
+        # per live request (arrival to completion): lengths, arrival, progress
+        self.P: dict[int, int] = {}
+        self.O: dict[int, int] = {}
+        self.F: dict[int, int] = {}
+        self.A: dict[int, float] = {}
+        self.H: dict[int, tuple[int, ...]] = {}  # prefix-block ids, when the stream has them
+        self.emitted: dict[int, int] = {}  # tokens generated before the current admission
+        self.t0: dict[int, int] = {}
+        self.epoch: dict[int, int] = {}
         self.running: dict[int, None] = {}  # admission order: the last is preempted first
         self.waiting: deque[int] = deque()
         self.heap: list[tuple[int, int, int]] = []  # (removal step, request, epoch)
@@ -56,6 +67,7 @@ class Engine:
         self.admissions = 0
         self.preemptions = 0
         self.completed = 0
+        self.lat_sum = 0.0  # arrival -> completion, summed over completed requests
         self.extra_time = 0.0  # prefill / swap seconds charged to the current step
         # integrals over busy steps (token-slot x steps)
         self.busy = 0
@@ -71,13 +83,98 @@ class Engine:
         self.ts: list[list[Any]] | None = (
             [[] for _ in range(15)] if config.record_timeseries else None
         )
+        # the current chunk: arrivals end with an INF sentinel; request id = base + j
+        self._chunks = stream.chunks()
+        self.base = self.j = self.clen = 0
+        self.carr: list[float] = [INF]
+        self.cP: list[int] = []
+        self.cO: list[int] = []
+        self.cH: list[tuple[int, ...]] | None = None
+        self.cfit: list[bool] = []
+        self.last_arrival = -INF
+
+    def _load_first(self) -> float:
+        """Load the first chunk (after the subclasses set up); returns the first arrival."""
+        self.next_chunk()
+        if self.clen == 0:
+            from .errors import EmptyTraceError
+
+            raise EmptyTraceError(f"workload {self.stream.name!r} holds no request")
+        return self.carr[0]
+
+    def next_chunk(self) -> None:
+        """Move to the next non-empty chunk (or the INF sentinel at the end)."""
+        self.base += self.clen
+        self.j = self.clen = 0
+        for ch in self._chunks:
+            if len(ch):
+                self._check_chunk(ch)
+                self.carr = ch.arrival_s.tolist()
+                self.carr.append(INF)
+                self.cP = ch.prompt_len.tolist()
+                self.cO = ch.output_len.tolist()
+                self.cH = ch.hash_ids
+                self.cfit = self.chunk_fits(ch.prompt_len, ch.output_len)
+                self.clen = len(ch)
+                self.last_arrival = self.carr[-2]
+                return
+        self.carr, self.cP, self.cO, self.cH, self.cfit = [INF], [], [], None, []
+
+    def _check_chunk(self, ch: Chunk) -> None:
+        a = ch.arrival_s
+        n = len(a)
+        if len(ch.prompt_len) != n or len(ch.output_len) != n:
+            raise ConfigError("a chunk's arrival_s, prompt_len and output_len differ in length")
+        if not np.all(np.isfinite(a)) or a[0] < self.last_arrival or np.any(np.diff(a) < 0):
+            raise ConfigError("arrival_s must be finite and sorted ascending across chunks")
+        if int(ch.prompt_len.min()) < 1 or int(ch.output_len.min()) < 1:
+            raise ConfigError("prompt_len and output_len must be >= 1 token for every request")
+
+    def register(self, i: int, j: int) -> None:
+        """Request ``i`` (row ``j`` of the chunk) enters the engine: it starts waiting."""
+        p, o = self.cP[j], self.cO[j]
+        self.P[i] = p
+        self.O[i] = o
+        self.F[i] = p + o
+        self.A[i] = self.carr[j]
+        self.emitted[i] = 0
+        self.t0[i] = 0
+        self.epoch[i] = 0
+        if self.cH is not None:
+            self.H[i] = self.cH[j]
+
+    def forget(self, i: int) -> None:
+        """Request ``i`` completed: drop its state."""
+        del self.P[i], self.O[i], self.F[i], self.A[i], self.emitted[i], self.t0[i]
+        del self.epoch[i]
+        self.H.pop(i, None)
+
+    def arrive(self, due: float) -> None:
+        """Queue (or reject) every request arriving at or before ``due``."""
+        waiting = self.waiting
+        while self.carr[self.j] <= due:
+            j = self.j
+            i = self.base + j
+            if self.cfit[j]:
+                self.register(i, j)
+                waiting.append(i)
+            else:
+                self._reject(i, self.cP[j], self.cO[j])
+            self.j = j + 1
+            if self.j == self.clen:
+                self.next_chunk()
+
+    @property
+    def next_arrival(self) -> float:
+        return self.carr[self.j]
 
     # an arrival behind a waiting queue head can be folded into the window (not with
     # prefix caching: blocks cached meanwhile may let the head start earlier)
     defer_arrivals = True
 
     # -- hooks for the policies ---------------------------------------------------------
-    def never_fits(self, i: int) -> str | None:
+    def why_not(self, p: int, o: int) -> str | None:
+        """Why a request of prompt ``p`` and output ``o`` can never run here (or None)."""
         raise NotImplementedError
 
     def pressure(self, t: int) -> bool:
@@ -103,14 +200,17 @@ class Engine:
         return {"prefix_hit_rate": 0.0, "cow_copies": 0}
 
     # -- shared mechanics ---------------------------------------------------------------
-    def fits(self) -> list[bool]:
-        """Per request: can it ever run (else it is rejected on arrival, with a reason)?"""
+    def chunk_fits(self, p: npt.NDArray[np.int64], o: npt.NDArray[np.int64]) -> list[bool]:
+        """Per request of a chunk: can it ever run (else it is rejected on arrival)?"""
         mml = self.cfg.max_model_len
-        return [f <= mml and self.never_fits(i) is None for i, f in enumerate(self.F)]
+        return [
+            pi + oi <= mml and self.why_not(pi, oi) is None
+            for pi, oi in zip(p.tolist(), o.tolist(), strict=True)
+        ]
 
-    def _reject(self, i: int) -> None:
-        f, mml = self.F[i], self.cfg.max_model_len
-        reason = self.never_fits(i) if f <= mml else None
+    def _reject(self, i: int, p: int, o: int) -> None:
+        f, mml = p + o, self.cfg.max_model_len
+        reason = self.why_not(p, o) if f <= mml else None
         if reason is None:
             reason = f"prompt + output = {f} > max_model_len={mml}"
         self.rejected.append((i, reason))
@@ -139,32 +239,35 @@ class Engine:
         self.waiting.appendleft(i)
         self.preemptions += 1
 
-    def _defer_arrivals(
-        self, nxt: int, now: float, d: float, t: int, h: int, fits: list[bool]
-    ) -> tuple[int, int]:
+    def _defer_arrivals(self, now: float, d: float, t: int, h: int) -> int:
         """Queue the arrivals up to the start of step ``h`` without making them events.
 
         Behind a queue head that cannot start they only lengthen the queue (FCFS). Returns
-        the next arrival's index and the queue-steps the new arrivals add inside ``[t, h)``.
+        the queue-steps the new arrivals add inside ``[t, h)``.
         """
-        arr, dt, n_req, waiting = self.arr, self.cfg.step_time_s, len(self.arr), self.waiting
-        end = now + d + (h - t - 1) * dt  # start of step h
+        dt, waiting = self.cfg.step_time_s, self.waiting
+        end = now + d + (h - t - 1) * dt + _EPS  # start of step h
         queued = 0
-        while nxt < n_req and arr[nxt] <= end + _EPS:
-            if fits[nxt]:
-                gap = arr[nxt] - now - d
-                j = 1 if gap <= _EPS else 1 + math.ceil(gap / dt - _EPS)
-                waiting.append(nxt)
-                if t + j < h:
-                    queued += h - t - j
+        while self.carr[self.j] <= end:
+            j = self.j
+            i = self.base + j
+            if self.cfit[j]:
+                gap = self.carr[j] - now - d
+                k = 1 if gap <= _EPS else 1 + math.ceil(gap / dt - _EPS)
+                self.register(i, j)
+                waiting.append(i)
+                if t + k < h:
+                    queued += h - t - k
             else:
-                self._reject(nxt)
-            nxt += 1
-        return nxt, queued
+                self._reject(i, self.cP[j], self.cO[j])
+            self.j = j + 1
+            if self.j == self.clen:
+                self.next_chunk()
+        return queued
 
     def run(self) -> SimResult:
         wall = time.perf_counter()
-        cfg, arr, n_req = self.cfg, self.arr, len(self.arr)
+        cfg = self.cfg
         dt, cap, ns = cfg.step_time_s, cfg.capacity_tokens, self.ns
         running, waiting, heap, epoch = self.running, self.waiting, self.heap, self.epoch
         # bound methods and counters as locals: this loop runs once per event
@@ -178,23 +281,20 @@ class Engine:
         ts = self.ts
         defer_ok = ts is None and self.defer_arrivals
         i_live, i_run, i_wait, busy, peak = 0, 0, 0, 0, 0
-        max_seqs = cfg.max_num_seqs or n_req + 1
-        t, now, nxt = 0, arr[0], 0
-        fits = self.fits()
+        max_seqs = cfg.max_num_seqs or sys.maxsize
+        t, now = 0, self._load_first()
+        self.first_arrival = now
+        arrive, forget, A = self.arrive, self.forget, self.A
         while True:
             while heap and heap[0][0] <= t:
                 _, i, ep = heappop(heap)
-                if ep == epoch[i]:
+                if ep == epoch.get(i):
                     release(i, t, False)
                     stop(i, t)
                     self.completed += 1
-                    self.done_at[i] = now
-            while nxt < n_req and arr[nxt] <= now + _EPS:
-                if fits[nxt]:
-                    waiting.append(nxt)
-                else:
-                    self._reject(nxt)
-                nxt += 1
+                    self.lat_sum += now - A[i]
+                    forget(i)
+            arrive(now + _EPS)
             if not pressure(t) or not running:
                 while waiting and len(running) < max_seqs and try_admit(waiting[0], t):
                     start(waiting.popleft(), t)
@@ -207,9 +307,9 @@ class Engine:
                     raise RuntimeError(  # never_fits() should have rejected it
                         f"request {waiting[0]} cannot run on an empty system"
                     )
-                if nxt >= n_req:
+                if self.next_arrival == INF:
                     break
-                now = max(now, arr[nxt])
+                now = max(now, self.next_arrival)
                 continue
             d = dt + self.extra_time
             self.extra_time = 0.0
@@ -219,8 +319,9 @@ class Engine:
             # behind a queue head that cannot start, an arrival changes nothing but the
             # queue length (FCFS): it is not an event, it joins the queue in closed form
             defer = defer_ok and bool(waiting)
-            if nxt < n_req and not defer:
-                gap = arr[nxt] - now - d
+            nxt = self.next_arrival
+            if nxt != INF and not defer:
+                gap = nxt - now - d
                 j = 1 if gap <= _EPS else 1 + math.ceil(gap / dt - _EPS)
                 if t + j < h:
                     h = t + j
@@ -232,8 +333,7 @@ class Engine:
             i_run += n * k
             i_wait += len(waiting) * k
             if defer:
-                nxt, queued = self._defer_arrivals(nxt, now, d, t, h, fits)
-                i_wait += queued
+                i_wait += self._defer_arrivals(now, d, t, h)
             busy += k
             if n > peak:
                 peak = n
@@ -287,8 +387,6 @@ class Engine:
             self.i_ext / denom,
             idle / denom,
         )
-        lat = np.asarray(self.done_at) - np.asarray(self.arr)
-        lat = lat[~np.isnan(lat)]
         ts = None
         if self.ts is not None:
             c = self.ts
@@ -312,8 +410,8 @@ class Engine:
             )
         return SimResult(
             config=cfg,
-            workload=self.wl.name,
-            num_requests=len(self.arr),
+            workload=self.stream.name,
+            num_requests=self.base + self.j,
             completed=self.completed,
             rejected=tuple(self.rejected),
             admissions=self.admissions,
@@ -322,12 +420,12 @@ class Engine:
             mean_running=self.i_run / busy,
             mean_waiting=self.i_wait / busy,
             busy_steps=self.busy,
-            sim_time_s=now - self.arr[0],
+            sim_time_s=now - self.first_arrival,
             breakdown=bd,
             token_usage=self.i_live / self.i_logical if self.i_logical else 0.0,
             prefix_hit_rate=ex["prefix_hit_rate"],
             sharing_saved=saved / self.i_logical if self.i_logical else 0.0,
-            mean_latency_s=float(np.mean(lat)) if len(lat) else math.nan,
+            mean_latency_s=self.lat_sum / self.completed if self.completed else math.nan,
             wall_s=wall,
             timeseries=ts,
             cow_copies=int(ex["cow_copies"]),

@@ -5,8 +5,9 @@ inlines the hooks that run once per request or per event (admission, release,
 block-demand check, horizon, window) of :class:`~frag_sim.paged.PagedEngine`: the same
 steps, the same real ``BlockPool`` calls, without the branches for sequence groups and
 prefix caching. Only this engine takes blocks from its pool, so it mirrors the pool's
-free count (``free``) instead of asking it once per event. Without a time series its
-``run`` is ``_paged_loop.run_single_seq``, the event loop with these hooks written out.
+free count (``free``) instead of asking it once per event. Without a time series (and
+unless ``SimConfig.use_block_pool``) its ``run`` is ``_paged_loop.run_single_seq``, the
+event loop with these hooks written out over counted blocks.
 The token-by-token reference test runs through it (``simulate`` picks it), and the
 general engine is tested on the same configurations directly.
 """
@@ -18,6 +19,7 @@ from ._paged_loop import run_single_seq
 from .config import SimConfig
 from .metrics import SimResult
 from .paged import PagedEngine
+from .stream import RequestStream
 from .workload import Workload
 
 __all__ = ["SingleSeqPagedEngine"]
@@ -26,7 +28,7 @@ __all__ = ["SingleSeqPagedEngine"]
 class SingleSeqPagedEngine(PagedEngine):
     """``PagedEngine`` for ``n == 1`` without prefix caching (blocks from ``BlockPool``)."""
 
-    def __init__(self, workload: Workload, config: SimConfig) -> None:
+    def __init__(self, workload: Workload | RequestStream, config: SimConfig) -> None:
         super().__init__(workload, config)
         # only this engine takes blocks from its pool, so it mirrors the free count
         # instead of asking the pool once per event
@@ -149,6 +151,6 @@ class SingleSeqPagedEngine(PagedEngine):
             self.extra_time += -(-c1 // bs) * self.cfg.swap_time_per_block_s
 
     def run(self) -> SimResult:
-        if self.ts is not None:  # the time series: the general loop over the hooks above
-            return super().run()
+        if self.ts is not None or self.cfg.use_block_pool:
+            return super().run()  # the general loop over the hooks above, real BlockPool
         return run_single_seq(self)

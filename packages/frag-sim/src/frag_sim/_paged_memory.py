@@ -12,11 +12,15 @@ takes and gives back its blocks is :class:`~frag_sim.paged.PagedEngine`'s busine
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
+
 from ._engine import Engine, Window
 from ._groups import SequenceGroups
 from ._kv import KVCacheBlock, SimRequest, make_manager
 from ._phases import PhaseHistogram, SlackTracker
 from .config import SimConfig
+from .stream import RequestStream
 from .workload import Workload
 
 __all__ = ["PagedMemory"]
@@ -25,7 +29,7 @@ __all__ = ["PagedMemory"]
 class PagedMemory(Engine):
     """Paged memory state and its closed-form window integrals (no allocation paths)."""
 
-    def __init__(self, workload: Workload, config: SimConfig) -> None:
+    def __init__(self, workload: Workload | RequestStream, config: SimConfig) -> None:
         super().__init__(workload, config)
         self.bs = bs = config.block_size
         self.usable = config.num_gpu_blocks
@@ -40,12 +44,11 @@ class PagedMemory(Engine):
         self.groups = (
             SequenceGroups(self.kvm, config.n, self.caching, config.seed) if config.n > 1 else None
         )
-        n = len(self.P)
         self.reqs: dict[int, SimRequest] = {}  # one sequence, prefix caching on
         self.tables: dict[int, list[KVCacheBlock]] = {}  # one sequence, no prefix caching
         self.parents: dict[int, SimRequest] = {}  # looked-up group prompts not yet admitted
-        self.syn = [0] * n  # tokens allocated in the manager (= its num_computed_tokens)
-        self.phase = [0] * n
+        self.syn: dict[int, int] = {}  # tokens allocated in the manager (its computed tokens)
+        self.phase: dict[int, int] = {}
         self.hist = PhaseHistogram(bs)  # running requests per boundary phase (not beams)
         self.owed = 0  # blocks crossed but not yet allocated in the manager
         self.cross = 0
@@ -53,7 +56,7 @@ class PagedMemory(Engine):
         self.hit_tokens = 0
         self.query_tokens = 0
         # time series only: exact internal fragmentation per window
-        self.slack = SlackTracker(n)
+        self.slack = SlackTracker()
 
     # -- block accounting ---------------------------------------------------------------
     def shared_blocks(self, i: int) -> int:
@@ -74,16 +77,22 @@ class PagedMemory(Engine):
         return self.P[i] + self.emitted[i] + 1 + t - self.t0[i]
 
     # -- window hooks (event jumping) ---------------------------------------------------
-    def fits(self) -> list[bool]:
+    def chunk_fits(self, p: npt.NDArray[np.int64], o: npt.NDArray[np.int64]) -> list[bool]:
         bs, ns = self.bs, self.ns
-        f = self.wl.prompt_len + self.wl.output_len
-        sh = self.wl.prompt_len // bs if ns > 1 else 0
+        f = p + o
+        sh = p // bs if ns > 1 else 0
         need = sh + ns * (-(-f // bs) - sh)
         ok = (f <= self.cfg.max_model_len) & (need <= self.usable)
         return ok.tolist()  # type: ignore[no-any-return]
 
-    def never_fits(self, i: int) -> str | None:
-        need = self.group_blocks(i, self.F[i])
+    def forget(self, i: int) -> None:
+        super().forget(i)
+        self.syn.pop(i, None)
+        self.phase.pop(i, None)
+
+    def why_not(self, p: int, o: int) -> str | None:
+        sh = p // self.bs if self.ns > 1 else 0
+        need = sh + self.ns * (-(-(p + o) // self.bs) - sh)
         if need <= self.usable:
             return None
         return f"needs {need} blocks of {self.bs} tokens, the pool has {self.usable}"

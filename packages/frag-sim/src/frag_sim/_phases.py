@@ -84,9 +84,9 @@ class SlackTracker:
 
     __slots__ = ("heap", "now", "slack")
 
-    def __init__(self, num_requests: int) -> None:
+    def __init__(self) -> None:
         self.heap: list[tuple[int, int, int, int]] = []  # (enter step, request, epoch, slack)
-        self.slack = [0] * num_requests  # of requests already counted in ``now``
+        self.slack: dict[int, int] = {}  # of running requests already counted in ``now``
         self.now = 0
 
     def admit(self, i: int, t: int, enter: int, slack: int, epoch: int) -> None:
@@ -97,15 +97,14 @@ class SlackTracker:
             heapq.heappush(self.heap, (enter, i, epoch, slack))
 
     def leave(self, i: int) -> None:
-        self.now -= self.slack[i]
-        self.slack[i] = 0
+        self.now -= self.slack.pop(i, 0)
 
-    def window(self, t: int, k: int, epoch: list[int]) -> int:
+    def window(self, t: int, k: int, epoch: dict[int, int]) -> int:
         """Slot-steps of slack over ``[t, t + k)``; ``epoch`` drops requests that left."""
         total, end, heap = k * self.now, t + k, self.heap
         while heap and heap[0][0] < end:
             enter, i, ep, s = heapq.heappop(heap)
-            if ep != epoch[i]:
+            if ep != epoch.get(i):
                 continue  # finished or preempted before its last block
             self.slack[i] = s
             self.now += s

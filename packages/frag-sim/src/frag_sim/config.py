@@ -40,6 +40,10 @@ class SimConfig:
     use_beam_search: bool = False  # the n sequences are beams (vLLM v0 SamplingParams)
     seed: int = 0  # beam selection (uniform parent resampling, see _groups.py)
     record_timeseries: bool = True
+    # single sequence, no prefix caching: take real KVCacheBlocks from block_allocator's
+    # BlockPool (True) or count free blocks (False, faster). Nothing on that path reads a
+    # block's identity, so both give the same numbers (tests compare them).
+    use_block_pool: bool = False
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -78,6 +82,9 @@ class SimConfig:
             raise ConfigError(f"use_beam_search needs n (the beam width) >= 2, got n={self.n}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        for fname in ("record_timeseries", "use_block_pool", "enable_prefix_caching"):
+            if not isinstance(getattr(self, fname), bool):
+                raise ConfigError(f"{fname} must be a bool, got {getattr(self, fname)!r}")
         if self.enable_prefix_caching and self.policy != "paged":
             raise ConfigError("enable_prefix_caching needs policy='paged'")
 

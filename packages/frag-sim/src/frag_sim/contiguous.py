@@ -15,6 +15,7 @@ from bisect import bisect_left, insort
 from ._engine import Engine, Window
 from .config import SimConfig
 from .errors import ConfigError
+from .stream import RequestStream
 from .workload import Workload
 
 __all__ = ["BuddySpace", "ContiguousEngine", "FirstFitSpace", "make_space"]
@@ -157,23 +158,24 @@ def make_space(kind: str, capacity: int) -> FirstFitSpace | BuddySpace:
 class ContiguousEngine(Engine):
     """Orca-style baselines: each sequence holds one reserved chunk from admission to end."""
 
-    def __init__(self, workload: Workload, config: SimConfig) -> None:
+    def __init__(self, workload: Workload | RequestStream, config: SimConfig) -> None:
         super().__init__(workload, config)
         self.space = make_space(config.allocator, config.capacity_tokens)
         self.off: dict[int, list[int]] = {}  # request -> one chunk per parallel sample
         self.res: dict[int, tuple[int, int]] = {}  # request -> (reserved, allocated)
         self.sum_f = self.sum_r = self.sum_a = 0
 
-    def reservation(self, i: int) -> int:
-        f, m = self.F[i], self.cfg.max_model_len
+    def reservation(self, p: int, o: int) -> int:
+        """Slots reserved for a request of prompt ``p`` and output ``o``."""
+        m = self.cfg.max_model_len
         if self.cfg.policy == "max":
             return m
         if self.cfg.policy == "pow2":  # §6.1: outputs over-reserved by at most 2x
-            return min(self.P[i] + (1 << (self.O[i] - 1).bit_length()), m)
-        return f
+            return min(p + (1 << (o - 1).bit_length()), m)
+        return p + o
 
-    def never_fits(self, i: int) -> str | None:
-        r = self.reservation(i)
+    def why_not(self, p: int, o: int) -> str | None:
+        r = self.reservation(p, o)
         if self.space.fits_when_empty(r) and self.ns * self.space.rounded(r) <= self.space.capacity:
             return None
         return (
@@ -182,7 +184,7 @@ class ContiguousEngine(Engine):
         )
 
     def try_admit(self, i: int, t: int) -> bool:
-        r = self.reservation(i)
+        r = self.reservation(self.P[i], self.O[i])
         offs: list[int] = []
         for _ in range(self.ns):  # parallel samples share nothing here: one chunk each
             off = self.space.alloc(r)

@@ -37,15 +37,15 @@ class PagedEngine(PagedMemory):
         p = self.P[i]
         if not self.caching:
             return [0] * p
-        wl = self.wl
-        if wl.hash_ids is not None:
-            hb = wl.hash_block_size
+        st = self.stream
+        if st.has_hash_ids:
+            hb = st.hash_block_size
             ids: list[int] = []
-            for j, h in enumerate(wl.hash_ids[i]):
+            for j, h in enumerate(self.H[i]):
                 base = (h + 1) * hb
                 ids.extend(range(base, base + min(hb, p - j * hb)))
             return ids
-        s = min(wl.shared_prefix_len, p)
+        s = min(st.shared_prefix_len, p)
         base = _PROMPT_BASE + i * (1 << 22)
         return [*range(1, s + 1), *range(base, base + p - s)]
 

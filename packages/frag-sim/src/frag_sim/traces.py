@@ -180,35 +180,71 @@ def load_mooncake_jsonl(path: str | os.PathLike[str]) -> Workload:
         for line, text in enumerate(fh, start=1):
             if not text.strip():
                 continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise TraceFormatError(p, line, f"invalid JSON: {exc.msg}") from None
-            if not isinstance(row, dict):
-                raise TraceFormatError(p, line, "each line must be a JSON object")
-            for key in ("timestamp", "input_length", "output_length"):
-                if key not in row:
-                    raise TraceFormatError(p, line, f"missing field {key!r}")
-            ts = row["timestamp"]
-            if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not ts >= 0:
-                raise TraceFormatError(p, line, f"timestamp must be a number >= 0, got {ts!r}")
-            n_in = _int_field(p, line, row["input_length"], "input_length")
-            arrivals.append(float(ts) / 1000.0)
+            t, n_in, n_out, ids = parse_mooncake_line(p, line, text)
+            arrivals.append(t)
             prompts.append(n_in)
-            outputs.append(_int_field(p, line, row["output_length"], "output_length"))
-            ids = row.get("hash_ids", [])
-            if not isinstance(ids, list) or not all(
-                isinstance(h, int) and not isinstance(h, bool) for h in ids
-            ):
-                raise TraceFormatError(p, line, "hash_ids must be a list of integers")
-            if len(ids) != -(-n_in // 512):
-                raise TraceFormatError(
-                    p, line, f"hash_ids has {len(ids)} ids, expected ceil({n_in}/512)"
-                )
-            hashes.append(tuple(ids))
+            outputs.append(n_out)
+            hashes.append(ids)
     if not arrivals:
         raise EmptyTraceError(f"{p}: no request rows")
     return _build(Path(p).stem, arrivals, prompts, outputs, hashes, "mooncake_fast25")
+
+
+def parse_mooncake_line(path: str, line: int, text: str) -> tuple[float, int, int, tuple[int, ...]]:
+    """One Mooncake JSONL row: (arrival s, input tokens, output tokens, hash_ids)."""
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TraceFormatError(path, line, f"invalid JSON: {exc.msg}") from None
+    if not isinstance(row, dict):
+        raise TraceFormatError(path, line, "each line must be a JSON object")
+    for key in ("timestamp", "input_length", "output_length"):
+        if key not in row:
+            raise TraceFormatError(path, line, f"missing field {key!r}")
+    ts = row["timestamp"]
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not ts >= 0:
+        raise TraceFormatError(path, line, f"timestamp must be a number >= 0, got {ts!r}")
+    n_in = _int_field(path, line, row["input_length"], "input_length")
+    n_out = _int_field(path, line, row["output_length"], "output_length")
+    ids = row.get("hash_ids", [])
+    if not isinstance(ids, list) or not all(
+        isinstance(h, int) and not isinstance(h, bool) for h in ids
+    ):
+        raise TraceFormatError(path, line, "hash_ids must be a list of integers")
+    if len(ids) != -(-n_in // 512):
+        raise TraceFormatError(
+            path, line, f"hash_ids has {len(ids)} ids, expected ceil({n_in}/512)"
+        )
+    return float(ts) / 1000.0, n_in, n_out, tuple(ids)
+
+
+_AZURE = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+
+
+def azure_columns(path: str, header: list[str] | None) -> tuple[int, int, int, int]:
+    """Indices of the Azure columns in ``header``, and the row width."""
+    if header is None:
+        raise EmptyTraceError(f"{path}: empty file (no header)")
+    names = [h.strip() for h in header]
+    missing = [c for c in _AZURE if c not in names]
+    if missing:
+        raise TraceFormatError(path, 1, f"unknown column(s) {missing}; the header has {names}")
+    ia, ip, io = (names.index(c) for c in _AZURE)
+    return ia, ip, io, len(names)
+
+
+def parse_azure_row(
+    path: str, line: int, cols: tuple[int, int, int, int], row: list[str], days: dict[str, int]
+) -> tuple[float, int, int]:
+    """One Azure 2023 CSV row: (arrival s, prompt tokens, output tokens)."""
+    ia, ip, io, width = cols
+    if len(row) != width:
+        raise TraceFormatError(path, line, f"expected {width} fields, got {len(row)}")
+    return (
+        _azure_seconds(path, line, row[ia], days),
+        _int_field(path, line, row[ip], _AZURE[1]),
+        _int_field(path, line, row[io], _AZURE[2]),
+    )
 
 
 def _build(
