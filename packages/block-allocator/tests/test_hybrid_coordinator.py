@@ -187,3 +187,20 @@ def test_slot_mapping_per_group() -> None:
     assert full[5] == ids[0][1] * BS + 1 and sw[9] == ids[1][2] * BS + 1
     with pytest.raises(ValueError, match="not allocated"):
         mgr.slot_mapping(req, 13)
+
+
+def test_free_hit_blocks_of_every_group_count_against_the_pool() -> None:
+    # After `a` is freed all 5 non-null blocks are free but cached. `b` hits 3 full-attention
+    # blocks and the Mamba state at 12; taking them off the free queue plus one new block
+    # per group needs 6 blocks, one more than the pool has: refused, nothing changes.
+    mgr = HybridKVCacheManager([FULL, MAMBA], num_blocks=6)
+    a = Request("a", list(range(12)))
+    _run(mgr, a, chunk=8)
+    mgr.free(a)
+    assert mgr.num_free_blocks == 5
+    b = Request("b", [*range(12), 99])
+    hits, num_hit = mgr.get_computed_blocks(b)
+    assert num_hit == 12 and sum(1 for g in hits for x in g if not x.is_null) == 4
+    before = snapshot(mgr.block_pool)
+    assert mgr.allocate_slots(b, 1, hits) is None
+    assert snapshot(mgr.block_pool) == before
