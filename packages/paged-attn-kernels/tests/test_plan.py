@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paged_attn_kernels._plan import build_plan, choose_chunk, fair_share_chunk
+from paged_attn_kernels._plan import build_work_list as build_plan
+from paged_attn_kernels._plan import choose_chunk, fair_share_chunk
 
 
 @settings(max_examples=60, deadline=None)
@@ -39,7 +40,7 @@ def test_items_partition_every_sequence_once(lens, kv, tile, pin, order):
 
 
 def test_chunk_rule_on_the_benchmark_batches():
-    # docs/GPU_NOTES.md section 14: the fair share picks the H100's best measured chunk
+    # the fair share picks the H100's best measured chunk
     one_long = [32768] + [576] * 63
     zipf = [32768 // r for r in range(1, 65)]
     assert build_plan(one_long, 8, 64, 132, 32768).chunk == 1024

@@ -23,12 +23,10 @@ pytest.importorskip("triton")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from paged_attn_kernels import KernelInputError, plan_decode  # noqa: E402
 from paged_attn_kernels import _triton_decode as _dec  # noqa: E402
-from paged_attn_kernels._triton_decode import (  # noqa: E402
-    choose_chunk,
-    paged_attention_triton,
-    plan_splits,
-)
+from paged_attn_kernels._plan import choose_chunk  # noqa: E402
+from paged_attn_kernels._triton_decode import paged_attention_triton  # noqa: E402
 from paged_attn_kernels._triton_write import write_kv_cache_triton  # noqa: E402
 
 try:  # tests/ may or may not be a package
@@ -81,35 +79,41 @@ def test_split_equals_unsplit(num_splits):
     case = _fp32_case([128, 1, 77], num_heads=8, num_kv_heads=2, block_size=8, max_blocks=16)
     one = case.decode(case.poisoned_out(), num_splits=1)
     many = case.decode(case.poisoned_out(), num_splits=num_splits)
-    assert plan_splits(case.query, case.key_cache, case.block_table, num_splits).num_splits > 1
+    grid = _dec.grid_from_shapes(3, 2, 128, 64, case.query.device, num_splits)
+    assert grid.num_splits > 1
     ref = case.reference()
     assert rel_err(one, ref) < 2e-6
     assert rel_err(many, ref) < 2e-6
     torch.testing.assert_close(many, one, rtol=1e-5, atol=1e-6)
 
 
+def _decode_with(case, num_splits, **config_changes):
+    """The shape launch with its policy changed (a benchmark-style variant of the launch)."""
+    q, kc, vc, bt, sl = case.inputs
+    cfg = _dec.launch_config(q.dtype, kc.dtype, q.shape[2], q.shape[1] // kc.shape[2], False)
+    cfg = replace(cfg, **config_changes)
+    grid = _dec.grid_from_shapes(q.shape[0], kc.shape[2], bt.shape[1] * kc.shape[1], cfg.tile_n,
+                                 q.device, num_splits)  # fmt: skip
+    meta = _dec.constexprs(cfg, grid, tuple(kc.shape[1:]), q.shape[1], q.device)
+    parts = _dec.partial_buffers(q.shape[0], q.shape[1], q.shape[2], grid.num_splits, q.device)
+    sems = _dec.counters(q.device, q.shape[0] * kc.shape[2])
+    out = case.poisoned_out()
+    return _dec.launch(meta, grid, q, kc, vc, bt, sl, out, parts, sems, case.scale, None, None)
+
+
 @pytest.mark.parametrize(
-    "overrides",
-    [{}, {"peek": 1}, {"peek": 0}, {"fused_merge": 0}, {"fused_merge": 16}, {"prefetch": 1}],
-    ids=[
-        "fused-merge",
-        "fused-merge-peek",
-        "fused-merge-publish-first",
-        "reduce-kernel",
-        "fused-merge-16",
-        "prefetch",
-    ],
-)
+    "changes",
+    [{}, {"peek_min_chunk": 0}, {"peek_min_chunk": 1 << 30}, {"fused_merge_max_splits": 0},
+     {"fused_merge_max_splits": 16}],
+    ids=["fused-merge", "fused-merge-peek", "fused-merge-publish-first", "reduce-kernel",
+         "fused-merge-16"],
+)  # fmt: skip
 @pytest.mark.parametrize("num_splits", [None, 3, 12])
-def test_launch_variants_match_float64(overrides, num_splits):
+def test_launch_variants_match_float64(changes, num_splits):
     # the fused merge counts on counters left at zero by the last launch
     case = _fp32_case([128, 1, 77, 0], num_heads=8, num_kv_heads=2, block_size=8, max_blocks=17)
-    _dec._LAUNCH_OVERRIDES.update(overrides)
-    try:
-        first = case.decode(case.poisoned_out(), num_splits=num_splits)
-        second = case.decode(case.poisoned_out(), num_splits=num_splits)
-    finally:
-        _dec._LAUNCH_OVERRIDES.clear()
+    first = _decode_with(case, num_splits, **changes)
+    second = _decode_with(case, num_splits, **changes)
     ref = case.reference()
     assert rel_err(first, ref) < 2e-6
     assert torch.equal(first, second)
@@ -118,38 +122,73 @@ def test_launch_variants_match_float64(overrides, num_splits):
 
 @pytest.mark.parametrize("order", ["grid", "lpt", "seq"])
 @pytest.mark.parametrize("chunk", [None, 64, 128, 512])  # tile: 64 tokens
-def test_plan_launch_matches_3d_grid(order, chunk):
+def test_plan_run_matches_3d_grid(order, chunk):
     # the 1-D grid over the host's work list computes the 3-D grid's programs, bit for bit
     lens = [128, 1, 77, 0]
     case = _fp32_case(lens, num_heads=8, num_kv_heads=2, block_size=8, max_blocks=17)
-    plan = _dec.plan_decode(
-        case.query, case.key_cache, case.block_table, lens, chunk=chunk, order=order
-    )
+    plan = plan_decode(case.query, case.key_cache, case.block_table, lens, chunk=chunk, order=order)
     want = case.decode(case.poisoned_out(), num_splits=-(-136 // plan.chunk))
-    assert plan.num_items == 2 * sum(max(1, -(-n // plan.chunk)) for n in lens)
-    got = paged_attention_triton(*case.inputs, case.scale, case.poisoned_out(), plan=plan)
+    assert plan.work.num_items == 2 * sum(max(1, -(-n // plan.chunk)) for n in lens)
+    out = case.poisoned_out()
+    got = plan.run(case.query, case.key_cache, case.value_cache, out=out)
+    assert got is out
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     assert rel_err(got, case.reference()) < 2e-6
+    again = plan.run(case.query, case.key_cache, case.value_cache)  # a second "layer"
+    torch.testing.assert_close(again, want, rtol=0, atol=0)
 
 
-def test_plan_padding_and_replay_with_shorter_lengths():
-    # a pinned chunk and capacity: padding programs do nothing, and a later (shorter) batch's
-    # plan copied into the first plan's work list gives that batch's answer
+def test_plan_update_follows_shorter_lengths():
+    # a pinned chunk and capacity: padding programs do nothing, and update() writes a later
+    # (shorter) batch into the same device buffers
     case = _fp32_case([128, 1, 77], num_heads=8, num_kv_heads=2, block_size=8, max_blocks=17)
-    plan = _dec.plan_decode(
-        case.query, case.key_cache, case.block_table, [128, 1, 77], chunk=32, capacity=40
-    )
-    assert plan.work_list.shape[0] == 40 > plan.num_items
-    got = paged_attention_triton(*case.inputs, case.scale, case.poisoned_out(), plan=plan)
+    plan = plan_decode(case.query, case.key_cache, case.block_table, [128, 1, 77], chunk=64,
+                       capacity=40)  # fmt: skip
+    assert plan.grid.work_list is not None and plan.grid.work_list.shape[0] == 40
+    work_buf, lens_buf = plan.grid.work_list, plan.seq_lens
+    got = plan.run(case.query, case.key_cache, case.value_cache, out=case.poisoned_out())
     assert rel_err(got, case.reference()) < 2e-6
+    plan.update([5, 0, 64])
+    assert plan.grid.work_list is work_buf and plan.seq_lens is lens_buf  # same memory
     case.seq_lens.copy_(torch.tensor([5, 0, 64], dtype=torch.int32))
-    later = _dec.plan_decode(
-        case.query, case.key_cache, case.block_table, [5, 0, 64], chunk=32, capacity=40
-    )
-    plan.work_list.copy_(later.work_list)
-    got = paged_attention_triton(*case.inputs, case.scale, case.poisoned_out(), plan=plan)
+    got = plan.run(case.query, case.key_cache, case.value_cache, out=case.poisoned_out())
     assert torch.equal(got[1].cpu(), torch.zeros_like(got[1].cpu()))
     assert rel_err(got, case.reference()) < 2e-6
+    before = (plan.work, plan.seq_lens.clone(), plan.grid.work_list.clone())
+    with pytest.raises(KernelInputError, match=r"seq_lens\[0\]=137 is outside \[0, 136\]"):
+        plan.update([137, 0, 0])
+    with pytest.raises(KernelInputError, match="2 entries; the batch has 3"):
+        plan.update([1, 1])
+    assert plan.work is before[0] and torch.equal(plan.seq_lens, before[1])
+    assert torch.equal(plan.grid.work_list, before[2])  # a failed update changes nothing
+    unpinned = plan_decode(case.query, case.key_cache, case.block_table, [5, 0, 64])
+    with pytest.raises(KernelInputError, match="pinned"):
+        unpinned.update([5, 0, 64])
+
+
+def test_plan_run_checks_metadata_only():
+    lens = [40, 9]
+    case = _fp32_case(lens, num_heads=4, num_kv_heads=2, block_size=16, max_blocks=4)
+    q, kc, vc, bt, _ = case.inputs
+    plan = plan_decode(q, kc, bt, lens)
+    out = case.poisoned_out()
+    bad = [
+        ((q[:1], kc, vc), {}, "query is"),
+        ((q.half(), kc, vc), {}, "query is"),
+        ((q, kc[:, :8], vc), {}, "key_cache is"),
+        ((q, kc, vc.half()), {}, "value_cache is"),
+        ((q, kc, vc[:, :, :, :32]), {}, "value_cache is"),
+        ((q, kc, vc), {"out": out[:1]}, "out must be"),
+        ((q, kc, vc), {"out": out.transpose(1, 2).contiguous().transpose(1, 2)}, "out must be"),
+    ]
+    for args, kwargs, msg in bad:
+        with pytest.raises(KernelInputError, match=msg):
+            plan.run(*args, **kwargs)
+    assert out.isnan().all()  # no failed call wrote anything
+    strided = torch.empty((kc.shape[0], 16, 4, 64), device=kc.device)[:, :, :2]
+    with pytest.raises(KernelInputError, match="contiguous in its last three dims"):
+        plan.run(q, strided, vc)
+    assert rel_err(plan.run(q, kc, vc, out=out), case.reference()) < 2e-6
 
 
 @pytest.mark.parametrize("num_splits", [1, 4])
@@ -293,8 +332,10 @@ def test_public_plan_matches_numpy_and_checks_its_inputs():
     assert np.abs(np_got - oracle).max() <= 1e-5 * max(1.0, np.abs(oracle).max())
     bad = [
         (dict(seq_lens=[1, 2, 3]), "seq_lens has 3 entries"),
-        (dict(seq_lens=[1, 2, 3, -1]), r"seq_lens must lie in \[0, 136\]"),
-        (dict(seq_lens=[1, 2, 3, 137]), r"seq_lens must lie in \[0, 136\]"),
+        (dict(seq_lens=[1, 2, 3, -1]), r"seq_lens\[3\]=-1 is outside \[0, 136\]"),
+        (dict(seq_lens=[1, 2, 3, 137]), r"seq_lens\[3\]=137 is outside \[0, 136\]"),
+        (dict(seq_lens=lens, scale=float("nan")), "scale must be"),
+        (dict(seq_lens=lens, validate="some"), "validate must be"),
         (dict(seq_lens=[1.0, 2.0, 3.0, 4.0]), "1-D sequence of ints"),
         (dict(seq_lens=lens, chunk=100), "chunk must be a positive multiple of 64"),
         (dict(seq_lens=lens, chunk=64, capacity=3), r"capacity must be >= 12"),
@@ -316,8 +357,9 @@ def test_public_plan_matches_numpy_and_checks_its_inputs():
     out = case.poisoned_out()
     before = out.clone()
     with pytest.raises(KernelInputError, match=r"seq_lens\[0\] = 128 is longer than the plan"):
-        paged_attention(q, kc, vc, bt, sl, case.scale, backend="triton", plan=short, out=out)
+        paged_attention(q, kc, vc, bt, sl, case.scale, backend="triton", plan=short, out=out,
+                        validate="full")  # fmt: skip
     assert torch.equal(out.isnan(), before.isnan())  # nothing written
     other = _fp32_case([5, 5], num_heads=8, num_kv_heads=2, block_size=8, max_blocks=17)
-    with pytest.raises(KernelInputError, match="made for 4 sequences"):
+    with pytest.raises(KernelInputError, match=r"plan was made for query \(4, 8, 64\)"):
         paged_attention(*other.inputs, other.scale, backend="triton", plan=plan)

@@ -4,7 +4,15 @@ Write K/V into a paged cache through ``slot_mapping``, read it back through
 ``block_table``, and run decode attention over it (vLLM's ``reshape_and_cache_flash`` and
 ``paged_attention_v1/v2``), with one API over the ``numpy``, ``numba`` and ``triton``
 backends. Importing this package pulls in numpy only; numba, torch and triton load on use.
+
+Engines decode with a plan made once per step and run per layer (``decode_plan.py``)::
+
+    plan = plan_decode(query, key_cache, block_table, seq_lens_host)
+    for layer in range(num_layers):
+        plan.run(query[layer], key_caches[layer], value_caches[layer], out=out[layer])
 """
+
+from importlib.metadata import PackageNotFoundError, version
 
 from paged_attn_kernels._dtypes import (
     FP8_E4M3_MAX,
@@ -13,7 +21,6 @@ from paged_attn_kernels._dtypes import (
     encode_bf16,
     encode_fp8_e4m3,
 )
-from paged_attn_kernels._plan import DecodePlan
 from paged_attn_kernels._validate import BACKENDS, KernelDtypeError, KernelInputError
 from paged_attn_kernels.api import (
     available_backends,
@@ -25,13 +32,21 @@ from paged_attn_kernels.api import (
     slot_mapping,
     write_kv_cache,
 )
+from paged_attn_kernels.decode_plan import AttentionPlan, DecodePlan
+
+try:
+    __version__ = version("paged-attn-kernels")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BACKENDS",
     "FP8_E4M3_MAX",
+    "AttentionPlan",
     "DecodePlan",
     "KernelDtypeError",
     "KernelInputError",
+    "__version__",
     "available_backends",
     "copy_blocks",
     "decode_bf16",

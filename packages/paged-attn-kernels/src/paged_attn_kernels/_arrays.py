@@ -33,6 +33,10 @@ _TORCH_KINDS = {
 }
 
 
+_KIND_OF: dict[Any, str] = {}
+_DEVICE_NAME: dict[Any, str] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Arr:
     """A described argument. ``kind`` is a storage kind of _dtypes or an integer dtype name."""
@@ -72,10 +76,20 @@ def describe(x: object, name: str) -> Arr:
         import torch
 
         assert isinstance(x, torch.Tensor)
-        dtype_name = str(x.dtype)
-        kind = _TORCH_KINDS.get(dtype_name, dtype_name.removeprefix("torch."))
+        # str() of a dtype or device costs microseconds; the one-shot GPU call describes six
+        # tensors, so their names are looked up once per dtype and device
+        kind = _KIND_OF.get(x.dtype)
+        if kind is None:
+            dtype_name = str(x.dtype)
+            kind = _KIND_OF[x.dtype] = _TORCH_KINDS.get(
+                dtype_name, dtype_name.removeprefix("torch.")
+            )
+        device = x.device
+        where = _DEVICE_NAME.get(device)
+        if where is None:
+            where = _DEVICE_NAME[device] = str(device)
         host_t: npt.NDArray[Any] | None = None
-        if x.device.type == "cpu":
+        if device.type == "cpu":
             t = x.detach()
             if kind == dt.BFLOAT16:
                 host_t = t.view(torch.int16).numpy().view(np.uint16)
@@ -83,7 +97,7 @@ def describe(x: object, name: str) -> Arr:
                 host_t = t.view(torch.uint8).numpy()
             else:
                 host_t = t.numpy()
-        return Arr(name, x, "torch", str(x.device), kind, tuple(x.shape), host_t)
+        return Arr(name, x, "torch", where, kind, tuple(x.shape), host_t)
     raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
 
 

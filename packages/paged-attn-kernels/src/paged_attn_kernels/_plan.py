@@ -1,33 +1,33 @@
 """How the Triton decode kernel cuts a batch into programs: split sizes and a host work list.
 
-Two ways to launch :func:`paged_attention_triton` (``_triton_decode.py``):
+Two ways to cut a batch (``_triton_decode.py`` launches either):
 
 - **From shapes** (:func:`choose_chunk`): a 3-D grid ``(seq, kv_head, split)`` whose size
   depends on ``block_table.shape`` only, so no host synchronisation; splits past a
   sequence's end return at once. It cannot tell a uniform batch from one long sequence
-  among short ones, hence the ragged rule below.
-- **From lengths** (:func:`build_plan`, FlashInfer's plan/run split, ``flashinfer/decode.py``
-  ``BatchDecodeWithPagedKVCacheWrapper.plan``): the caller knows the batch's lengths on the
-  host (vLLM's scheduler does), so the plan lists exactly the (sequence, KV head, split)
-  items that hold tokens, cuts them to at most one resident program's fair share of the
-  batch, and orders them longest first. On an H100 this is what takes the ragged batches
-  over their targets (docs/GPU_NOTES.md section 14).
+  among short ones, hence the ragged rule below. The one-shot ``paged_attention`` uses it.
+- **From lengths** (:func:`build_work_list`, FlashInfer's plan/run split,
+  ``flashinfer/decode.py`` ``BatchDecodeWithPagedKVCacheWrapper.plan``): the caller knows
+  the batch's lengths on the host (vLLM's scheduler does), so the list holds exactly the
+  (sequence, KV head, split) items that have tokens, cut to at most one resident program's
+  fair share of the batch, longest first. ``DecodePlan`` (``decode_plan.py``) builds it once
+  per batch and reuses it for every layer.
 
-Pure Python and numpy: the plan is built on the host before the launch (and before any
-CUDA-graph capture); :func:`._triton_decode.plan_decode` copies it to the device.
+Pure Python and numpy: everything here runs on the host before the launch (and before any
+CUDA-graph capture). The shape model is cached, so a repeated shape costs a dict lookup.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DecodePlan", "build_plan", "choose_chunk", "fair_share_chunk"]
+__all__ = ["WorkList", "build_work_list", "choose_chunk", "fair_share_chunk"]
 
 _MIN_TILES_PER_SPLIT = 2
 _SPLIT_OVERHEAD_TILES = 2
@@ -35,16 +35,21 @@ _CTAS_TO_SATURATE = 4
 _RAGGED_CAPACITY = 16384
 _RAGGED_CHUNKS = 32
 _RAGGED_MIN_CHUNK = 1024
-# A batch whose longest sequence is more than this many times its mean length is planned
-# with the fair-share cap; others take the shape model's chunk (H100: the cap cut B=8 x 512
-# GQA into 8 splits, 3% slower than the model's 4; docs/GPU_NOTES.md section 14).
+# A batch whose longest sequence is more than this many times its mean length gets the
+# fair-share cap; others take the shape model's chunk (H100: the cap cut B=8 x 512 GQA into
+# 8 splits, 3% slower than the model's 4; docs/DESIGN.md, "Split choice").
 _SKEW = 2.0
 
 
+@functools.lru_cache(maxsize=4096)
 def _model_chunk(
     num_seqs: int, num_kv_heads: int, max_tokens: int, tile_n: int, num_sms: int
 ) -> int:
-    """Tiles per split that minimise the busiest SM's time for a uniform batch."""
+    """Tiles per split that minimise the busiest SM's time for a uniform batch.
+
+    A loop over up to 512 split counts (~0.2 ms of Python): cached, because the one-shot
+    call asks it for the same shape at every layer of every step.
+    """
     total_tiles = max(1, math.ceil(max_tokens / tile_n))
     best: tuple[float, int] | None = None
     base = num_seqs * num_kv_heads
@@ -60,6 +65,7 @@ def _model_chunk(
     return min(best[1] if best else total_tiles, total_tiles)
 
 
+@functools.lru_cache(maxsize=4096)
 def choose_chunk(
     num_seqs: int, num_kv_heads: int, max_tokens: int, tile_n: int, num_sms: int
 ) -> int:
@@ -72,7 +78,7 @@ def choose_chunk(
     grid cannot tell a uniform batch from one long sequence among short ones, and the second
     needs the long one spread over many programs (H100: 32 splits cost <= 2% on a uniform
     B=64 x 32k batch and run one 32k sequence among 63 short ones 1.7x faster than 8 splits,
-    8.8x faster than 1; docs/GPU_NOTES.md section 5).
+    8.8x faster than 1).
     """
     total_tiles = max(1, math.ceil(max_tokens / tile_n))
     tiles = _model_chunk(num_seqs, num_kv_heads, max_tokens, tile_n, num_sms)
@@ -98,16 +104,14 @@ def fair_share_chunk(seq_lens: Sequence[int], num_kv_heads: int, tile_n: int, nu
 
 
 @dataclass(frozen=True)
-class DecodePlan:
-    """A launch of the decode kernel made on the host from the batch's lengths.
+class WorkList:
+    """The programs of one planned launch, made on the host from the batch's lengths.
 
     ``items`` int32 ``[n, 4]``: (sequence, KV head, split, tokens) of every program that
-    holds tokens (a sequence of length 0 keeps its split 0, which writes its zero row),
-    in launch order. ``capacity >= n`` is the launch grid: the rows past ``n`` are empty
-    programs (split ``num_splits``, past every sequence's end), so a captured CUDA graph can
-    replay later plans of the same ``chunk``/``capacity``/``num_splits`` copied into
-    ``work_list``. ``work_list`` is the device copy (``None`` until
-    :func:`._triton_decode.plan_decode` makes it).
+    holds tokens (a sequence of length 0 keeps its split 0, which writes its zero row), in
+    launch order. ``capacity >= n`` is the launch grid: rows past ``n`` are empty programs
+    (split ``num_splits``, past every sequence's end), so a captured CUDA graph can replay
+    a later list of the same ``chunk``/``capacity``/``num_splits``.
     """
 
     num_seqs: int
@@ -117,11 +121,17 @@ class DecodePlan:
     num_splits: int
     capacity: int
     items: npt.NDArray[np.int32]
-    work_list: Any = None
 
     @property
     def num_items(self) -> int:
         return int(self.items.shape[0])
+
+    @property
+    def fills_grid(self) -> bool:
+        """Every sequence has every split: the 3-D grid runs the same programs."""
+        return (
+            self.capacity == self.num_items == self.num_seqs * self.num_kv_heads * self.num_splits
+        )
 
     def covered_tokens(self) -> npt.NDArray[np.int64]:
         """Per sequence, the tokens its items can hold (a longer ``seq_len`` would be cut)."""
@@ -137,8 +147,8 @@ class DecodePlan:
         return np.concatenate([self.items, pad])
 
 
-def build_plan(
-    seq_lens: Sequence[int],
+def build_work_list(
+    seq_lens: Sequence[int] | npt.NDArray[np.integer],
     num_kv_heads: int,
     tile_n: int,
     num_sms: int,
@@ -147,17 +157,17 @@ def build_plan(
     chunk: int | None = None,
     capacity: int | None = None,
     order: str = "lpt",
-) -> DecodePlan:
+) -> WorkList:
     """The work list for ``seq_lens`` (host ints, each ``<= max_tokens``).
 
     ``chunk`` (a multiple of ``tile_n``) pins the split size, and then ``num_splits`` covers
-    ``max_tokens`` so that later plans of any lengths fit the same launch; by default the
+    ``max_tokens`` so that later lists of any lengths fit the same launch; by default the
     chunk is the smaller of the shape model's choice for the longest sequence and the fair
     share (:func:`fair_share_chunk`) when the batch is skewed (longest > twice the mean).
-    ``order``: ``"lpt"`` (more tokens first; ties in the
-    3-D grid's order), ``"grid"`` (the 3-D grid's split-major order without its empty
-    programs) or ``"seq"`` (each sequence's items together). Inputs are checked by
-    :func:`paged_attn_kernels.api.plan_decode`.
+    ``order``: ``"lpt"`` (more tokens first; ties in the 3-D grid's order), ``"grid"`` (the
+    3-D grid's split-major order without its empty programs) or ``"seq"`` (each sequence's
+    items together). The public caller (``plan_decode``) checks its inputs; the one check
+    here is a ``capacity`` too small for the items.
     """
     lens = np.asarray(seq_lens, dtype=np.int64).reshape(-1)
     num_seqs = int(lens.shape[0])
@@ -189,7 +199,7 @@ def build_plan(
     n = int(items.shape[0])
     if capacity is not None and capacity < n:
         raise ValueError(f"capacity must be >= {n} (the plan's programs), got {capacity}")
-    return DecodePlan(
+    return WorkList(
         num_seqs=num_seqs,
         num_kv_heads=num_kv_heads,
         tile_n=tile_n,

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from paged_attn_kernels import _dtypes as dt
 from paged_attn_kernels._arrays import Arr, host_of, to_float_output
-from paged_attn_kernels._plan import DecodePlan
 from paged_attn_kernels._validate import AttentionCall, CacheInfo, KernelInputError
+
+if TYPE_CHECKING:
+    from paged_attn_kernels.decode_plan import DecodePlan
 
 
 def is_torch_tensor(x: object) -> bool:
@@ -127,9 +129,10 @@ def from_torch(x: Any, like: Arr) -> npt.NDArray[Any]:
 def attention_triton(
     call: AttentionCall, out: Any, num_splits: int | None, plan: DecodePlan | None = None
 ) -> Any:
+    """The one-shot Triton path: no host synchronisation, cached policy and split choice."""
     import torch
 
-    from paged_attn_kernels._triton_decode import paged_attention_triton
+    from paged_attn_kernels import _triton_decode as td
 
     cache = call.cache
     device = triton_device(call.query)
@@ -137,30 +140,47 @@ def attention_triton(
     vc = to_torch(cache.value_cache, device)
     if kc.dtype == torch.uint8:
         kc, vc = kc.view(torch.float8_e4m3fn), vc.view(torch.float8_e4m3fn)
+    slot_strides = (cache.num_kv_heads * cache.head_dim, cache.head_dim, 1)
+    if kc.stride()[1:] != slot_strides or vc.stride()[1:] != slot_strides:
+        raise KernelInputError(
+            "backend='triton' needs caches contiguous in their last three dims (any block "
+            f"stride), got strides {kc.stride()} and {vc.stride()}"
+        )
     bt = to_torch(call.block_table, device)
     sl = to_torch(call.seq_lens, device)
-    bt = bt if bt.dtype == torch.int32 else bt.to(torch.int32)
+    if bt.dtype != torch.int32 or bt.stride(1) != 1:
+        bt = bt.to(torch.int32).contiguous()
     sl = sl if sl.dtype == torch.int32 else sl.to(torch.int32)
-    torch_out = out if call.query.framework == "torch" else None
     q = to_torch(call.query, device)
-    if plan is not None:
-        from paged_attn_kernels._triton_decode import _launch_tile
-
-        tile = _launch_tile(q, kc)
-        if plan.tile_n != tile:
+    if q.stride()[1:] != (cache.head_dim, 1):
+        q = q.contiguous()  # e.g. a slice of a fused qkv projection with a head stride
+    torch_out = out if call.query.framework == "torch" else None
+    target = torch_out
+    if torch_out is not None and torch_out.stride()[1:] != (cache.head_dim, 1):
+        target = None  # written into a fresh buffer, then copied into the caller's
+    scales = {
+        "k_scale": scale_arg(cache.k_scale, device),
+        "v_scale": scale_arg(cache.v_scale, device),
+    }
+    if plan is None:
+        result = td.paged_attention_triton(
+            q, kc, vc, bt, sl, call.scale, target, num_splits=num_splits, **scales
+        )
+    else:
+        if plan.query_dtype != q.dtype or plan.cache_dtype != kc.dtype or plan.device != q.device:
             raise KernelInputError(
-                f"plan was made for {plan.tile_n}-token tiles, this call's kernel uses {tile} "
-                "(another dtype or head layout): make the plan from these tensors"
+                f"plan was made for {plan.query_dtype} queries over {plan.cache_dtype} caches "
+                f"on {plan.device}; the call has {q.dtype} over {kc.dtype} on {q.device}"
             )
-        if plan.work_list is None or plan.work_list.device != q.device:
-            where = None if plan.work_list is None else plan.work_list.device
-            raise KernelInputError(f"plan's work_list is on {where}, the query on {q.device}")
-    result = paged_attention_triton(
-        q, kc, vc, bt, sl, call.scale, torch_out,
-        num_splits=num_splits,
-        k_scale=scale_arg(cache.k_scale, device), v_scale=scale_arg(cache.v_scale, device),
-        plan=plan,
-    )  # fmt: skip
+        if target is None:
+            target = torch.empty_like(q)
+        result = td.launch(
+            plan._meta, plan.grid, q, kc, vc, bt, sl, target, plan._partials, plan._sems,
+            call.scale, **scales,
+        )  # fmt: skip
+    if torch_out is not None and result is not torch_out:
+        torch_out.copy_(result)
+        result = torch_out
     if call.query.framework == "torch":
         return result
     return to_float_output(host_bits(result.float()), call.query, out)

@@ -4,240 +4,180 @@
 
 The algorithm is vLLM's ``csrc/attention/paged_attention_v1.cu`` / ``paged_attention_v2.cu``
 (walk the block table, online softmax, split long contexts into partitions and merge them
-with a log-sum-exp reduce kernel), written in the style of the Triton fused-attention
-tutorial (``python/tutorials/06-fused-attention.py``: base-2 exponentials, fp32 accumulator,
-``tl.dot`` on tiles). Two things differ from vLLM's CUDA kernels:
+by log-sum-exp), written in the style of the Triton fused-attention tutorial
+(``python/tutorials/06-fused-attention.py``: base-2 exponentials, fp32 accumulator,
+``tl.dot`` on tiles). What differs from vLLM's CUDA kernels, and why, is in docs/DESIGN.md:
 
-- One program per (sequence, KV head, split), not per query head: the ``G = num_heads /
-  num_kv_heads`` query heads of a group are the rows of one ``tl.dot`` tile, so every K/V
-  tile is read from memory once for the whole group (vLLM issue #1880 is the complaint
-  about re-reading it per query head).
-- The split is a fixed number of tokens (``chunk``, a multiple of the tile), like v2's
-  ``PARTITION_SIZE = 512``, but chosen on the host from shapes and the SM count only.
-  Splits past a sequence's end return at once, so the grid depends on
-  ``block_table.shape[1]`` (the capacity), never on ``seq_lens`` values: no host
-  synchronisation, and the launch can be captured in a CUDA graph. A caller that knows the
-  lengths on the host passes a :class:`DecodePlan` (:func:`plan_decode`) instead: a 1-D
-  grid over the programs that hold tokens, longest first (``_plan.py``).
-- The merge: up to ``_FUSED_MERGE_MAX_SPLITS`` splits are merged by the last split program of
-  a (sequence, KV head) to finish, found with an arrival counter (no second kernel; H100:
-  B=8 x 8192 GQA 100.3 -> 98.4 us, docs/GPU_NOTES.md section 12). A long split first peeks
-  at the counter: one that finds every other split published merges at once, without
-  publishing its own partial first (one memory round trip less at the end of the launch,
-  section 16); more splits go to the reduce kernel, which spreads the merge over one
-  program per query head.
+- one program per (sequence, KV head, split): the ``G`` query heads of a group are the rows
+  of one ``tl.dot`` tile, so each K/V tile is read once for the group (vLLM issue #1880);
+- the split is a fixed number of tokens (``chunk``) chosen on the host, from shapes alone
+  (a 3-D grid, splits past a sequence's end return at once) or from the batch's lengths
+  (a 1-D grid over a work list, ``_plan.py``);
+- up to ``fused_merge_max_splits`` splits are merged by the last split program of a
+  (sequence, KV head) to finish, found with an arrival counter; more go to a reduce kernel.
 
-Layout (vLLM's flash layout): caches ``[num_blocks, block_size, num_kv_heads, head_dim]``,
-query/output ``[num_seqs, num_heads, head_dim]``, ``block_table`` int32
-``[num_seqs, max_blocks]``, ``seq_lens`` int32 ``[num_seqs]``. fp8 (e4m3) caches are
-dequantised with per-tensor ``k_scale``/``v_scale`` (vLLM ``kv_cache_dtype="fp8"``): the
-K scale folds into the softmax scale and the V scale into the final normalisation.
-
-No validation here: :mod:`paged_attn_kernels.api` checks inputs before calling in.
+The launcher reads in three steps: **policy** (:func:`launch_config`: tile, warps, stages,
+dot dtype, from dtypes and head layout), **grid** (:class:`Grid`: the chunk, the splits and
+the work list), **launch** (:func:`launch`). Layout: caches ``[num_blocks, block_size,
+num_kv_heads, head_dim]`` with the last three dims contiguous (any block stride), query and
+output ``[num_seqs, num_heads, head_dim]`` with the last two dims contiguous, ``block_table``
+int32 ``[num_seqs, max_blocks]`` with unit column stride, ``seq_lens`` int32. No validation
+here: ``api.py`` and ``decode_plan.py`` check inputs before calling in.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import triton
 import triton.language as tl
 
-from ._plan import DecodePlan, build_plan, choose_chunk
-from ._triton_tiles import attend_range, merge_rows, store_rows
+from ._plan import WorkList, choose_chunk
+from ._triton_tiles import attend_range, load_query, merge_rows, store_rows
 
 __all__ = [
-    "DecodePlan",
-    "SplitPlan",
-    "choose_chunk",
+    "Grid",
+    "LaunchConfig",
+    "grid_from_shapes",
+    "grid_from_work_list",
+    "launch",
+    "launch_config",
     "paged_attention_triton",
-    "plan_decode",
-    "plan_splits",
 ]
 
 _LOG2E = 1.4426950408889634
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _pow2(n: int) -> int:
+    """Smallest power of two >= n (``triton.next_power_of_2`` without its per-call cost)."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+_TL_DTYPE = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
 
 
 @triton.jit
 def _paged_decode_kernel(
     q_ptr,  # [num_seqs, num_heads, head_dim]
     k_cache_ptr,  # [num_blocks, block_size, num_kv_heads, head_dim]
-    v_cache_ptr,  # [num_blocks, block_size, num_kv_heads, head_dim]
+    v_cache_ptr,
     block_table_ptr,  # [num_seqs, max_blocks] int32
     seq_lens_ptr,  # [num_seqs] int32
     out_ptr,  # [num_seqs, num_heads, head_dim]
-    part_out_ptr,  # [num_seqs, num_heads, num_splits, HEAD_PAD] fp32 (IS_SPLIT)
+    part_out_ptr,  # [num_seqs, num_heads, num_splits, HEAD_PAD] fp32 (MERGE > 0)
     part_lse_ptr,  # [num_seqs, num_heads, num_splits] fp32, log2 domain
-    k_scale_ptr,
-    v_scale_ptr,
     sem_ptr,  # [num_seqs * num_kv_heads] int32 arrival counters, zero between launches
-    work_ptr,  # [num_programs, 4] int32 (seq, kv_head, split, tokens) when WORK_LIST
-    trace_ptr,  # [num_programs, 4] int64 (SM id, start, end, loop end; ns) when TRACE
-    num_kv_heads,
+    work_ptr,  # [programs, 4] int32 (seq, kv_head, split, tokens) when WORK_LIST
+    k_scale_ptr,  # one-element fp32 scales when SCALES_FROM_PTR
+    v_scale_ptr,
     qk_scale,  # softmax scale * log2(e) (* k_scale when it is a float)
-    v_scale_val,
+    v_scale,
     chunk,  # tokens per split, a multiple of TILE_N
     num_splits,
     stride_qs,
-    stride_qh,
-    stride_qd,
     stride_kb,
-    stride_ks,
-    stride_kh,
-    stride_kd,
     stride_vb,
-    stride_vs,
-    stride_vh,
-    stride_vd,
     stride_bts,
     stride_os,
-    stride_oh,
-    stride_od,
+    NUM_KV_HEADS: tl.constexpr,
     HEAD_DIM: tl.constexpr,
     HEAD_PAD: tl.constexpr,
     GROUP: tl.constexpr,
+    GROUP_P2: tl.constexpr,
     GROUP_PAD: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
     TILE_N: tl.constexpr,
-    IS_SPLIT: tl.constexpr,
-    SCALE_FROM_PTR: tl.constexpr,
     COMPUTE_DTYPE: tl.constexpr,
-    IEEE_DOT: tl.constexpr,
-    PREFETCH: tl.constexpr,
     PRESCALE_Q: tl.constexpr,
-    FUSED_MERGE: tl.constexpr = False,
-    PEEK_MERGE: tl.constexpr = True,
-    SPLITS_PAD: tl.constexpr = 1,
-    GROUP_P2: tl.constexpr = 1,
-    PDL: tl.constexpr = False,
-    WORK_LIST: tl.constexpr = False,
-    TRACE: tl.constexpr = False,
+    MERGE: tl.constexpr,  # 0: one split per sequence; 1: partials for the reduce; 2: fused
+    SPLITS_PAD: tl.constexpr,
+    PEEK_MERGE: tl.constexpr,
+    WORK_LIST: tl.constexpr,
+    SCALES_FROM_PTR: tl.constexpr,
 ):
+    # 1. which (sequence, KV head, split) this program owns
     if WORK_LIST:
-        # a 1-D grid over the (sequence, KV head, split) items that hold tokens, in the
-        # order the host's plan chose (_plan.py, docs/GPU_NOTES.md section 14)
         pid = tl.program_id(0)
         seq = tl.load(work_ptr + pid * 4)
         kv_head = tl.load(work_ptr + pid * 4 + 1)
         split = tl.load(work_ptr + pid * 4 + 2)
     else:
-        pid = tl.program_id(0) + tl.num_programs(0) * (
-            tl.program_id(1) + num_kv_heads * tl.program_id(2)
-        )
         seq = tl.program_id(0)
         kv_head = tl.program_id(1)
         split = tl.program_id(2)
-    if TRACE:
-        tl.store(trace_ptr + pid * 4, _smid().to(tl.int64))
-        tl.store(trace_ptr + pid * 4 + 1, _globaltimer())
-    if PDL:
-        # Programmatic dependent launch: once every program has started, the reduce kernel
-        # may be scheduled into the SM slots this grid's last wave leaves idle (it waits
-        # for our writes with griddepcontrol.wait before reading them).
-        tl.extra.cuda.gdc_launch_dependents()
-
     seq_len = tl.load(seq_lens_ptr + seq)
     start = split * chunk
-    if not (IS_SPLIT or WORK_LIST):
+    end = tl.minimum(seq_len, start + chunk)
+    if MERGE == 0:
         end = seq_len
-    else:
-        end = tl.minimum(seq_len, start + chunk)
     # Splits past the end of a short sequence (and a work list's padding) do nothing; the
-    # merge skips them.
-    if IS_SPLIT or WORK_LIST:  # noqa: SIM102 (constexpr test kept apart from the runtime one)
-        if start >= end and split > 0:  # split 0 of an empty sequence writes its zeros
-            if TRACE:
-                _trace_end(trace_ptr + pid * 4, True)
-            return
+    # merge skips them. Split 0 of an empty sequence writes its zero row.
+    if start >= end and split > 0:
+        return
+
+    # 2. attend over the split's tokens
     offs_g = tl.arange(0, GROUP_PAD)
     offs_d = tl.arange(0, HEAD_PAD)
     mask_g = offs_g < GROUP
-    mask_d = offs_d < HEAD_DIM
     heads = kv_head * GROUP + offs_g
-    q, scale2 = _load_query(
-        q_ptr + seq * stride_qs,
-        heads,
-        stride_qh,
-        stride_qd,
-        mask_g,
-        mask_d,
-        qk_scale,
-        k_scale_ptr,
-        HEAD_PAD,
-        SCALE_FROM_PTR,
-        PRESCALE_Q,
-        COMPUTE_DTYPE,
+    qk = qk_scale
+    if SCALES_FROM_PTR:
+        qk = qk * tl.load(k_scale_ptr)
+    q, scale2 = load_query(
+        q_ptr + seq * stride_qs, heads, mask_g, qk, HEAD_DIM, HEAD_PAD, PRESCALE_Q, COMPUTE_DTYPE
     )  # [GROUP_PAD, HEAD_PAD]
-
-    bt_row = block_table_ptr + seq.to(tl.int64) * stride_bts
-    k_head = k_cache_ptr + kv_head * stride_kh + offs_d[None, :] * stride_kd
-    v_head = v_cache_ptr + kv_head * stride_vh + offs_d[None, :] * stride_vd
     m_i, l_i, acc = attend_range(
         q,
         scale2,
-        bt_row,
-        k_head,
-        v_head,
+        block_table_ptr + seq.to(tl.int64) * stride_bts,
+        k_cache_ptr + kv_head * HEAD_DIM + offs_d[None, :],
+        v_cache_ptr + kv_head * HEAD_DIM + offs_d[None, :],
         start,
         end,
         stride_kb,
-        stride_ks,
         stride_vb,
-        stride_vs,
+        NUM_KV_HEADS * HEAD_DIM,
         GROUP_PAD,
         HEAD_DIM,
         HEAD_PAD,
         BLOCK_SIZE,
         TILE_N,
         COMPUTE_DTYPE,
-        IEEE_DOT,
-        PREFETCH,
     )
-    if TRACE:
-        tl.store(trace_ptr + pid * 4 + 3, _globaltimer())  # the rest is store and merge
 
-    if SCALE_FROM_PTR:
+    # 3. store the output rows, or this split's partial when the sequence has several
+    vs = v_scale
+    if SCALES_FROM_PTR:
         vs = tl.load(v_scale_ptr)
-    else:
-        vs = v_scale_val
-    out = out_ptr + seq * stride_os + heads[:, None] * stride_oh + offs_d[None, :] * stride_od
-    out_mask = mask_g[:, None] & mask_d[None, :]
+    out = out_ptr + seq * stride_os + heads[:, None] * HEAD_DIM + offs_d[None, :]
+    out_mask = mask_g[:, None] & (offs_d < HEAD_DIM)[None, :]
     n_active = tl.cdiv(seq_len, chunk)
-    # a split holding the whole sequence writes the output itself: nothing to merge
-    if IS_SPLIT:
-        as_partial = n_active > 1
-    else:
-        as_partial = n_active < 0  # never
-    part_row = (seq * (GROUP * num_kv_heads) + heads) * num_splits + split
+    as_partial = n_active > 1
+    if MERGE == 0:
+        as_partial = n_active < 0  # never: a single split writes the output itself
+    part_row = (seq * (GROUP * NUM_KV_HEADS) + heads) * num_splits + split
     store_rows(
-        m_i,
-        l_i,
-        acc,
-        vs,
-        out,
-        out_mask,
-        part_row,
-        part_out_ptr,
-        part_lse_ptr,
-        mask_g,
-        as_partial,
-        HEAD_PAD,
-    )
-    if FUSED_MERGE:  # noqa: SIM102 (constexpr test kept apart from the runtime one)
+        m_i, l_i, acc, vs, out, out_mask, part_row, part_out_ptr, part_lse_ptr, mask_g,
+        as_partial, HEAD_PAD,
+    )  # fmt: skip
+
+    # 4. fused merge: the last split of this (sequence, KV head) to arrive merges them all
+    if MERGE == 2:  # noqa: SIM102 (constexpr test kept apart from the runtime one)
         if as_partial:
-            # Last split of this (sequence, KV head) to arrive merges all of them. The
-            # barrier orders every thread's partial stores before the release.
+            # The barrier orders every thread's partial stores before the release.
             tl.debug_barrier()
-            sem = sem_ptr + seq * num_kv_heads + kv_head
+            sem = sem_ptr + seq * NUM_KV_HEADS + kv_head
             if PEEK_MERGE:
-                # Peek before publishing: if every other split has already published, this
-                # one is last and merges without waiting for its own stores to be acknowledged
-                # (an acquire needs no fence; the release below does). It does not count
-                # itself, so no other program can also see n_active - 1.
+                # Peek before publishing: a split that finds every other one published is
+                # last and merges without a release of its own. It does not count itself,
+                # so no other program can also see n_active - 1.
                 seen = tl.atomic_add(sem, 0, sem="acquire", scope="gpu")
                 last = seen == n_active - 1
                 if not last:
@@ -251,78 +191,16 @@ def _paged_decode_kernel(
                 merge_rows(
                     part_out_ptr,
                     part_lse_ptr,
-                    (seq * (GROUP * num_kv_heads) + kv_head * GROUP) * num_splits,
+                    (seq * (GROUP * NUM_KV_HEADS) + kv_head * GROUP) * num_splits,
                     num_splits,
                     n_active,
-                    out_ptr + seq * stride_os + kv_head * GROUP * stride_oh,
-                    stride_oh,
-                    stride_od,
+                    out_ptr + seq * stride_os + kv_head * GROUP * HEAD_DIM,
                     GROUP,
                     GROUP_P2,
                     HEAD_DIM,
                     HEAD_PAD,
                     SPLITS_PAD,
                 )
-    if TRACE:
-        _trace_end(trace_ptr + pid * 4, False)
-
-
-@triton.jit
-def _globaltimer():
-    return tl.inline_asm_elementwise(
-        "mov.u64 $0, %globaltimer;", "=l", [], dtype=tl.int64, is_pure=False, pack=1
-    )
-
-
-@triton.jit
-def _smid():
-    return tl.inline_asm_elementwise(
-        "mov.u32 $0, %smid;", "=r", [], dtype=tl.int32, is_pure=True, pack=1
-    )
-
-
-@triton.jit
-def _trace_end(row_ptr, EARLY: tl.constexpr):
-    """End stamp of a traced program (global ns); one that returned early ends its loop too."""
-    now = _globaltimer()
-    if EARLY:
-        tl.store(row_ptr + 3, now)
-    tl.store(row_ptr + 2, now)
-
-
-@triton.jit
-def _load_query(
-    q_row,  # pointer to query[seq, 0, 0]
-    heads,
-    stride_qh,
-    stride_qd,
-    mask_g,
-    mask_d,
-    qk_scale,
-    k_scale_ptr,
-    HEAD_PAD: tl.constexpr,
-    SCALE_FROM_PTR: tl.constexpr,
-    PRESCALE_Q: tl.constexpr,
-    COMPUTE_DTYPE: tl.constexpr,
-):
-    """The group's query rows in the dot's dtype, and the factor the scores still need."""
-    offs_d = tl.arange(0, HEAD_PAD)
-    q = tl.load(
-        q_row + heads[:, None] * stride_qh + offs_d[None, :] * stride_qd,
-        mask=mask_g[:, None] & mask_d[None, :],
-        other=0.0,
-    )
-    scale2 = qk_scale
-    if SCALE_FROM_PTR:
-        scale2 = scale2 * tl.load(k_scale_ptr)
-    if PRESCALE_Q:
-        # fp8 caches: scores in fp16 (e4m3 -> fp16 is one cvt, exact); folding the softmax
-        # scale into q first keeps even bf16 queries far inside fp16's range.
-        q = tl.clamp(q.to(tl.float32) * scale2, -65504.0, 65504.0).to(COMPUTE_DTYPE)
-        scale2 = 1.0
-    else:
-        q = q.to(COMPUTE_DTYPE)
-    return q, scale2
 
 
 @triton.jit
@@ -334,32 +212,26 @@ def _paged_decode_reduce_kernel(
     chunk,
     num_splits,
     stride_os,
-    stride_oh,
-    stride_od,
     HEAD_DIM: tl.constexpr,
     HEAD_PAD: tl.constexpr,
-    SPLITS_PAD: tl.constexpr,
     SPLIT_TILE: tl.constexpr,
-    PDL: tl.constexpr = False,
 ):
     seq = tl.program_id(0)
     head = tl.program_id(1)
-    if PDL:
-        tl.extra.cuda.gdc_wait()  # the split kernel's partials are complete and visible
     seq_len = tl.load(seq_lens_ptr + seq)
     # Only the splits that held tokens wrote anything; the rest are stale memory.
     n_active = tl.cdiv(seq_len, chunk)
     if n_active <= 1:
         return  # the split kernel wrote this row itself
     base = (seq * tl.num_programs(1) + head) * num_splits
-
-    offs_s = tl.arange(0, SPLITS_PAD)
-    lse = tl.load(part_lse_ptr + base + offs_s, mask=offs_s < n_active, other=float("-inf"))
-    lse_max = tl.max(lse, axis=0)
-    lse_max = tl.where(n_active > 0, lse_max, 0.0)
-
     offs_d = tl.arange(0, HEAD_PAD)
     offs_t = tl.arange(0, SPLIT_TILE)
+    # running max over tiles of splits, so any number of splits fits in registers
+    top = tl.full([SPLIT_TILE], float("-inf"), dtype=tl.float32)
+    for s0 in range(0, n_active, SPLIT_TILE):
+        sp = s0 + offs_t
+        top = tl.maximum(top, tl.load(part_lse_ptr + base + sp, mask=sp < n_active, other=-1e30))
+    lse_max = tl.max(top, axis=0)
     acc = tl.zeros([HEAD_PAD], dtype=tl.float32)
     wsum = tl.zeros([SPLIT_TILE], dtype=tl.float32)
     for s0 in range(0, n_active, SPLIT_TILE):
@@ -375,8 +247,75 @@ def _paged_decode_reduce_kernel(
         wsum += w
     total = tl.sum(wsum, axis=0)
     res = tl.where(total > 0.0, acc / tl.where(total > 0.0, total, 1.0), 0.0)
-    out = out_ptr + seq * stride_os + head * stride_oh + offs_d * stride_od
+    out = out_ptr + seq * stride_os + head * HEAD_DIM + offs_d
     tl.store(out, res.to(out_ptr.dtype.element_ty), mask=offs_d < HEAD_DIM)
+
+
+# ---------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """How the decode kernel is compiled and launched for one dtype and head layout."""
+
+    tile_n: int  # tokens per loop step
+    num_warps: int
+    num_stages: int
+    compute_dtype: torch.dtype  # dtype of the dot operands
+    prescale_q: bool  # fold the softmax scale into q (fp16 dots on fp8 caches)
+    maxnreg: int = 0  # register cap of work-list launches (0: the compiler's choice)
+    fused_merge_max_splits: int = 8
+    peek_min_chunk: int = 1024
+
+
+# Registers per thread for launches over a work list: the loaded (sequence, head, split)
+# cost the kernel 124 -> 160 registers (ptxas, sm_90), i.e. 3 programs per SM instead of 4;
+# capped at 128 it spills 12 bytes and keeps 4 (docs/DESIGN.md, "Work list").
+_WORK_LIST_MAXNREG = 128
+
+
+@functools.lru_cache(maxsize=256)
+def launch_config(
+    query_dtype: torch.dtype, cache_dtype: torch.dtype, head_dim: int, group: int, listed: bool
+) -> LaunchConfig:
+    """The launch policy (measurements behind each choice: docs/DESIGN.md).
+
+    - Tiles of ~16 KB of K (bf16 at head_dim 128: 64 tokens) with 4 warps and 3 stages; big
+      query groups (>= 64 rows) keep 32-token tiles so scores and accumulator stay in
+      registers.
+    - fp8 caches: fp16 dots (e4m3 -> fp16 is one conversion; bf16 dots ran at 68% of copy),
+      8 KB tiles (64 tokens), 2 warps and 5 stages, so each program has two tiles in flight
+      and twice the programs share an SM.
+    """
+    head_pad = _pow2(head_dim)
+    group_pad = max(16, _pow2(group))
+    fp8 = cache_dtype == torch.float8_e4m3fn
+    elem_bytes = cache_dtype.itemsize
+    budget = 8192 if fp8 else 16384
+    tile_n = max(16, min(128, budget // (head_pad * elem_bytes)))
+    if group_pad >= 64:
+        tile_n = min(tile_n, 32)
+    big = group_pad * head_pad > 4096
+    if fp8:
+        warps, stages = (4 if big else 2), 5
+    else:
+        warps, stages = (8 if big else 4), 3
+    compute = torch.float16 if fp8 and query_dtype != torch.float32 else query_dtype
+    nreg = _WORK_LIST_MAXNREG if listed and warps == 4 and not fp8 else 0
+    return LaunchConfig(tile_n, warps, stages, compute, fp8 and compute == torch.float16, nreg)
+
+
+# ---------------------------------------------------------------- grid
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Which programs a launch runs: the split size and either a 3-D grid or a work list."""
+
+    chunk: int
+    num_splits: int
+    programs: tuple[int, ...]  # the launch grid
+    work_list: torch.Tensor | None  # [programs, 4] int32 on the device, or None (3-D grid)
 
 
 @functools.lru_cache(maxsize=16)
@@ -386,145 +325,45 @@ def _sm_count(device: torch.device) -> int:
     return 132  # interpreter: any value gives the same answer; pick the H100's
 
 
-@functools.lru_cache(maxsize=16)
-def _pdl_ok(device: torch.device) -> bool:
-    """Programmatic dependent launch: Hopper or newer, compiled code (not the interpreter)."""
-    if device.type != "cuda" or os.environ.get("TRITON_INTERPRET", "0") == "1":
-        return False
-    return torch.cuda.get_device_capability(device)[0] >= 9
-
-
-def _tile_n(block_size: int, head_pad: int, elem_bytes: int) -> int:
-    # ~16 KB per K tile keeps K + V x 3 pipeline stages under ~100 KB of shared memory; fp8
-    # tiles hold 8 KB (64 tokens at head_dim 128) for its 2-warp, 5-stage launch below.
-    budget = 16384 if elem_bytes > 1 else 8192
-    return max(16, min(128, budget // (head_pad * elem_bytes)))
-
-
-# Programmatic dependent launch of the reduce kernel (1 = on). Off: on the H100 it saved
-# 0.5 us at B=1 x 32k but cost 4.5 us at B=8 x 8192 (docs/GPU_NOTES.md section 10).
-_PDL = 0
-# Splits merged by the last split program to finish instead of a reduce kernel (0 = never).
-_FUSED_MERGE_MAX_SPLITS = 8
-# Splits of at least this many tokens peek at the fused merge's arrival counter before
-# publishing their partial (shorter ones publish, then learn from the atomic whether they were
-# last). Long splits end microseconds apart (the SMs stream at two rates), so the last one
-# usually finds the others published and saves a round trip; short ones end together, so the
-# peek usually fails and costs one. H100, interleaved A/B (docs/GPU_NOTES.md section 16):
-# 1024-token splits 0.25-0.4 us faster, 256-token splits no faster, 128-token 0.2-0.3 slower.
-_PEEK_MIN_CHUNK = 1024
-# Benchmark hook (tile_n, num_warps, num_stages, maxnreg, prefetch, fp16_dot, pdl, fused_merge,
-# peek): sweeps and tests only.
-_LAUNCH_OVERRIDES: dict[str, int] = {}
-# Profiling hook: "trace", an int64 [programs, 4] tensor made before the launch (and before
-# any graph capture), gets every program's SM id and its %globaltimer ns at start, at exit
-# and at the end of its token loop (GPU only; benchmarks/bench_gpu_trace.py).
-_LAUNCH_TENSORS: dict[str, torch.Tensor] = {}
-# Registers per thread for launches over a work list: the loaded (sequence, head, split)
-# cost the kernel 124 -> 160 registers (ptxas, sm_90), i.e. 3 programs per SM instead of 4;
-# capped at 128 it spills 12 bytes and keeps 4 (docs/GPU_NOTES.md section 14).
-_WORK_LIST_MAXNREG = 128
-
-
-def _warps_and_stages(fp8_cache: bool, rows_x_cols: int) -> tuple[int, int]:
-    """``(num_warps, num_stages)`` of the decode launch for a ``[GROUP_PAD, HEAD_PAD]`` tile.
-
-    fp8 caches: 2 warps over 64-token tiles with 5 stages (Triton then keeps two K/V tiles
-    in flight per program, and twice the programs fit on an SM). H100, B=64 x 8192 GQA:
-    420 us with 4 warps / 128-token tiles / 3 stages, 391-392 us like this; B=1 x 32k
-    45.7 -> 36.8 us. On bf16/fp16 neither helps: 5 stages cost 1-9%, 2 warps up to 5% on
-    ragged batches (docs/GPU_NOTES.md section 13).
-    """
-    if fp8_cache:
-        return (2 if rows_x_cols <= 4096 else 4), 5
-    return (4 if rows_x_cols <= 4096 else 8), 3
-
-
-def _as_scale(x: float | torch.Tensor | None) -> tuple[float, torch.Tensor | None]:
-    if x is None:
-        return 1.0, None
-    if isinstance(x, torch.Tensor):
-        return 1.0, x
-    return float(x), None
-
-
-@dataclass(frozen=True)
-class SplitPlan:
-    """How a launch cuts the context: ``tile_n`` tokens per loop step, ``chunk`` per split."""
-
-    tile_n: int
-    chunk: int
-    num_splits: int
-
-
-def plan_splits(
-    query: torch.Tensor,
-    key_cache: torch.Tensor,
-    block_table: torch.Tensor,
+def grid_from_shapes(
+    num_seqs: int,
+    num_kv_heads: int,
+    max_tokens: int,
+    tile_n: int,
+    device: torch.device,
     num_splits: int | None = None,
-) -> SplitPlan:
-    """The split plan :func:`paged_attention_triton` uses, from shapes alone (no sync)."""
-    num_seqs = query.shape[0]
-    num_kv_heads = key_cache.shape[2]
-    tile_n = _launch_tile(query, key_cache)
-    max_tokens = block_table.shape[1] * key_cache.shape[1]
-    total_tiles = max(1, triton.cdiv(max_tokens, tile_n))
+) -> Grid:
+    """The 3-D grid ``(seq, kv_head, split)`` from shapes alone (no host synchronisation);
+    ``num_splits`` forces the split count, ``None`` lets :func:`._plan.choose_chunk` pick."""
+    total_tiles = max(1, _cdiv(max_tokens, tile_n))
     if num_splits is None:
-        chunk = choose_chunk(num_seqs, num_kv_heads, max_tokens, tile_n, _sm_count(query.device))
+        chunk = choose_chunk(num_seqs, num_kv_heads, max_tokens, tile_n, _sm_count(device))
     else:
-        chunk = triton.cdiv(total_tiles, max(1, num_splits)) * tile_n
-    splits = max(1, triton.cdiv(max_tokens, chunk))
-    return SplitPlan(tile_n, chunk, splits)
+        chunk = _cdiv(total_tiles, max(1, num_splits)) * tile_n
+    splits = max(1, _cdiv(max_tokens, chunk))
+    return Grid(chunk, splits, (num_seqs, num_kv_heads, splits), None)
 
 
-def _launch_tile(query: torch.Tensor, key_cache: torch.Tensor) -> int:
-    """Tokens per loop step of the decode kernel for these shapes and dtypes."""
-    num_heads, head_dim = query.shape[1:]
-    _, block_size, num_kv_heads, _ = key_cache.shape
-    head_pad = triton.next_power_of_2(head_dim)
-    tile_n = _LAUNCH_OVERRIDES.get("tile_n") or _tile_n(
-        block_size, head_pad, key_cache.element_size()
-    )
-    if max(16, triton.next_power_of_2(num_heads // num_kv_heads)) >= 64:
-        tile_n = min(tile_n, 32)  # acc + scores of a big group must stay in registers
-    return int(tile_n)
+def grid_from_work_list(work: WorkList, device: torch.device) -> Grid:
+    """A planned launch; a list that fills the 3-D grid launches as that grid (the same
+    programs without the list load and the register cap: H100 B=8 x 8192 GQA 99.6 -> 98.2 us)."""
+    if work.fills_grid:
+        return Grid(
+            work.chunk, work.num_splits, (work.num_seqs, work.num_kv_heads, work.num_splits), None
+        )
+    items = torch.from_numpy(work.padded_items()).to(device)
+    return Grid(work.chunk, work.num_splits, (work.capacity,), items)
 
 
-def plan_decode(
-    query: torch.Tensor,
-    key_cache: torch.Tensor,
-    block_table: torch.Tensor,
-    seq_lens: list[int],
-    *,
-    chunk: int | None = None,
-    capacity: int | None = None,
-    order: str = "lpt",
-) -> DecodePlan:
-    """A work-list launch plan from the batch's lengths on the host (``_plan.build_plan``).
-
-    The work list is copied to ``query``'s device here, outside any timed region or graph
-    capture: pass the plan to :func:`paged_attention_triton` as ``plan``.
-    """
-    plan = build_plan(
-        seq_lens,
-        key_cache.shape[2],
-        _launch_tile(query, key_cache),
-        _sm_count(query.device),
-        block_table.shape[1] * key_cache.shape[1],
-        chunk=chunk,
-        capacity=capacity,
-        order=order,
-    )
-    work = torch.from_numpy(plan.padded_items()).to(query.device)
-    return replace(plan, work_list=work)
+# ---------------------------------------------------------------- launch
 
 
-def _counters(device: torch.device, n: int) -> torch.Tensor:
-    """Zeroed int32 counters for this device and stream, grown on demand, never freed.
+def counters(device: torch.device, n: int) -> torch.Tensor:
+    """Zeroed int32 arrival counters for this device and stream, grown on demand, never freed.
 
     Kernels that use them leave them zero when they finish (the last user resets), so one
-    allocation serves every later launch on the stream. A buffer that is outgrown is kept
-    alive: a captured CUDA graph may still hold its address.
+    allocation serves every later launch on the stream. An outgrown buffer is kept alive: a
+    captured CUDA graph may still hold its address.
     """
     stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
     key = (str(device), stream)
@@ -541,6 +380,129 @@ _COUNTERS: dict[tuple[str, int], torch.Tensor] = {}
 _OUTGROWN: list[torch.Tensor] = []
 
 
+def partial_buffers(
+    num_seqs: int, num_heads: int, head_dim: int, num_splits: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 partial outputs ``[S, H, splits, HEAD_PAD]`` and log-sum-exps ``[S, H, splits]``."""
+    head_pad = _pow2(head_dim)
+    shape = (num_seqs, num_heads, num_splits)
+    return (
+        torch.empty((*shape, head_pad), dtype=torch.float32, device=device),
+        torch.empty(shape, dtype=torch.float32, device=device),
+    )
+
+
+def constexprs(
+    cfg: LaunchConfig,
+    grid: Grid,
+    cache_tail: tuple[int, int, int],
+    num_heads: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Compile-time arguments and launch options of the decode kernel (made once per plan).
+
+    ``cache_tail``: the caches' ``(block_size, num_kv_heads, head_dim)``.
+    """
+    block_size, num_kv_heads, head_dim = cache_tail
+    group = num_heads // num_kv_heads
+    splits = grid.num_splits
+    merge = 0 if splits == 1 else (2 if splits <= cfg.fused_merge_max_splits else 1)
+    meta: dict[str, Any] = {
+        "NUM_KV_HEADS": num_kv_heads,
+        "HEAD_DIM": head_dim,
+        "HEAD_PAD": _pow2(head_dim),
+        "GROUP": group,
+        "GROUP_P2": _pow2(group),
+        "GROUP_PAD": max(16, _pow2(group)),
+        "BLOCK_SIZE": block_size,
+        "TILE_N": cfg.tile_n,
+        "COMPUTE_DTYPE": _TL_DTYPE[cfg.compute_dtype],
+        "PRESCALE_Q": cfg.prescale_q,
+        "MERGE": merge,
+        "SPLITS_PAD": _pow2(splits),
+        "PEEK_MERGE": grid.chunk >= cfg.peek_min_chunk,
+        "WORK_LIST": grid.work_list is not None,
+        "num_warps": cfg.num_warps,
+        "num_stages": cfg.num_stages,
+    }
+    if cfg.maxnreg and grid.work_list is not None and device.type == "cuda":
+        meta["maxnreg"] = cfg.maxnreg
+    return meta
+
+
+def launch(
+    meta: dict[str, Any],
+    grid: Grid,
+    query: torch.Tensor,
+    key_cache: torch.Tensor,
+    value_cache: torch.Tensor,
+    block_table: torch.Tensor,
+    seq_lens: torch.Tensor,
+    out: torch.Tensor,
+    partials: tuple[torch.Tensor, torch.Tensor] | None,
+    sems: torch.Tensor | None,
+    scale: float,
+    k_scale: float | torch.Tensor | None,
+    v_scale: float | torch.Tensor | None,
+) -> torch.Tensor:
+    """One decode launch (plus the reduce kernel past ``fused_merge_max_splits`` splits)."""
+    if isinstance(k_scale, torch.Tensor) or isinstance(v_scale, torch.Tensor):
+        dev = query.device
+        ks = (
+            k_scale
+            if isinstance(k_scale, torch.Tensor)
+            else torch.full((1,), float(k_scale or 1.0), device=dev)
+        )
+        vs = (
+            v_scale
+            if isinstance(v_scale, torch.Tensor)
+            else torch.full((1,), float(v_scale or 1.0), device=dev)
+        )
+        qk_scale, vs_val, from_ptr = scale * _LOG2E, 1.0, True
+    else:
+        ks = vs = seq_lens  # never read
+        qk_scale = scale * _LOG2E * (1.0 if k_scale is None else k_scale)
+        vs_val, from_ptr = 1.0 if v_scale is None else v_scale, False
+    part_out, part_lse = partials if partials is not None else (out, out)  # unread unless split
+    work = grid.work_list if grid.work_list is not None else seq_lens
+    _paged_decode_kernel[grid.programs](
+        query, key_cache, value_cache, block_table, seq_lens, out, part_out, part_lse,
+        sems if sems is not None else seq_lens, work, ks, vs,
+        qk_scale, vs_val, grid.chunk, grid.num_splits,
+        query.stride(0), key_cache.stride(0), value_cache.stride(0), block_table.stride(0),
+        out.stride(0), SCALES_FROM_PTR=from_ptr, **meta,
+    )  # fmt: skip
+    if meta["MERGE"] == 1:
+        head_pad = meta["HEAD_PAD"]
+        _paged_decode_reduce_kernel[(query.shape[0], query.shape[1])](
+            part_out, part_lse, seq_lens, out, grid.chunk, grid.num_splits, out.stride(0),
+            HEAD_DIM=meta["HEAD_DIM"], HEAD_PAD=head_pad,
+            SPLIT_TILE=min(_pow2(grid.num_splits), max(8, 8192 // head_pad)),
+            num_warps=4,
+        )  # fmt: skip
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _shape_launch(
+    query_dtype: torch.dtype,
+    cache_dtype: torch.dtype,
+    num_seqs: int,
+    num_heads: int,
+    head_dim: int,
+    max_tokens: int,
+    cache_tail: tuple[int, int, int],
+    device: torch.device,
+    num_splits: int | None,
+) -> tuple[Grid, dict[str, Any]]:
+    """Policy, grid and compile-time arguments of a launch from shapes (cached per shape)."""
+    num_kv_heads = cache_tail[1]
+    cfg = launch_config(query_dtype, cache_dtype, head_dim, num_heads // num_kv_heads, False)
+    grid = grid_from_shapes(num_seqs, num_kv_heads, max_tokens, cfg.tile_n, device, num_splits)
+    meta = constexprs(cfg, grid, cache_tail, num_heads, device)
+    return grid, meta
+
+
 def paged_attention_triton(
     query: torch.Tensor,
     key_cache: torch.Tensor,
@@ -553,141 +515,30 @@ def paged_attention_triton(
     num_splits: int | None = None,
     k_scale: float | torch.Tensor | None = None,
     v_scale: float | torch.Tensor | None = None,
-    plan: DecodePlan | None = None,
 ) -> torch.Tensor:
-    """Decode attention of ``query`` over the paged cache; returns ``out`` ``[S, H, D]``.
+    """Decode attention launched from shapes alone: policy -> 3-D grid -> launch.
 
-    ``num_splits`` forces the number of context splits (1 = single kernel, no reduce);
-    ``None`` picks it from shapes and the SM count. ``plan`` (from :func:`plan_decode`, the
-    batch's lengths known on the host) launches its work list instead, and then decides the
-    splits. fp8 caches take ``k_scale``/``v_scale`` as floats or one-element fp32 device
-    tensors (the latter keep CUDA graphs valid when the scales change).
+    ``num_splits`` forces the number of context splits (1 = one program per sequence and KV
+    head, no merge); ``None`` picks it from shapes and the SM count. fp8 caches take
+    ``k_scale``/``v_scale`` as floats or one-element fp32 device tensors (the latter keep
+    CUDA graphs valid when the scales change). Allocates ``out`` (unless given) and, for a
+    split launch, the fp32 partials; nothing is copied to the host.
     """
     num_seqs, num_heads, head_dim = query.shape
-    num_kv_heads = key_cache.shape[2]
-    group = num_heads // num_kv_heads
-    head_pad = triton.next_power_of_2(head_dim)
-    group_pad = max(16, triton.next_power_of_2(group))
-    compute_dtype = query.dtype
-    fp8_cache = key_cache.element_size() == 1
-    if fp8_cache and compute_dtype != torch.float32 and _LAUNCH_OVERRIDES.get("fp16_dot", 1):
-        compute_dtype = torch.float16  # measured: bf16 dots on fp8 K/V ran at 68% of copy
-    if plan is None:
-        shape_plan = plan_splits(query, key_cache, block_table, num_splits)
-        tile_n, chunk, splits = shape_plan.tile_n, shape_plan.chunk, shape_plan.num_splits
-    else:
-        tile_n, chunk, splits = plan.tile_n, plan.chunk, plan.num_splits
-
+    cache_tail = tuple(key_cache.shape[1:])
+    grid, meta = _shape_launch(
+        query.dtype, key_cache.dtype, num_seqs, num_heads, head_dim,
+        block_table.shape[1] * cache_tail[0], cache_tail, query.device, num_splits,
+    )  # fmt: skip
     if out is None:
         out = torch.empty_like(query)
-    ks_val, ks_ptr = _as_scale(k_scale)
-    vs_val, vs_ptr = _as_scale(v_scale)
-    scale_from_ptr = ks_ptr is not None or vs_ptr is not None
-    if scale_from_ptr:
-        dev = query.device
-        if ks_ptr is None:
-            ks_ptr = torch.full((1,), ks_val, dtype=torch.float32, device=dev)
-        if vs_ptr is None:
-            vs_ptr = torch.full((1,), vs_val, dtype=torch.float32, device=dev)
-        qk_scale = scale * _LOG2E
-    else:
-        ks_ptr = vs_ptr = seq_lens  # never read
-        qk_scale = scale * _LOG2E * ks_val
-
-    warps, stages = _warps_and_stages(fp8_cache, group_pad * head_pad)
-    tl_dtype = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
-    common: dict[str, Any] = {
-        "HEAD_DIM": head_dim,
-        "HEAD_PAD": head_pad,
-        "GROUP": group,
-        "GROUP_PAD": group_pad,
-        "BLOCK_SIZE": key_cache.shape[1],
-        "TILE_N": tile_n,
-        "SCALE_FROM_PTR": scale_from_ptr,
-        "COMPUTE_DTYPE": tl_dtype[compute_dtype],
-        "IEEE_DOT": compute_dtype == torch.float32,
-        "PRESCALE_Q": fp8_cache and compute_dtype == torch.float16,
-        "PREFETCH": _LAUNCH_OVERRIDES.get("prefetch", 0) == 1,
-        "num_warps": _LAUNCH_OVERRIDES.get("num_warps", warps),
-        "num_stages": _LAUNCH_OVERRIDES.get("num_stages", stages),
-    }
-    # measured for the 4-warp bf16/fp16 launch only; fp8 and 8-warp launches keep their own
-    # A plan whose items fill the whole 3-D grid (every sequence has every split: uniform
-    # batches) launches as that grid: the same programs without the work-list load and the
-    # register cap (H100 B=8 x 8192 GQA: 99.6 us over the list, 98.2 us as the grid).
-    listed = plan is not None and not (
-        plan.capacity == plan.num_items == num_seqs * num_kv_heads * splits
-    )
-    default_nreg = _WORK_LIST_MAXNREG if listed and warps == 4 and not fp8_cache else 0
-    maxnreg = _LAUNCH_OVERRIDES.get("maxnreg", default_nreg)
-    if maxnreg and query.device.type == "cuda":
-        common["maxnreg"] = maxnreg
-    fused = 1 < splits <= _LAUNCH_OVERRIDES.get("fused_merge", _FUSED_MERGE_MAX_SPLITS)
-    dev = query.device
-    if splits == 1:
-        part_out = part_lse = out  # never read
-    else:
-        part_out = torch.empty(
-            (num_seqs, num_heads, splits, head_pad), dtype=torch.float32, device=dev
-        )
-        part_lse = torch.empty((num_seqs, num_heads, splits), dtype=torch.float32, device=dev)
-    scalars = (qk_scale, vs_val, chunk, splits)
-    strides = (
-        *query.stride(),
-        *key_cache.stride(),
-        *value_cache.stride(),
-        block_table.stride(0),
-        *out.stride(),
-    )
-    pdl = splits > 1 and not fused and _pdl_ok(dev) and _LAUNCH_OVERRIDES.get("pdl", _PDL) == 1
-    # arrival counters of the fused merge, one per (sequence, KV head)
-    sems = _counters(dev, num_seqs * num_kv_heads) if fused else seq_lens
-    work = plan.work_list if listed and plan is not None else None
-    trace = _LAUNCH_TENSORS.get("trace")
-    grid = (work.shape[0],) if work is not None else (num_seqs, num_kv_heads, splits)
-    _paged_decode_kernel[grid](
-        query,
-        key_cache,
-        value_cache,
-        block_table,
-        seq_lens,
-        out,
-        part_out,
-        part_lse,
-        ks_ptr,
-        vs_ptr,
-        sems,
-        work if work is not None else seq_lens,
-        trace if trace is not None else seq_lens,
-        num_kv_heads,
-        *scalars,
-        *strides,
-        IS_SPLIT=splits > 1,
-        WORK_LIST=work is not None,
-        TRACE=trace is not None,
-        FUSED_MERGE=fused,
-        PEEK_MERGE=_LAUNCH_OVERRIDES.get("peek", int(chunk >= _PEEK_MIN_CHUNK)) == 1,
-        SPLITS_PAD=triton.next_power_of_2(splits),
-        GROUP_P2=triton.next_power_of_2(group),
-        PDL=pdl,
-        **common,
-    )
-    if fused or splits == 1:
-        return out
-    _paged_decode_reduce_kernel[(num_seqs, num_heads)](
-        part_out,
-        part_lse,
-        seq_lens,
-        out,
-        chunk,
-        splits,
-        *out.stride(),
-        HEAD_DIM=head_dim,
-        HEAD_PAD=head_pad,
-        SPLITS_PAD=triton.next_power_of_2(splits),
-        SPLIT_TILE=min(triton.next_power_of_2(splits), max(8, 8192 // head_pad)),
-        PDL=pdl,
-        num_warps=4,
-        launch_pdl=pdl,
-    )
-    return out
+    partials = None
+    sems = None
+    if grid.num_splits > 1:
+        partials = partial_buffers(num_seqs, num_heads, head_dim, grid.num_splits, query.device)
+        if meta["MERGE"] == 2:
+            sems = counters(query.device, num_seqs * cache_tail[1])
+    return launch(
+        meta, grid, query, key_cache, value_cache, block_table, seq_lens, out, partials, sems,
+        scale, k_scale, v_scale,
+    )  # fmt: skip

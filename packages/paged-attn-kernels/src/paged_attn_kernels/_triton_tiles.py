@@ -2,9 +2,10 @@
 """Device functions of the split decode kernel in :mod:`._triton_decode`.
 
 Kept apart so that the kernel body reads as its four steps (load the query, attend over
-the split's tokens, store, merge) and so that a kernel variant for an experiment (see
-docs/GPU_NOTES.md) reuses the tile loop instead of copying it.
+the split's tokens, store, merge) and so that an experimental kernel (a benchmark variant)
+reuses the tile loop instead of copying it.
 
+- :func:`load_query`: the group's query rows in the dot's dtype.
 - :func:`attend_range`: the online-softmax loop of vLLM's ``paged_attention_v1.cu`` over one
   token range of one (sequence, KV head), written as the Triton fused-attention tutorial
   writes it (base-2 exponentials, fp32 accumulator, ``tl.dot`` on tiles). The ``G`` query
@@ -12,7 +13,7 @@ docs/GPU_NOTES.md) reuses the tile loop instead of copying it.
 - :func:`store_rows`: the epilogue, either the output rows or a partial (output, log-sum-exp)
   per split for a merge.
 - :func:`merge_rows`: the log-sum-exp merge of up to ``SPLITS_PAD`` partials of one
-  (sequence, KV head), used by the last split to finish (``FUSED_MERGE``).
+  (sequence, KV head), used by the last split to finish.
 """
 
 from __future__ import annotations
@@ -20,7 +21,36 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-__all__ = ["attend_range", "merge_rows", "store_rows"]
+__all__ = ["attend_range", "load_query", "merge_rows", "store_rows"]
+
+
+@triton.jit
+def load_query(
+    q_row,  # pointer to query[seq, 0, 0]; rows of HEAD_DIM contiguous elements
+    heads,  # [GROUP_PAD] query-head ids of this KV head's group
+    mask_g,
+    qk_scale,  # softmax scale * log2(e) (* k_scale)
+    HEAD_DIM: tl.constexpr,
+    HEAD_PAD: tl.constexpr,
+    PRESCALE_Q: tl.constexpr,
+    COMPUTE_DTYPE: tl.constexpr,
+):
+    """The group's query rows in the dot's dtype, and the factor the scores still need."""
+    offs_d = tl.arange(0, HEAD_PAD)
+    q = tl.load(
+        q_row + heads[:, None] * HEAD_DIM + offs_d[None, :],
+        mask=mask_g[:, None] & (offs_d < HEAD_DIM)[None, :],
+        other=0.0,
+    )
+    scale2 = qk_scale
+    if PRESCALE_Q:
+        # fp8 caches: scores in fp16 (e4m3 -> fp16 is one cvt, exact); folding the softmax
+        # scale into q first keeps even bf16 queries far inside fp16's range.
+        q = tl.clamp(q.to(tl.float32) * scale2, -65504.0, 65504.0).to(COMPUTE_DTYPE)
+        scale2 = 1.0
+    else:
+        q = q.to(COMPUTE_DTYPE)
+    return q, scale2
 
 
 @triton.jit
@@ -33,17 +63,14 @@ def attend_range(
     start,
     end,
     stride_kb,
-    stride_ks,
     stride_vb,
-    stride_vs,
+    stride_slot,  # elements between two tokens of a block (num_kv_heads * head_dim)
     GROUP_PAD: tl.constexpr,
     HEAD_DIM: tl.constexpr,
     HEAD_PAD: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
     TILE_N: tl.constexpr,
     COMPUTE_DTYPE: tl.constexpr,
-    IEEE_DOT: tl.constexpr,
-    PREFETCH: tl.constexpr,
 ):
     """Online softmax over tokens ``[start, end)``: returns ``(m, l, acc)`` (log2 domain)."""
     offs_n = tl.arange(0, TILE_N)
@@ -51,28 +78,19 @@ def attend_range(
     m_i = tl.full([GROUP_PAD], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([GROUP_PAD], dtype=tl.float32)
     acc = tl.zeros([GROUP_PAD, HEAD_PAD], dtype=tl.float32)
-    if PREFETCH:
-        # block ids one tile ahead: the K/V addresses of a tile never wait on a fresh load
-        nxt = start + offs_n
-        block_next = tl.load(bt_row + nxt // BLOCK_SIZE, mask=nxt < end, other=0)
     for tok0 in range(start, end, TILE_N):
         tok = tok0 + offs_n
         valid = tok < end
-        if PREFETCH:
-            block = block_next.to(tl.int64)
-            nxt = tok + TILE_N
-            block_next = tl.load(bt_row + nxt // BLOCK_SIZE, mask=nxt < end, other=0)
-        else:
-            # The block-table row may be padding past the last owned block: never load it.
-            block = tl.load(bt_row + tok // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
-        row = (tok % BLOCK_SIZE)[:, None]
+        # The block-table row may be padding past the last owned block: never load it.
+        block = tl.load(bt_row + tok // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
+        row = (tok % BLOCK_SIZE)[:, None] * stride_slot
         if HEAD_DIM == HEAD_PAD:
             kv_mask = valid[:, None]
         else:
             kv_mask = valid[:, None] & mask_d[None, :]
-        k = tl.load(k_head + block[:, None] * stride_kb + row * stride_ks, mask=kv_mask, other=0.0)
-        v = tl.load(v_head + block[:, None] * stride_vb + row * stride_vs, mask=kv_mask, other=0.0)
-        if IEEE_DOT:
+        k = tl.load(k_head + block[:, None] * stride_kb + row, mask=kv_mask, other=0.0)
+        v = tl.load(v_head + block[:, None] * stride_vb + row, mask=kv_mask, other=0.0)
+        if tl.float32 == COMPUTE_DTYPE:  # fp32 caches keep fp32 products (no tf32)
             s = tl.dot(q, tl.trans(k.to(COMPUTE_DTYPE)), input_precision="ieee")
         else:
             s = tl.dot(q, tl.trans(k.to(COMPUTE_DTYPE)))
@@ -81,7 +99,7 @@ def attend_range(
         alpha = tl.exp2(m_i - m_new)
         p = tl.exp2(s - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, axis=1)
-        if IEEE_DOT:
+        if tl.float32 == COMPUTE_DTYPE:
             pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE), input_precision="ieee")
         else:
             pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE))
@@ -127,9 +145,7 @@ def merge_rows(
     first_row,  # partial row of (seq, first head of the group, split 0)
     num_splits,
     n_active,
-    out,  # pointer to out[seq, first head, 0]
-    stride_oh,
-    stride_od,
+    out,  # pointer to out[seq, first head, 0]; rows of HEAD_DIM contiguous elements
     GROUP: tl.constexpr,
     GROUP_P2: tl.constexpr,
     HEAD_DIM: tl.constexpr,
@@ -159,6 +175,6 @@ def merge_rows(
     total = tl.sum(w, axis=1)
     res = tl.sum(w[:, :, None] * part, axis=1)
     res = tl.where(total[:, None] > 0.0, res / tl.where(total > 0.0, total, 1.0)[:, None], 0.0)
-    dst = out + offs_g[:, None] * stride_oh + offs_d[None, :] * stride_od
+    dst = out + offs_g[:, None] * HEAD_DIM + offs_d[None, :]
     mask = (offs_g < GROUP)[:, None] & (offs_d < HEAD_DIM)[None, :]
     tl.store(dst, res.to(out.dtype.element_ty), mask=mask)

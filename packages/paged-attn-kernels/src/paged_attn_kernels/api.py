@@ -23,7 +23,6 @@ from paged_attn_kernels import _dtypes as dt
 from paged_attn_kernels import _reference as ref
 from paged_attn_kernels import _torch_path as tp
 from paged_attn_kernels._arrays import Arr, describe, host_of, to_float_output
-from paged_attn_kernels._plan import DecodePlan
 from paged_attn_kernels._slots import slot_mapping
 from paged_attn_kernels._validate import (
     CacheInfo,
@@ -36,6 +35,7 @@ from paged_attn_kernels._validate import (
     check_write,
 )
 from paged_attn_kernels._validate import _to_host as _to_host
+from paged_attn_kernels.decode_plan import DecodePlan, plan_decode, validate_mode
 
 __all__ = [
     "available_backends",
@@ -324,7 +324,7 @@ def paged_attention(
     v_scale: Any = None,
     num_splits: int | None = None,
     plan: DecodePlan | None = None,
-    validate: bool = True,
+    validate: bool | str = "metadata",
 ) -> Any:
     """Decode attention of one query token per sequence over the paged K/V cache.
 
@@ -335,18 +335,28 @@ def paged_attention(
     ``1/sqrt(head_dim)``. A sequence of length 0 gets a zero row. Returns ``out`` (written
     in full) or a new array of query's type, dtype and device.
 
-    ``plan`` (triton only, from :func:`plan_decode`) launches the plan's work list: the
-    programs that hold tokens, longest first, cut from the batch's real lengths.
+    This one-shot call suits scripts and tests. An engine that runs many layers per step
+    should make a :func:`plan_decode` once per step and call ``plan.run`` per layer: the
+    split choice and the work list are then made once, from the real lengths.
 
-    ``validate=False`` skips the checks that read ``block_table``/``seq_lens`` values (a
-    host synchronisation on CUDA), e.g. inside CUDA-graph capture; out-of-range values are
-    then undefined behaviour, as in vLLM (so is a ``seq_lens`` longer than ``plan`` covers).
+    ``validate="metadata"`` (the default) checks shapes, dtypes and devices; it reads no
+    device memory, so the call can be captured in a CUDA graph and costs tens of
+    microseconds on the host. ``validate="full"`` also reads ``block_table``/``seq_lens``
+    values back (a synchronisation on CUDA) and checks every block id a sequence reads and
+    every length; without it, out-of-range values on a device are undefined behaviour, as
+    in vLLM. Host arrays (numpy/numba backends) are always checked in full.
+
+    ``num_splits`` forces the number of context splits of the Triton launch; ``plan`` (from
+    :func:`plan_decode`) launches the plan's work list over this call's tensors.
     """
+    full = validate_mode(validate)
     call = check_attention(
         query, key_cache, value_cache, block_table, seq_lens,
-        scale=scale, out=out, k_scale=k_scale, v_scale=v_scale, validate=validate,
+        scale=scale, out=out, k_scale=k_scale, v_scale=v_scale, validate=full,
     )  # fmt: skip
-    if num_splits is not None and (isinstance(num_splits, bool) or num_splits < 1):
+    if num_splits is not None and (
+        isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 1
+    ):
         raise KernelInputError(f"num_splits must be an int >= 1 or None, got {num_splits}")
     if backend == "triton" and call.query.kind == dt.FLOAT64:
         # A dtype the backend can never run: say so before any device question.
@@ -357,7 +367,7 @@ def paged_attention(
     chosen = _resolve(backend, call.query)
     cache = call.cache
     if plan is not None:
-        _check_plan(plan, call, chosen, num_splits, validate)
+        _check_plan(plan, call, chosen, num_splits, full)
     if chosen == "triton":
         if call.query.kind == dt.FLOAT64:
             raise KernelDtypeError(
@@ -390,21 +400,23 @@ def paged_attention(
     return to_float_output(result, call.query, out)
 
 
-def _check_plan(
-    plan: object, call: Any, backend: str, num_splits: int | None, validate: bool
-) -> None:
+def _check_plan(plan: object, call: Any, backend: str, num_splits: int | None, full: bool) -> None:
     if not isinstance(plan, DecodePlan):
         raise KernelInputError(f"plan must be a DecodePlan from plan_decode(), got {type(plan)}")
     if backend != "triton":
         raise KernelInputError(f"plan is a launch of the triton backend; backend is {backend!r}")
     if num_splits is not None:
         raise KernelInputError("pass num_splits or plan, not both: the plan fixes the splits")
-    if plan.num_seqs != call.num_seqs or plan.num_kv_heads != call.cache.num_kv_heads:
+    shape = (call.num_seqs, call.num_heads, call.cache.head_dim)
+    if (plan.num_seqs, plan.num_heads, plan.head_dim) != shape or (
+        plan.num_kv_heads != call.cache.num_kv_heads or plan.block_size != call.cache.block_size
+    ):
         raise KernelInputError(
-            f"plan was made for {plan.num_seqs} sequences x {plan.num_kv_heads} KV heads, "
-            f"the call has {call.num_seqs} x {call.cache.num_kv_heads}"
+            f"plan was made for query {(plan.num_seqs, plan.num_heads, plan.head_dim)} and "
+            f"{plan.num_kv_heads} KV heads of {plan.block_size}-token blocks; the call has "
+            f"{shape} and {call.cache.num_kv_heads} of {call.cache.block_size}"
         )
-    if validate:  # reads device lengths back, as check_attention's value checks do
+    if full:  # reads device lengths back, as check_attention's value checks do
         covered = plan.covered_tokens()
         lens = _to_host(call.seq_lens).astype(np.int64)
         over = np.nonzero(lens > covered)[0]
@@ -414,75 +426,6 @@ def _check_plan(
                 f"seq_lens[{s}] = {int(lens[s])} is longer than the plan covers "
                 f"({int(covered[s])} tokens): make a new plan with plan_decode()"
             )
-
-
-def plan_decode(
-    query: Any,
-    key_cache: Any,
-    block_table: Any,
-    seq_lens: Any,
-    *,
-    chunk: int | None = None,
-    capacity: int | None = None,
-    order: str = "lpt",
-) -> DecodePlan:
-    """A launch plan for ``paged_attention(..., backend="triton", plan=...)`` from lengths.
-
-    ``seq_lens``: the batch's lengths on the host (a list, a numpy array or a CPU tensor; a
-    CUDA tensor is read back, which synchronises). The plan lists the (sequence, KV head,
-    split) programs that hold tokens, each cut to at most one resident program's fair share
-    of the batch, longest first (FlashInfer's plan/run split; H100 numbers in the package's
-    docs/GPU.md). Make it once per decode step, before the launch or a CUDA-graph capture.
-    ``chunk`` (a multiple of the kernel's tile) pins the split size and ``capacity`` the
-    launch grid, so that a captured graph replays any later plan made with the same two
-    values once its ``work_list`` is copied into the captured plan's.
-    """
-    from paged_attn_kernels import _triton_decode as td
-
-    for name, t in (("query", query), ("key_cache", key_cache), ("block_table", block_table)):
-        if not tp.is_torch_tensor(t):
-            raise KernelInputError(f"plan_decode needs torch tensors; {name} is {type(t)}")
-    if query.dim() != 3 or key_cache.dim() != 4 or block_table.dim() != 2:
-        raise KernelInputError(
-            "plan_decode needs query [num_seqs, num_heads, head_dim], key_cache [num_blocks, "
-            "block_size, num_kv_heads, head_dim] and block_table [num_seqs, max_blocks]"
-        )
-    raw = seq_lens.cpu().numpy() if tp.is_torch_tensor(seq_lens) else np.asarray(seq_lens)
-    if raw.ndim != 1 or raw.dtype == np.bool_ or not np.issubdtype(raw.dtype, np.integer):
-        raise KernelInputError(
-            f"seq_lens must be a 1-D sequence of ints, got {raw.dtype} {raw.shape}"
-        )
-    num_seqs = query.shape[0]
-    if raw.shape[0] != num_seqs or block_table.shape[0] != num_seqs:
-        raise KernelInputError(
-            f"seq_lens has {raw.shape[0]} entries and block_table {block_table.shape[0]} rows; "
-            f"query has {num_seqs} sequences"
-        )
-    max_tokens = block_table.shape[1] * key_cache.shape[1]
-    if raw.size and (int(raw.min()) < 0 or int(raw.max()) > max_tokens):
-        raise KernelInputError(
-            f"seq_lens must lie in [0, {max_tokens}] (max_blocks x block_size), "
-            f"got [{int(raw.min())}, {int(raw.max())}]"
-        )
-    if order not in ("lpt", "grid", "seq"):
-        raise KernelInputError(f"order must be 'lpt', 'grid' or 'seq', got {order!r}")
-    tile = td._launch_tile(query, key_cache)
-    if chunk is not None and (
-        isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < tile or chunk % tile
-    ):
-        raise KernelInputError(f"chunk must be a positive multiple of {tile} tokens, got {chunk}")
-    lens = [int(x) for x in raw]
-    if capacity is not None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise KernelInputError(f"capacity must be an int >= 1, got {capacity}")
-        if chunk is None:
-            raise KernelInputError("capacity needs a pinned chunk: pass chunk= too")
-    try:
-        return td.plan_decode(
-            query, key_cache, block_table, lens, chunk=chunk, capacity=capacity, order=order
-        )
-    except ValueError as err:  # build_plan's one check of its own: too small a capacity
-        raise KernelInputError(str(err)) from None
 
 
 # ---------------------------------------------------------------- dense reference
