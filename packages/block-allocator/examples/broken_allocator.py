@@ -2,15 +2,14 @@
 
 It re-exports block_allocator and breaks two things learners commonly get wrong:
 
-1. ``free`` releases a request's blocks head first (seed 002 exercise 6), so the shared
-   prefix reaches the head of the free queue before the request's private tail;
+1. ``free`` releases a request's blocks head first (the Phase 02 exercises ask why not),
+   so the shared prefix reaches the head of the free queue before the private tail;
 2. ``get_computed_blocks`` forgets the ``num_tokens - 1`` cap, so a fully cached prompt
    would leave nothing to compute and no logits to sample from.
 
-Grade it (from the repository root):
+Grade it from this directory (or put it on ``PYTHONPATH``)::
 
-    BLOCK_ALLOCATOR_IMPL=broken_allocator PYTHONPATH=packages/block-allocator/examples \\
-        python -m pytest packages/block-allocator/tests -m lab05 -q
+    python -m block_allocator.kit --impl broken_allocator --lab lab05
 """
 
 from __future__ import annotations

@@ -1,28 +1,20 @@
-"""Which implementation the spec tests exercise: the conformance kit's single switch.
+"""The implementation the spec tests exercise, and two introspection adapters.
 
-Every test imports the allocator through ``impl`` (never ``import block_allocator``
-directly), so pointing ``BLOCK_ALLOCATOR_IMPL`` (or ``pytest --impl``) at another module
-grades that module against the same spec, as the seeds' ``LAB_IMPL=starter`` does:
-
-    BLOCK_ALLOCATOR_IMPL=my_allocator python -m pytest packages/block-allocator/tests -m lab01
-
-The module must export the names the selected tests use (see the package README).
+Grading another allocator is the conformance kit's job (``python -m block_allocator.kit
+--impl my_module``, shipped in the wheel); this suite tests our own package.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 from types import ModuleType
 from typing import Any
 
-IMPL_ENV = "BLOCK_ALLOCATOR_IMPL"
-DEFAULT_IMPL = "block_allocator"
-IMPL_NAME = os.environ.get(IMPL_ENV) or DEFAULT_IMPL
-impl: ModuleType = importlib.import_module(IMPL_NAME)
+import block_allocator
+
+IMPL_NAME = "block_allocator"
+impl: ModuleType = block_allocator
 
 
-# Introspection adapters: ours first, then the seed/vLLM attribute names a learner's pool has.
 def free_block_ids(pool: Any) -> list[int]:
     """Ids of the free blocks in eviction order (head first)."""
     if hasattr(pool, "get_free_blocks"):
