@@ -44,9 +44,9 @@ def test_plan_json_from_config_file(capsys: pytest.CaptureFixture[str]) -> None:
         "--json",
     )
     data = json.loads(out)
-    assert code == 0 and data["kv_cache"]["formula"] == "v1"
+    assert code == 0 and data["kv_cache"]["formula"] == "v1-extensible"  # vLLM 0.34
     assert [g["kind"] for g in data["kv_cache"]["groups"]] == ["sliding_window", "full_attention"]
-    assert data["kv_cache"]["page_size_bytes"] == 16 * 4 * 128 * 1  # 4 KV heads/rank, fp8
+    assert data["kv_cache"]["page_size_bytes"] == 64 * 4 * 128 * 1  # block 64, 4 heads/rank, fp8
     assert data["log_lines"][1].startswith("Available KV cache memory:")
 
 
@@ -73,7 +73,16 @@ def test_startup_failure_exits_1_with_vllm_error(capsys: pytest.CaptureFixture[s
 
 def test_prefix_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
-        capsys, "prefix", "--prefix-tokens", "4096", "--users", "1000", "--suffix-tokens", "50"
+        capsys,
+        "prefix",
+        "--prefix-tokens",
+        "4096",
+        "--users",
+        "1000",
+        "--suffix-tokens",
+        "50",
+        "--block-size",
+        "16",
     )
     assert code == 0 and "260,000 blocks" in out and "4,256 blocks" in out and "61.09x" in out
     code, out, _ = run(

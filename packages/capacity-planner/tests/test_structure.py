@@ -83,7 +83,7 @@ def test_import_graph_is_acyclic() -> None:
     assert cycle == []
 
 
-@pytest.mark.parametrize("module", sorted(MODULES))
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if not m.endswith("__main__")))
 def test_every_module_imports_alone(module: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False

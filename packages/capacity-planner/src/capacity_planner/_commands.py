@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from capacity_planner._units import GiB
-from capacity_planner.accounting.startup import EngineSettings
+from capacity_planner.accounting.settings import EngineSettings
+from capacity_planner.accounting.versions import get_formula
 from capacity_planner.errors import SettingError
 from capacity_planner.gpus import GPU_CATALOG, GPUSpec, gpu_from_name, resolve_gpu
 from capacity_planner.inverse import (
@@ -29,8 +30,18 @@ from capacity_planner.model.spec import ModelSpec
 from capacity_planner.plan import kv_config_dict, plan
 from capacity_planner.prefix import prefix_caching_estimate
 from capacity_planner.report import format_inverse, format_plan, format_prefix
+from capacity_planner.sglang import format_sglang, sglang_plan
+from capacity_planner.verdict import will_it_start
 
-__all__ = ["cmd_gpus", "cmd_inverse", "cmd_models", "cmd_plan", "cmd_prefix", "load_model"]
+__all__ = [
+    "cmd_gpus",
+    "cmd_inverse",
+    "cmd_models",
+    "cmd_plan",
+    "cmd_prefix",
+    "cmd_sglang",
+    "load_model",
+]
 
 
 def load_model(text: str) -> ModelSpec:
@@ -58,9 +69,23 @@ def _gpu_of(args: argparse.Namespace) -> GPUSpec:
     raise SettingError("--gpu is required (a catalog name such as H100, or a size such as 48GiB)")
 
 
+def _speculative(args: argparse.Namespace) -> tuple[str | None, int | None]:
+    spec = args.speculative_config
+    if spec is None:
+        return None, None
+    method = spec.get("method")
+    if method is None and spec.get("model"):
+        method = "draft_model"
+    n = spec.get("num_speculative_tokens")
+    if method is None or not isinstance(method, str):
+        raise SettingError('--speculative-config needs a "method" (eagle3, eagle, mtp, ngram)')
+    return method, n
+
+
 def _settings_of(args: argparse.Namespace) -> EngineSettings:
     if args.swap_space < 0:
         raise SettingError(f"--swap-space must be >= 0 GiB, got {args.swap_space}")
+    method, num_spec = _speculative(args)
     return EngineSettings(
         gpu_memory_utilization=args.gpu_memory_utilization,
         max_model_len=args.max_model_len,
@@ -82,6 +107,9 @@ def _settings_of(args: argparse.Namespace) -> EngineSettings:
         activation_bytes=args.activation_memory,
         non_torch_bytes=args.non_torch_memory,
         cuda_graph_bytes=args.cuda_graph_memory,
+        draft_weights_bytes=args.draft_weights_memory,
+        speculative_method=method,
+        num_speculative_tokens=num_spec,
     )
 
 
@@ -90,9 +118,39 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    if args.engine == "sglang":
+        return cmd_sglang(args)
     p = plan(_model_of(args), _gpu_of(args), _settings_of(args))
-    _emit(args, p.to_dict(), format_plan(p))
-    return 0 if p.kv.fits else 1
+    verdict = will_it_start(p)
+    payload = p.to_dict()
+    payload["verdict"] = {
+        "starts": verdict.starts,
+        "stage": verdict.stage,
+        "reason": verdict.reason,
+        "cold_start": verdict.cold_start,
+        "changes": [
+            {"flag": c.flag, "value": c.value, "effect": c.effect} for c in verdict.changes
+        ],
+    }
+    _emit(args, payload, format_plan(p, verdict))
+    return 0 if verdict.starts else 1
+
+
+def cmd_sglang(args: argparse.Namespace) -> int:
+    """`--engine sglang`: SGLang's max_total_num_tokens for the same model and GPU."""
+    s = _settings_of(args)
+    est = sglang_plan(
+        _model_of(args),
+        _gpu_of(args),
+        tensor_parallel_size=s.tensor_parallel_size,
+        mem_fraction_static=args.mem_fraction_static,
+        kv_cache_dtype=s.kv_cache_dtype,
+        page_size=args.block_size or 1,
+        context_length=s.max_model_len,
+        weights_bytes=s.weights_bytes,
+    )
+    _emit(args, est.to_dict(), format_sglang(est))
+    return 0 if est.starts else 1
 
 
 def cmd_prefix(args: argparse.Namespace) -> int:
@@ -103,7 +161,7 @@ def cmd_prefix(args: argparse.Namespace) -> int:
         bytes_per_block, pool, name = p.kv.bytes_per_block, p.kv.num_blocks, p.model.name
         block_size = p.kv.block_size
     else:
-        block_size = args.block_size
+        block_size = args.block_size or get_formula(args.vllm_version).default_block_size
     est = prefix_caching_estimate(
         args.prefix_tokens,
         args.users,
@@ -134,7 +192,9 @@ def cmd_prefix(args: argparse.Namespace) -> int:
 def cmd_inverse(args: argparse.Namespace) -> int:
     model, gpu, settings = _model_of(args), _gpu_of(args), _settings_of(args)
     if args.question == "max-model-len":
-        result = max_model_len_that_fits(model, gpu, settings)
+        result = max_model_len_that_fits(
+            model, gpu, settings, target_concurrency=args.target_concurrency
+        )
     else:
         if args.target_concurrency is None or args.context_len is None:
             raise SettingError(

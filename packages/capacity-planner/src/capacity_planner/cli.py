@@ -10,11 +10,12 @@ would refuse to start with exits 1 after printing the report.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from capacity_planner import explain
 from capacity_planner._commands import (
@@ -26,6 +27,7 @@ from capacity_planner._commands import (
     load_model,
 )
 from capacity_planner._units import parse_size
+from capacity_planner._version import __version__
 from capacity_planner.accounting.versions import DEFAULT_VERSION, VLLM_FORMULAS
 from capacity_planner.errors import CapacityPlannerError, SettingError
 
@@ -48,6 +50,16 @@ def _length(text: str) -> int:
     return int(match.group(1)) * scale
 
 
+def _speculative(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--speculative-config is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("--speculative-config must be a JSON object")
+    return value
+
+
 def _size(text: str) -> int:
     try:
         return parse_size(text, parameter="size")
@@ -63,9 +75,16 @@ def _add_model(p: argparse.ArgumentParser, required: bool = True) -> None:
 def _add_engine(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("vLLM engine arguments (vLLM's names and defaults)")
     g.add_argument("--gpu", help="catalog GPU (H100, A100-80GB, L4, ...) or a size (48GiB)")
-    g.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    g.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=None,
+        help="fraction of total memory (default: the version's, 1.0 from 0.34, 0.92 from 0.20)",
+    )
     g.add_argument("--max-model-len", type=_length, default=None)
-    g.add_argument("--block-size", type=int, default=16)
+    g.add_argument(
+        "--block-size", type=int, default=None, help="default: 64 from vLLM 0.34, 16 before"
+    )
     g.add_argument("--kv-cache-dtype", default="auto")
     g.add_argument("--dtype", default="auto")
     g.add_argument("-tp", "--tensor-parallel-size", type=int, default=1)
@@ -83,14 +102,32 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
     g.add_argument("--swap-space", type=float, default=4.0, help="GiB (V0 CPU blocks)")
     g.add_argument("--disable-hybrid-kv-cache-manager", action="store_true")
     g.add_argument("--mamba-cache-mode", choices=("none", "align", "all"), default="none")
+    g.add_argument(
+        "--speculative-config",
+        type=_speculative,
+        default=None,
+        help='JSON as vLLM takes it: {"method": "eagle3", "num_speculative_tokens": 3}',
+    )
     m = p.add_argument_group("planner options")
     m.add_argument(
         "--vllm-version",
-        choices=tuple(VLLM_FORMULAS),
         default=DEFAULT_VERSION,
-        help="which vLLM release's formulas to model (default: %(default)s)",
+        help="a release (0.34.0, 0.10.2) or a regime: "
+        f"{', '.join(VLLM_FORMULAS)} (default: %(default)s)",
     )
-    for name in ("weights", "activation", "non-torch", "cuda-graph"):
+    m.add_argument(
+        "--engine",
+        choices=("vllm", "sglang"),
+        default="vllm",
+        help="whose start-up accounting to model (default: vllm)",
+    )
+    m.add_argument(
+        "--mem-fraction-static",
+        type=float,
+        default=None,
+        help="SGLang's --mem-fraction-static (with --engine sglang; default: SGLang's rule)",
+    )
+    for name in ("weights", "activation", "non-torch", "cuda-graph", "draft-weights"):
         m.add_argument(
             f"--{name}-memory",
             type=_size,
@@ -106,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Predict vLLM's KV-cache capacity (GPU blocks, KV tokens, max concurrency) "
         "from a model config and a GPU.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     p = sub.add_parser("plan", help="profile -> subtract -> carve, then vLLM's start-up lines")
     _add_model(p)
@@ -123,7 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inverse", help="utilisation / TP / GPUs for a target, or longest length")
     p.add_argument("question", choices=("utilization", "tp", "gpus", "max-model-len"))
     _add_model(p)
-    p.add_argument("--target-concurrency", type=float, help="requests of --context-len tokens")
+    p.add_argument(
+        "--target-concurrency",
+        type=float,
+        help="requests of --context-len tokens (max-model-len: requests of that length)",
+    )
     p.add_argument("--context-len", type=_length, help="tokens per request (sets max_model_len)")
     _add_engine(p)
     p.set_defaults(func=cmd_inverse)
@@ -138,8 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _vllm_spelling(arg: str) -> str:
+    """vLLM's parser takes `--tensor_parallel_size` for `--tensor-parallel-size`."""
+    if not arg.startswith("--") or arg == "--":
+        return arg
+    flag, eq, value = arg.partition("=")
+    return flag.replace("_", "-") + eq + value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list = [_vllm_spelling(a) for a in (sys.argv[1:] if argv is None else argv)]
     parser = build_parser()
     commands: set[str] = set()
     for action in parser._actions:  # the one subparsers action holds every command name
@@ -156,8 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `capacity-planner ... | head`: the reader left; exit quietly like other CLI tools.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - must outlive interpreter shutdown
         return 0
-    except (CapacityPlannerError, ValueError) as exc:
+    except (CapacityPlannerError, ValueError, LookupError) as exc:
         # ValueError: a block_allocator argument check reached through our own validation.
         print(f"capacity-planner: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        print(
+            f"capacity-planner: internal error ({type(exc).__name__}: {exc}); "
+            "please report it with the command line",
+            file=sys.stderr,
+        )
+        return 4
     return int(code or 0)

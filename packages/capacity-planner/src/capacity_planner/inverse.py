@@ -8,10 +8,8 @@ exactly what the planner predicts vLLM prints, not an algebraic approximation.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
-from block_allocator.kv_cache_spec import cdiv
 from capacity_planner.accounting.startup import EngineSettings
 from capacity_planner.errors import CapacityPlannerError, SettingError
 from capacity_planner.gpus import GPUSpec
@@ -49,6 +47,10 @@ def _meets(p: CapacityPlan, target: float) -> bool:
     return p.kv.fits and p.kv.max_concurrency >= target
 
 
+def _plan(model: ModelSpec, gpu: GPUSpec, s: EngineSettings) -> CapacityPlan:
+    return plan(model, gpu, s, with_cold_start=False)
+
+
 def required_utilization(
     model: ModelSpec,
     gpu: GPUSpec,
@@ -56,43 +58,50 @@ def required_utilization(
     context_len: int,
     settings: EngineSettings | None = None,
 ) -> InverseResult:
-    """Smallest --gpu-memory-utilization (to 0.001) giving `target` x `context_len` tokens."""
+    """Smallest --gpu-memory-utilization (to 0.001) giving `target` x `context_len` tokens.
+
+    The KV memory grows with the utilisation in every regime (in 0.34 until the device
+    bound takes over), so the answer is found by bisection over thousandths, each step a
+    full forward plan.
+    """
     _check_target(target_concurrency, context_len)
     base = dataclasses.replace(settings or EngineSettings(), max_model_len=context_len)
-    ref = plan(model, gpu, dataclasses.replace(base, gpu_memory_utilization=1.0))
-    kv = ref.kv
-    if kv.formula.grouping:
-        blocks = math.ceil(target_concurrency * kv.blocks_per_request - 1e-9)
-    else:
-        blocks = math.ceil(target_concurrency * context_len / kv.block_size - 1e-9)
-    blocks = max(blocks, cdiv(kv.required_bytes, kv.bytes_per_block))
-    fixed = ref.memory.requested_bytes - ref.memory.available_kv_bytes
-    util = math.ceil(1000 * (blocks * kv.bytes_per_block + fixed) / gpu.memory_bytes) / 1000
-    while util <= 1.0:
-        p = plan(model, gpu, dataclasses.replace(base, gpu_memory_utilization=util))
-        if _meets(p, target_concurrency):
-            return InverseResult(
-                "gpu_memory_utilization",
-                util,
-                True,
-                f"--gpu-memory-utilization {util:.3f} gives {p.kv.max_concurrency:.2f}x at "
-                f"{context_len:,} tokens ({p.kv.num_blocks:,} blocks)",
-                p,
-            )
-        util = round(util + 0.001, 3)
+
+    def at(milli: int) -> CapacityPlan:
+        return _plan(model, gpu, dataclasses.replace(base, gpu_memory_utilization=milli / 1000))
+
+    ref = at(1000)
+    if not _meets(ref, target_concurrency):
+        return InverseResult(
+            "gpu_memory_utilization",
+            None,
+            False,
+            f"even --gpu-memory-utilization 1.0 gives {ref.kv.max_concurrency:.2f}x < "
+            f"{target_concurrency:g}x at {context_len:,} tokens on one {gpu.name}",
+            ref,
+        )
+    lo, hi = 1, 1000  # at(hi) meets the target
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _meets(at(mid), target_concurrency):
+            hi = mid
+        else:
+            lo = mid + 1
+    p = at(hi)
+    util = hi / 1000
     return InverseResult(
         "gpu_memory_utilization",
-        None,
-        False,
-        f"even --gpu-memory-utilization 1.0 gives {ref.kv.max_concurrency:.2f}x < "
-        f"{target_concurrency:g}x at {context_len:,} tokens on one {gpu.name}",
-        ref,
+        util,
+        True,
+        f"--gpu-memory-utilization {util:.3f} gives {p.kv.max_concurrency:.2f}x at "
+        f"{context_len:,} tokens ({p.kv.num_blocks:,} blocks)",
+        p,
     )
 
 
 def _try(model: ModelSpec, gpu: GPUSpec, s: EngineSettings) -> CapacityPlan | None:
     try:
-        return plan(model, gpu, s)
+        return _plan(model, gpu, s)
     except CapacityPlannerError:
         return None  # this parallel layout does not divide the model
 
@@ -163,26 +172,39 @@ def required_gpus(
 
 
 def max_model_len_that_fits(
-    model: ModelSpec, gpu: GPUSpec, settings: EngineSettings | None = None
+    model: ModelSpec,
+    gpu: GPUSpec,
+    settings: EngineSettings | None = None,
+    target_concurrency: float | None = None,
 ) -> InverseResult:
-    """Longest --max-model-len (<= the model's own limit) that passes vLLM's start-up check."""
+    """Longest --max-model-len (<= the model's own limit) that starts and, if given, still
+    serves `target_concurrency` requests of that length at once."""
     base = settings or EngineSettings()
+    if target_concurrency is not None:
+        _check_target(target_concurrency, 1)
+
+    def ok(p: CapacityPlan) -> bool:
+        if not p.starts:
+            return False
+        return target_concurrency is None or p.kv.max_concurrency >= target_concurrency
+
     lo, hi = 0, model.max_position_embeddings
     best: CapacityPlan | None = None
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        p = plan(model, gpu, dataclasses.replace(base, max_model_len=mid))
-        if p.kv.fits:
+        p = _plan(model, gpu, dataclasses.replace(base, max_model_len=mid))
+        if ok(p):
             lo, best = mid, p
         else:
             hi = mid - 1
+    want = "" if target_concurrency is None else f" at {target_concurrency:g}x concurrency"
     if best is None:
-        return InverseResult("max_model_len", None, False, "not even a 1-token request fits")
+        return InverseResult("max_model_len", None, False, f"no length fits{want}")
     return InverseResult(
         "max_model_len",
         lo,
         True,
-        f"--max-model-len {lo:,} fits ({best.kv.num_tokens:,} KV tokens, "
+        f"--max-model-len {lo:,} fits{want} ({best.kv.num_tokens:,} KV tokens, "
         f"{best.kv.max_concurrency:.2f}x)",
         best,
     )

@@ -15,7 +15,7 @@ from capacity_planner.accounting.kv_config import KVCacheConfig
 from capacity_planner.accounting.startup import (
     EngineSettings,
     MemoryProfile,
-    estimate_memory,
+    estimate_stage_memory,
     kv_config_for,
 )
 from capacity_planner.gpus import GPUSpec
@@ -33,6 +33,18 @@ class CapacityPlan:
     settings: EngineSettings
     memory: MemoryProfile
     kv: KVCacheConfig
+    ranks: tuple[MemoryProfile, ...] = ()
+    cold: CapacityPlan | None = None
+
+    @property
+    def deciding_rank(self) -> MemoryProfile:
+        """The rank whose block count every rank uses (vLLM's minimum over workers)."""
+        return self.memory
+
+    @property
+    def starts(self) -> bool:
+        """vLLM would start: the weights load and one max_model_len request fits."""
+        return self.memory.weights_fit and self.kv.fits
 
     def log_lines(self) -> tuple[str, ...]:
         m, kv = self.memory, self.kv
@@ -53,6 +65,8 @@ class CapacityPlan:
                 )
         else:
             lines.append(f"Model loading took {m.weights_bytes / GiB:.2f} GiB memory")
+        if m.sizing == "extensible":
+            return (*lines, *_extensible_lines(m, kv))
         return (*lines, *kv.log_lines())
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,7 +104,28 @@ class CapacityPlan:
                 "profile_tokens": m.profile_tokens,
                 "notes": list(m.notes),
             },
+            "ranks": [
+                {
+                    "stage": r.stage,
+                    "tp_ranks": self.settings.tensor_parallel_size,
+                    "weights_bytes": r.weights_bytes,
+                    "activation_bytes": r.activation_bytes,
+                    "available_kv_bytes": r.available_kv_bytes,
+                    "shortfall_bytes": r.shortfall_bytes,
+                    "num_blocks": kv.stage_num_blocks[r.stage],
+                    "deciding": r.stage == kv.deciding_stage,
+                }
+                for r in self.ranks
+            ],
             "kv_cache": kv_config_dict(kv),
+            "starts": self.starts,
+            "cold_start": None
+            if self.cold is None
+            else {
+                "available_kv_bytes": self.cold.memory.available_kv_bytes,
+                "num_gpu_blocks": self.cold.kv.num_blocks,
+                "starts": self.cold.starts,
+            },
             "log_lines": list(self.log_lines()),
         }
 
@@ -133,14 +168,55 @@ def _settings_dict(s: EngineSettings) -> dict[str, Any]:
     return {f.name: getattr(s, f.name) for f in dataclasses.fields(s)}
 
 
-def plan(model: ModelSpec, gpu: GPUSpec, settings: EngineSettings | None = None) -> CapacityPlan:
-    """Profile -> subtract -> carve for `model` on `gpu` (one worker per GPU)."""
-    settings = settings or EngineSettings()
-    memory = estimate_memory(model, gpu, settings)
+def _extensible_lines(m: MemoryProfile, kv: KVCacheConfig) -> tuple[str, ...]:
+    """0.34's lines: the profiled upper bound, the post-warm-up sizing, the extension."""
+    blocks_gib = kv.num_blocks * kv.bytes_per_block / GiB
+    lines = [
+        f"Available KV cache memory: {m.profile_estimate_bytes / GiB:.2f} GiB",
+        f"Memory after warmup: {m.free_after_warmup_bytes / GiB:.2f} GiB free, 0.00 GiB "
+        f"committed to the KV cache, {m.transient_bytes / GiB:.2f} GiB kept for transient "
+        f"activations ({m.transient_bytes / GiB:.2f} GiB allocated at peak, 0.00 GiB of "
+        f"torch reservation growth); {kv.num_blocks} KV cache blocks ({blocks_gib:.2f} GiB) "
+        f"fit within the requested {m.requested_bytes / GiB:.2f} GiB.",
+    ]
+    if kv.error is None:
+        lines.append(f"Extended KV cache to {kv.num_blocks} blocks ({blocks_gib:.2f} GiB).")
+    return (*lines, *kv.log_lines()[1:])
+
+
+def _plan_once(
+    model: ModelSpec, gpu: GPUSpec, settings: EngineSettings, cold: bool
+) -> tuple[tuple[MemoryProfile, ...], KVCacheConfig]:
+    ranks = tuple(
+        estimate_stage_memory(model, gpu, settings, s, cold_compile=cold)
+        for s in range(settings.pipeline_parallel_size)
+    )
     if settings.max_num_batched_tokens is None:
         # The scheduler's token budget also bounds sliding-window usage per request.
-        settings_kv = dataclasses.replace(settings, max_num_batched_tokens=memory.profile_tokens)
-    else:
-        settings_kv = settings
-    kv = kv_config_for(model, settings_kv, memory.available_kv_bytes)
-    return CapacityPlan(model, gpu, settings, memory, kv)
+        settings = dataclasses.replace(settings, max_num_batched_tokens=ranks[0].profile_tokens)
+    kv = kv_config_for(model, settings, [r.available_kv_bytes for r in ranks])
+    return ranks, kv
+
+
+def plan(
+    model: ModelSpec,
+    gpu: GPUSpec,
+    settings: EngineSettings | None = None,
+    *,
+    with_cold_start: bool = True,
+) -> CapacityPlan:
+    """Profile -> subtract -> carve on every rank of `model` on `gpu`; the minimum decides.
+
+    With torch.compile (V1, no `--enforce-eager`) the plan also carries `cold`: the same
+    start with a cold compile cache, which needs more non-KV memory.
+    """
+    settings = settings or EngineSettings()
+    ranks, kv = _plan_once(model, gpu, settings, cold=False)
+    cold = None
+    compiles = settings.formula.engine == "V1" and not settings.enforce_eager
+    if with_cold_start and compiles and settings.kv_cache_memory_bytes is None:
+        cold_ranks, cold_kv = _plan_once(model, gpu, settings, cold=True)
+        cold = CapacityPlan(
+            model, gpu, settings, cold_ranks[cold_kv.deciding_stage], cold_kv, cold_ranks
+        )
+    return CapacityPlan(model, gpu, settings, ranks[kv.deciding_stage], kv, ranks, cold)

@@ -6,6 +6,7 @@ from capacity_planner._units import GiB, MiB
 from capacity_planner.inverse import InverseResult
 from capacity_planner.plan import CapacityPlan
 from capacity_planner.prefix import PrefixCachingEstimate
+from capacity_planner.verdict import Verdict
 
 __all__ = ["format_inverse", "format_plan", "format_prefix"]
 
@@ -22,7 +23,23 @@ def _kinds(plan: CapacityPlan) -> str:
     return ", ".join(parts)
 
 
-def format_plan(plan: CapacityPlan) -> str:
+def _ranks(plan: CapacityPlan) -> list[str]:
+    """One row per pipeline stage (its TP ranks are identical); the deciding one marked."""
+    kv, tp = plan.kv, plan.settings.tensor_parallel_size
+    out = ["every rank (vLLM uses the smallest block count of any rank)"]
+    out.append(f"  {'rank':<22}{'weights':>10}{'activ.':>10}{'KV memory':>12}{'blocks':>10}")
+    for r in plan.ranks:
+        ranks = f"stage {r.stage}, TP 0-{tp - 1}" if tp > 1 else f"stage {r.stage}"
+        mark = "  <- decides" if r.stage == kv.deciding_stage else ""
+        kvm = f"{r.available_kv_bytes / GiB:.2f}" if not r.shortfall_bytes else "none"
+        out.append(
+            f"  {ranks:<22}{r.weights_bytes / GiB:>10.2f}{r.activation_bytes / GiB:>10.2f}"
+            f"{kvm:>12}{kv.stage_num_blocks[r.stage]:>10,}{mark}"
+        )
+    return out
+
+
+def format_plan(plan: CapacityPlan, verdict: Verdict | None = None) -> str:
     m, kv, mem, s = plan.model, plan.kv, plan.memory, plan.settings
     out: list[str] = []
     out.append(
@@ -35,7 +52,8 @@ def format_plan(plan: CapacityPlan) -> str:
         f"PP {s.pipeline_parallel_size}; KV dtype {kv.kv_cache_dtype}"
     )
     out.append("")
-    out.append("profile -> subtract -> carve (per GPU)")
+    who = f", stage {mem.stage}" if mem.num_stages > 1 else ""
+    out.append(f"profile -> subtract -> carve (per GPU, the deciding rank{who})")
     for step in mem.steps:
         out.append(f"  {step.label:<40} {step.bytes / GiB:>9.2f} GiB   {step.detail}")
     out.append("")
@@ -51,13 +69,15 @@ def format_plan(plan: CapacityPlan) -> str:
         f"{'s' if kv.group_size != 1 else ''}); {kv.num_blocks:,} blocks; one "
         f"{kv.max_model_len:,}-token request needs {kv.blocks_per_request:,} blocks"
     )
-    if len(kv.stage_num_blocks) > 1:
-        out.append(
-            f"  blocks per pipeline stage: {list(kv.stage_num_blocks)} (vLLM takes the minimum)"
-        )
+    if len(plan.ranks) > 1:
+        out.append("")
+        out.extend(_ranks(plan))
     out.append("")
     out.append(f"vLLM ({kv.formula.name}) would print:")
     out.extend(f"  {line}" for line in plan.log_lines())
+    if verdict is not None:
+        out.append("")
+        out.extend(verdict.lines())
     notes = (*mem.notes, *kv.notes, *m.notes)
     if notes:
         out.append("")

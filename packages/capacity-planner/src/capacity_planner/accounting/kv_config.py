@@ -13,22 +13,29 @@ estimated maximum model length. It mirrors `get_kv_cache_config_from_groups`,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from block_allocator.kv_cache_spec import cdiv
+from capacity_planner._checks import check_non_negative_int, check_positive_int
 from capacity_planner._units import GiB
+from capacity_planner.accounting.kv_dtypes import resolve_kv_dtype
 from capacity_planner.accounting.layout import (
     KVCacheGroup,
     LayerLayout,
     build_layout,
     pp_layer_ranges,
-    resolve_kv_cache_dtype,
 )
 from capacity_planner.accounting.versions import DEFAULT_VERSION, VllmFormula, get_formula
 from capacity_planner.errors import SettingError, UnsupportedModelError
-from capacity_planner.model.spec import ModelSpec
+from capacity_planner.model.spec import LayerKind, ModelSpec
 
-__all__ = ["KVCacheConfig", "compute_kv_cache_config", "resolve_model_dtype"]
+__all__ = [
+    "KVCacheConfig",
+    "check_block_size",
+    "compute_kv_cache_config",
+    "resolve_model_dtype",
+]
 
 DEFAULT_SWAP_SPACE = 4 * GiB
 
@@ -51,14 +58,6 @@ def resolve_model_dtype(dtype: str, model: ModelSpec) -> str:
     if key not in names:
         raise SettingError(f"--dtype must be auto, float16, bfloat16 or float32, got {dtype!r}")
     return names[key]
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SettingError(f"{name} must be an integer, got {value!r}")
-    if value <= 0:
-        raise SettingError(f"{name} must be > 0, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -91,39 +90,61 @@ class KVCacheConfig:
     estimated_max_model_len: int
     num_cpu_blocks: int
     notes: tuple[str, ...]
+    deciding_stage: int = 0
+    stage_available_bytes: tuple[int, ...] = ()
 
     @property
     def fits(self) -> bool:
         """vLLM's start-up check passes: one max_model_len request fits."""
-        return self.num_blocks > 0 and self.available_bytes >= self.required_bytes
+        return self.num_blocks > 0 and self.checked_bytes >= self.required_bytes
 
     @property
     def error(self) -> str | None:
         """The exception message vLLM would raise at start-up, or None."""
-        retry = "Try increasing `gpu_memory_utilization`"
-        if self.available_bytes <= 0 or self.num_blocks <= 0:
-            return (
-                f"No available memory for the cache blocks. {retry} when initializing the engine."
+        if self.formula.sizing == "extensible":
+            retry = (
+                "The extensible KV cache already takes all device memory left after the "
+                "model, its activations, CUDA graphs and warmup; decrease `max_model_len` "
+                "or `max_num_seqs`, or the model needs a device with more memory."
             )
+        else:
+            retry = "Try increasing `gpu_memory_utilization` when initializing the engine."
+        if self.available_bytes <= 0 or self.num_blocks <= 0:
+            return f"No available memory for the cache blocks. {retry}"
         if self.fits:
             return None
-        tail = f"{retry} or decreasing `max_model_len` when initializing the engine."
         if self.formula.name == "v0":
             return (
                 f"The model's max seq len ({self.max_model_len}) is larger than the maximum "
-                f"number of tokens that can be stored in KV cache ({self.num_tokens}). {tail}"
+                f"number of tokens that can be stored in KV cache ({self.num_tokens}). "
+                "Try increasing `gpu_memory_utilization` or decreasing `max_model_len` "
+                "when initializing the engine."
             )
+        whose = "model's" if self.formula.sizing == "extensible" else "models's"
         head = (
-            f"To serve at least one request with the models's max seq len ({self.max_model_len}),"
+            f"To serve at least one request with the {whose} max seq len ({self.max_model_len}),"
             f" ({self.required_bytes / GiB:.2f} GiB KV cache is needed, which is larger than "
-            f"the available KV cache memory ({self.available_bytes / GiB:.2f} GiB)."
+            f"the available KV cache memory ({self.checked_bytes / GiB:.2f} GiB)."
         )
-        if self.formula.estimates_max_model_len:
+        if self.formula.estimates_max_model_len and self.estimated_max_model_len > 0:
             head += (
                 " Based on the available memory, the estimated maximum model length is "
                 f"{self.estimated_max_model_len}."
             )
-        return f"{head} {tail}"
+        if self.formula.sizing == "extensible":
+            return f"{head} {retry}"
+        return f"{head} {retry[:-1]} or decreasing `max_model_len` when initializing the engine."
+
+    @property
+    def checked_bytes(self) -> int:
+        """Memory the start-up check compares with one request's need.
+
+        0.34 checks the blocks it will commit, less the null block the pool holds back;
+        earlier releases check the profiled available memory.
+        """
+        if self.formula.holds_back_null_block:
+            return max(0, self.num_blocks - 1) * self.bytes_per_block
+        return self.available_bytes
 
     def log_lines(self) -> tuple[str, ...]:
         """The KV-cache lines this vLLM version prints (an error line when it would fail)."""
@@ -138,11 +159,15 @@ class KVCacheConfig:
         else:
             lines.append(f"Available KV cache memory: {self.available_bytes / GiB:.2f} GiB")
             if self.error is None:
-                lines.append(f"GPU KV cache size: {self.num_tokens:,} tokens")
-                lines.append(
+                size = f"GPU KV cache size: {self.num_tokens:,} tokens"
+                conc = (
                     f"Maximum concurrency for {self.max_model_len:,} tokens per request: "
                     f"{self.max_concurrency:.2f}x"
                 )
+                if self.formula.token_formula.startswith("int("):
+                    lines.append(f"{size}, {conc}")  # one line from 0.21
+                else:
+                    lines += [size, conc]
         if self.error is not None:
             lines.append(f"ValueError: {self.error}")
         return tuple(lines)
@@ -174,11 +199,32 @@ def _estimate_max_len(
     return lo
 
 
+def check_block_size(block_size: object, formula: VllmFormula, *, mla: bool = False) -> int:
+    """`--block-size` as vLLM accepts it for this version on a CUDA GPU.
+
+    V0 offers the choices 8, 16, 32, 64, 128 (`BlockSize` in `config.py`); V1's CUDA
+    attention backends take multiples of 16 (FlashAttention's `MultipleOf(16)`), and
+    FlashMLA takes exactly 64 (`get_supported_kernel_block_sizes`).
+    """
+    value = check_positive_int("block_size", block_size)
+    if formula.engine == "V0":
+        if value not in (8, 16, 32, 64, 128):
+            raise SettingError(f"--block-size must be one of 8, 16, 32, 64, 128 in V0, got {value}")
+    elif mla and formula.sizing == "extensible" and value != 64:
+        raise SettingError(f"--block-size must be 64 for MLA models (FlashMLA), got {value}")
+    elif value % 16:
+        raise SettingError(
+            f"--block-size must be a multiple of 16 for vLLM's CUDA attention backends "
+            f"(FlashAttention), got {value}"
+        )
+    return value
+
+
 def compute_kv_cache_config(
     model: ModelSpec,
-    available_kv_bytes: int,
+    available_kv_bytes: int | Sequence[int],
     *,
-    block_size: int = 16,
+    block_size: int | None = None,
     kv_cache_dtype: str = "auto",
     dtype: str = "auto",
     tensor_parallel_size: int = 1,
@@ -189,39 +235,62 @@ def compute_kv_cache_config(
     hybrid_kv_cache_manager: bool = True,
     mamba_cache_mode: str = "none",
     swap_space_bytes: int = DEFAULT_SWAP_SPACE,
+    draft_layers: int = 0,
 ) -> KVCacheConfig:
-    """KV-cache layout, block count and logged numbers for `available_kv_bytes` per worker.
+    """KV-cache layout, block count and logged numbers for the memory each worker has.
 
-    `max_model_len` defaults to the model's `max_position_embeddings`;
-    `max_num_batched_tokens` (only sliding-window usage depends on it) defaults to
-    max_model_len. Raises `SettingError` / `ParallelConfigError` on bad input.
+    `available_kv_bytes` is one figure for every worker, or one per pipeline stage (the
+    ranks of a stage are identical). `block_size` defaults to the version's default
+    (16, or 64 from 0.34); `max_model_len` to the model's `max_position_embeddings`;
+    `max_num_batched_tokens` (only sliding-window usage depends on it) to max_model_len.
+    Raises `SettingError` / `ParallelConfigError` on bad input.
     """
     formula = get_formula(vllm_version)
-    _positive_int("block_size", block_size)
-    _positive_int("tensor_parallel_size", tensor_parallel_size)
-    _positive_int("pipeline_parallel_size", pipeline_parallel_size)
-    if isinstance(available_kv_bytes, bool) or not isinstance(available_kv_bytes, int):
-        raise SettingError(f"available_kv_bytes must be an integer, got {available_kv_bytes!r}")
-    max_len = _positive_int("max_model_len", max_model_len or model.max_position_embeddings)
-    batched = _positive_int("max_num_batched_tokens", max_num_batched_tokens or max_len)
+    is_mla = "mla" in model.layer_kinds
+    if block_size is None:
+        block_size = formula.default_block_size
+    check_block_size(block_size, formula, mla=is_mla)
+    check_positive_int("tensor_parallel_size", tensor_parallel_size)
+    check_positive_int("pipeline_parallel_size", pipeline_parallel_size)
+    ranges = pp_layer_ranges(model.num_hidden_layers, pipeline_parallel_size)
+    # A speculative draft's layers live with the last stage and share its KV pool.
+    draft_kind: tuple[LayerKind, ...] = ("mla",) if "mla" in model.layer_kinds else ("full",)
+    extra = [() for _ in ranges[:-1]] + [
+        draft_kind * check_non_negative_int("draft_layers", draft_layers)
+    ]
+    if isinstance(available_kv_bytes, (list, tuple)):
+        per_stage = list(available_kv_bytes)
+        if len(per_stage) != len(ranges):
+            raise SettingError(
+                f"available_kv_bytes has {len(per_stage)} entries for {len(ranges)} pipeline stages"
+            )
+    else:
+        per_stage = [available_kv_bytes] * len(ranges)
+    for value in per_stage:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingError(f"available_kv_bytes must be an integer, got {value!r}")
+    max_len = check_positive_int("max_model_len", max_model_len or model.max_position_embeddings)
+    batched = check_positive_int("max_num_batched_tokens", max_num_batched_tokens or max_len)
     if mamba_cache_mode not in ("none", "align", "all"):
         raise SettingError(f"mamba_cache_mode must be none, align or all, got {mamba_cache_mode!r}")
     model_dtype = resolve_model_dtype(dtype, model)
-    kv_dtype = resolve_kv_cache_dtype(kv_cache_dtype, model_dtype)
+    kv = resolve_kv_dtype(
+        kv_cache_dtype, model_dtype, mla=is_mla, all_choices=formula.first_release >= (0, 21)
+    )
     layouts = [
         build_layout(
             model,
             layers,
             block_size=block_size,
-            kv_dtype=kv_dtype,
+            kv_dtype=kv,
             tensor_parallel_size=tensor_parallel_size,
             state_dtype=model_dtype,
             grouping=formula.grouping,
             hybrid_kv_cache_manager=hybrid_kv_cache_manager,
             mamba_cache_mode=mamba_cache_mode,
-            fp8_ds_mla=kv_cache_dtype.lower() == "fp8_ds_mla",
+            extra_kinds=more,
         )
-        for layers in pp_layer_ranges(model.num_hidden_layers, pipeline_parallel_size)
+        for layers, more in zip(ranges, extra, strict=True)
     ]
     if any(not lay.groups for lay in layouts):
         raise UnsupportedModelError(
@@ -229,11 +298,13 @@ def compute_kv_cache_config(
             f"({formula.name}); nothing to carve"
         )
     stage_blocks = []
-    for layout in layouts:
+    for layout, avail in zip(layouts, per_stage, strict=True):
         per_block = layout.page_size_bytes * layout.group_size
-        stage_blocks.append(max(0, available_kv_bytes // per_block) if per_block else 0)
+        stage_blocks.append(max(0, avail // per_block) if per_block else 0)
+    # vLLM takes the minimum block count over every worker (`get_kv_cache_configs`).
     stage = min(range(len(layouts)), key=lambda s: stage_blocks[s])
     layout, num_blocks = layouts[stage], stage_blocks[stage]
+    available = per_stage[stage]
     per_block = layout.page_size_bytes * layout.group_size
     attn_bs = min(g.block_size for g in layout.groups)
     # The request-level numbers use the stage with the most KV per request.
@@ -241,25 +312,38 @@ def compute_kv_cache_config(
     required = _memory_for_len(needed_stage, formula, max_len, batched)
     if formula.grouping:
         num_tokens = num_blocks // len(layout.groups) * attn_bs
-        per_req = layout.group_size * sum(
-            g.spec.max_memory_usage_bytes(max_len, batched) for g in layout.groups
-        )
-        blocks_per_req = cdiv(per_req, per_block)
+        if formula.sizing == "extensible":
+            # 0.33+: each group's table takes cdiv(usage, page) blocks of the shared pool.
+            blocks_per_req = sum(
+                cdiv(g.spec.max_memory_usage_bytes(max_len, batched), g.page_size_bytes)
+                for g in layout.groups
+            )
+        else:
+            per_req = layout.group_size * sum(
+                g.spec.max_memory_usage_bytes(max_len, batched) for g in layout.groups
+            )
+            blocks_per_req = cdiv(per_req, per_block)
         concurrency = num_blocks / blocks_per_req
-        if formula.name == "v1-2026":
+        if formula.token_formula.startswith("int("):
             num_tokens = int(concurrency * max_len)
     else:
         num_tokens = num_blocks * attn_bs
         blocks_per_req = cdiv(max_len, attn_bs)
         concurrency = num_tokens / max_len
-    estimate = _estimate_max_len(needed_stage, formula, available_kv_bytes, max_len, batched)
+    checked = available
+    if formula.holds_back_null_block:
+        checked = max(0, num_blocks - 1) * per_block
+    estimate = _estimate_max_len(needed_stage, formula, checked, max_len, batched)
     cpu_blocks = swap_space_bytes // per_block if formula.name == "v0" and per_block else 0
     notes = tuple(dict.fromkeys(n for lay in layouts for n in lay.notes))
+    if kv.name.startswith("turboquant"):
+        notes += ("turboquant keeps its boundary layers in the model dtype; sized as packed",)
+    shown_dtype = kv.name if kv.element == "uint8" else kv.element
     return KVCacheConfig(
         formula=formula,
-        available_bytes=available_kv_bytes,
+        available_bytes=available,
         block_size=attn_bs,
-        kv_cache_dtype=kv_dtype,
+        kv_cache_dtype=shown_dtype,
         tensor_parallel_size=tensor_parallel_size,
         pipeline_parallel_size=pipeline_parallel_size,
         max_model_len=max_len,
@@ -277,4 +361,6 @@ def compute_kv_cache_config(
         estimated_max_model_len=estimate,
         num_cpu_blocks=cpu_blocks,
         notes=notes,
+        deciding_stage=stage,
+        stage_available_bytes=tuple(per_stage),
     )

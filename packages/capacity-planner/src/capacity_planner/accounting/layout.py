@@ -29,7 +29,8 @@ from block_allocator.kv_cache_spec import (
     cdiv,
     kv_heads_per_rank,
 )
-from capacity_planner.errors import ParallelConfigError, SettingError, UnsupportedModelError
+from capacity_planner.accounting.kv_dtypes import KVDtype
+from capacity_planner.errors import ParallelConfigError, UnsupportedModelError
 from capacity_planner.model.spec import LayerKind, ModelSpec
 
 __all__ = [
@@ -38,32 +39,7 @@ __all__ = [
     "build_layout",
     "kind_of",
     "pp_layer_ranges",
-    "resolve_kv_cache_dtype",
 ]
-
-_FP8_NAMES = {"fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc"}
-FP8_DS_MLA_BYTES_PER_TOKEN = 656  # FlashMLA sparse: 512 fp8 latent + scales + 64 bf16 rope
-
-
-def resolve_kv_cache_dtype(kv_cache_dtype: str, model_dtype: str) -> str:
-    """`--kv-cache-dtype` -> the element dtype stored ('auto' means the model dtype)."""
-    key = kv_cache_dtype.lower()
-    if key == "auto":
-        return model_dtype
-    if key in _FP8_NAMES or key == "fp8_ds_mla":
-        return "fp8"
-    if key in ("bfloat16", "bf16", "float16", "fp16", "half", "float32", "fp32", "float"):
-        return {
-            "bf16": "bfloat16",
-            "fp16": "float16",
-            "half": "float16",
-            "fp32": "float32",
-            "float": "float32",
-        }.get(key, key)
-    raise SettingError(
-        f"--kv-cache-dtype must be auto, bfloat16, float16, float32, fp8, fp8_e4m3, fp8_e5m2 "
-        f"or fp8_ds_mla, got {kv_cache_dtype!r}"
-    )
 
 
 def kind_of(spec: KVCacheSpec) -> str:
@@ -132,21 +108,34 @@ def pp_layer_ranges(num_layers: int, pipeline_parallel_size: int) -> tuple[range
 
 
 def _attention_spec(
-    model: ModelSpec, kind: LayerKind, block_size: int, kv_dtype: str, tp: int, fp8_ds_mla: bool
+    model: ModelSpec,
+    kind: LayerKind,
+    block_size: int,
+    kv: KVDtype,
+    tp: int,
+    as_full: bool = False,
 ) -> KVCacheSpec:
     if kind == "mla":
         if model.mla is None:
             raise UnsupportedModelError(f"{model.name}: MLA layers without MLA sizes")
-        padded = block_size * FP8_DS_MLA_BYTES_PER_TOKEN if fp8_ds_mla else None
+        padded = None if kv.mla_row_bytes is None else block_size * kv.mla_row_bytes
         return MLAAttentionSpec(
-            block_size, model.mla.kv_lora_rank, model.mla.qk_rope_head_dim, kv_dtype, padded
+            block_size, model.mla.kv_lora_rank, model.mla.qk_rope_head_dim, kv.element, padded
         )
-    heads = kv_heads_per_rank(model.num_kv_heads, tp)
-    if kind == "sliding":
+    head_dim, kv_heads = model.attention_shape(kind)
+    heads = kv_heads_per_rank(kv_heads, tp)
+    slot = kv.slot_bytes(head_dim)
+    head_k, head_v = (head_dim, None) if slot is None else slot
+    if kind == "sliding" and not as_full:
         return SlidingWindowSpec(
-            block_size, heads, model.head_dim, kv_dtype, sliding_window=model.sliding_window or 1
+            block_size,
+            heads,
+            head_k,
+            kv.element,
+            head_size_v=head_v,
+            sliding_window=model.sliding_window or 1,
         )
-    return FullAttentionSpec(block_size, heads, model.head_dim, kv_dtype)
+    return FullAttentionSpec(block_size, heads, head_k, kv.element, head_size_v=head_v)
 
 
 def build_layout(
@@ -154,14 +143,14 @@ def build_layout(
     layers: range,
     *,
     block_size: int,
-    kv_dtype: str,
+    kv_dtype: KVDtype,
     tensor_parallel_size: int,
     state_dtype: str,
     grouping: bool = True,
     hybrid_kv_cache_manager: bool = True,
     mamba_cache_mode: str = "none",
-    fp8_ds_mla: bool = False,
     attention_block_alignment: int = 16,
+    extra_kinds: tuple[LayerKind, ...] = (),
 ) -> LayerLayout:
     """Specs and groups of `layers` on one rank (see module docstring for the steps)."""
     tp = tensor_parallel_size
@@ -170,13 +159,24 @@ def build_layout(
             f"tensor_parallel_size={tp} must divide num_attention_heads={model.num_attention_heads}"
         )
     try:
-        kv_heads_per_rank(model.num_kv_heads, tp)
+        for heads in {model.attention_shape(k)[1] for k in model.attention_kinds}:
+            kv_heads_per_rank(heads, tp)
     except ValueError as exc:
         raise ParallelConfigError(str(exc)) from None
     notes: list[str] = []
-    kinds = [model.layer_kinds[i] for i in layers]
-    if "sliding" in kinds and not (grouping and hybrid_kv_cache_manager):
-        kinds = ["full" if k == "sliding" else k for k in kinds]
+    # KV-sharing layers (Gemma-3n/Gemma-4 `num_kv_shared_layers`) read an earlier
+    # layer's cache and own no spec (vLLM's `kv_sharing_target_layer_name`).
+    own = [i for i in layers if i not in model.kv_shared_layers]
+    if len(own) < len(layers):
+        notes.append(
+            f"{len(layers) - len(own)} layers share an earlier layer's KV cache and own none"
+        )
+    kinds = [model.layer_kinds[i] for i in own]
+    # Draft layers (EAGLE head, MTP) get indices after the target's last layer.
+    own += range(model.num_hidden_layers, model.num_hidden_layers + len(extra_kinds))
+    kinds += extra_kinds
+    as_full = "sliding" in kinds and not (grouping and hybrid_kv_cache_manager)
+    if as_full:
         notes.append("sliding-window layers sized as full attention (no hybrid KV-cache manager)")
     if "mamba" in kinds and not grouping:
         notes.append("Mamba state kept outside the block pool in this vLLM version; not counted")
@@ -195,7 +195,7 @@ def build_layout(
         attn_kinds = [k for k in kinds if k != "mamba"]
         if attn_kinds:
             per_token = max(
-                _attention_spec(model, k, 1, kv_dtype, tp, fp8_ds_mla).page_size_bytes
+                _attention_spec(model, k, 1, kv_dtype, tp, as_full).page_size_bytes
                 for k in set(attn_kinds)
             )
             align = attention_block_alignment
@@ -222,13 +222,13 @@ def build_layout(
             )
     specs: list[KVCacheSpec] = []
     indices: list[int] = []
-    for i, kind in zip(layers, kinds, strict=True):
+    for i, kind in zip(own, kinds, strict=True):
         if kind == "mamba":
             if mamba_spec is None:
                 continue
             specs.append(mamba_spec)
         else:
-            specs.append(_attention_spec(model, kind, attn_bs, kv_dtype, tp, fp8_ds_mla))
+            specs.append(_attention_spec(model, kind, attn_bs, kv_dtype, tp, as_full))
         indices.append(i)
     if not specs:
         return LayerLayout((), (), 0, attn_bs, tuple(notes))

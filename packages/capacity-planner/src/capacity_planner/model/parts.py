@@ -18,6 +18,7 @@ __all__ = [
     "MambaState",
     "MoEConfig",
     "QuantConfig",
+    "VisionEncoder",
     "quant_from_config",
     "quant_from_name",
 ]
@@ -60,6 +61,21 @@ class MambaState:
             dims[axis] //= tensor_parallel_size
             out.append(tuple(dims))
         return tuple(out)
+
+
+@dataclass(frozen=True)
+class VisionEncoder:
+    """A multimodal model's vision tower (`vision_config`): ViT-style layer sizes."""
+
+    depth: int
+    hidden_size: int
+    intermediate_size: int
+
+    @property
+    def num_params(self) -> int:
+        """Attention (4 h^2) and MLP (2 h i) per layer, plus a projector into the LM."""
+        h = self.hidden_size
+        return self.depth * (4 * h * h + 2 * h * self.intermediate_size) + 2 * h * h
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from capacity_planner.model.parts import (
     MLAConfig,
     MoEConfig,
     QuantConfig,
+    VisionEncoder,
     quant_from_name,
 )
 
@@ -60,6 +61,11 @@ class ModelSpec:
     quantization: QuantConfig | None = None
     tie_word_embeddings: bool = False
     max_position_embeddings: int = 4096
+    kv_shared_layers: frozenset[int] = frozenset()
+    full_head_dim: int | None = None
+    full_num_kv_heads: int | None = None
+    vision: VisionEncoder | None = None
+    mtp_layers: int = 0
     num_params: int | None = None
     extra_params: int = 0
     source: str = ""
@@ -70,6 +76,19 @@ class ModelSpec:
     def num_kv_layers(self) -> int:
         """Layers that own a KV cache or a state page."""
         return len(self.layer_kinds)
+
+    def attention_shape(self, kind: LayerKind) -> tuple[int, int]:
+        """(head_dim, total KV heads) of one attention layer of `kind`.
+
+        Gemma-4 gives its full-attention layers their own head size and KV head count
+        (`global_head_dim`, `num_global_key_value_heads`); every other model uses one shape.
+        """
+        if kind == "full":
+            return (
+                self.full_head_dim or self.head_dim,
+                self.full_num_kv_heads or self.num_kv_heads,
+            )
+        return self.head_dim, self.num_kv_heads
 
     def count(self, kind: LayerKind) -> int:
         return sum(1 for k in self.layer_kinds if k == kind)
@@ -100,6 +119,7 @@ class ModelSpec:
             "mixers": 0,
             "norms": 0,
             "other": self.extra_params,
+            "encoder": self.vision.num_params if self.vision else 0,
         }
         if not self.tie_word_embeddings:
             parts["lm_head"] = self.vocab_size * h

@@ -1,0 +1,230 @@
+"""The memory terms vLLM measures at start-up, estimated from the config, for one rank.
+
+vLLM measures these on the GPU (`gpu_worker.determine_available_memory`,
+`compile_or_warm_up_model`); the planner estimates each from the model's shapes. Every
+function takes the pipeline stage a rank belongs to, because stages differ: the first
+holds the embeddings (and a vision encoder), the last the lm_head, the sampler and a
+speculative draft. Tensor-parallel ranks of one stage hold the same shapes.
+
+- weights: parameters x bytes, sharded by TP, the stage's share of the layers;
+- forward peak: the profile run's largest per-token buffers x `max_num_batched_tokens`;
+- sampler warm-up: `SAMPLER_BYTES_PER_LOGIT x vocab x max_num_seqs / TP`: logits, their
+  fp32 copy, softmax, sort values and int64 indices for top-k/top-p. 37 bytes per logit
+  is fitted on the start-up records (gpt-oss-120b on one H100); the two TP=8 records fit
+  only with the pass split over TP (docs/MEMORY_MODEL.md has the numbers);
+- encoder: a vision tower's weights and its profile pass over the encoder budget;
+- draft: an EAGLE/EAGLE-3 head (one decoder layer, the 3H->H fusion, its lm_head) or
+  MTP layers (`num_nextn_predict_layers` full decoder layers).
+"""
+
+from __future__ import annotations
+
+import math
+
+from block_allocator.kv_cache_spec import dtype_size
+from capacity_planner._units import GiB
+from capacity_planner.accounting.kv_config import resolve_model_dtype
+from capacity_planner.accounting.layout import pp_layer_ranges
+from capacity_planner.accounting.settings import EngineSettings
+from capacity_planner.gpus import GPUSpec
+from capacity_planner.model.parts import QuantConfig, quant_from_name
+from capacity_planner.model.spec import ModelSpec
+
+__all__ = [
+    "CUDA_CONTEXT",
+    "CUDA_GRAPH_ESTIMATE",
+    "SAMPLER_BYTES_PER_LOGIT",
+    "draft_layers",
+    "draft_weight_bytes",
+    "encoder_activation_bytes",
+    "forward_activation_bytes",
+    "non_torch_bytes",
+    "profile_shape",
+    "sampler_bytes",
+    "weight_bytes_per_rank",
+    "weight_bytes_per_stage",
+]
+
+# Memory outside torch's allocator that grows after the start-up snapshot: cuBLAS
+# workspaces, plus NCCL / custom all-reduce buffers with more than one GPU. Logged
+# values: 0.10-0.43 GiB (vLLM issues #10517, #12330, #13061, #16570, PR #14447).
+NON_TORCH_SINGLE_GPU = int(0.35 * GiB)
+NON_TORCH_MULTI_GPU = int(0.50 * GiB)
+# CUDA context and allocator state present before vLLM's first snapshot ("Free memory
+# on device (78.7/79.2 GiB) on startup" style lines: 0.4-0.6 GiB on one H100).
+CUDA_CONTEXT = int(0.5 * GiB)
+# CUDA graphs for the default capture sizes (logged 0.41-0.64 GiB; vLLM issue #26300).
+CUDA_GRAPH_ESTIMATE = int(0.50 * GiB)
+SAMPLER_BYTES_PER_LOGIT = 37
+BIG_GPU = 70 * GiB  # vLLM's serve defaults switch at 70 GiB (H100/H200 class)
+HUGE_GPU = 160 * GiB  # and again at 160 GiB (B200 class) from 0.34
+
+
+def _quant(model: ModelSpec, settings: EngineSettings) -> QuantConfig | None:
+    if settings.quantization is not None:
+        return quant_from_name(settings.quantization)
+    return model.quantization
+
+
+def _stage_bytes(model: ModelSpec, settings: EngineSettings) -> tuple[list[float], str]:
+    dtype = resolve_model_dtype(settings.dtype, model)
+    b16 = float(dtype_size(dtype))
+    quant = _quant(model, settings)
+    parts = {k: float(v) for k, v in model.param_breakdown().items()}
+    counted = sum(parts.values())
+    if model.num_params is not None and counted > 0:
+        scale = model.num_params / counted
+        parts = {k: v * scale for k, v in parts.items()}
+    qb = quant.bytes_per_weight if quant else b16
+    linear_b = b16 if (quant is None or quant.experts_only) else qb
+    layer_bytes = (parts["attention"] + parts["mlp"] + parts["mixers"] + parts["other"]) * linear_b
+    experts = parts["experts"]
+    if quant is not None and quant.method == "mxfp4" and model.moe is not None:
+        # Assumed: the MXFP4 MoE kernels pad each expert's per-rank intermediate size to a
+        # multiple of 256 (gpt-oss: 2880 -> 3072); it reproduces the 64.38 GiB "Model
+        # loading took" of vLLM 0.14.1 (vLLM issue #33155) where no padding gives 60.7.
+        inter = model.moe.moe_intermediate_size // settings.tensor_parallel_size
+        experts *= (-(-inter // 256) * 256) / inter
+    layer_bytes += experts * qb + parts["norms"] * b16
+    stages = pp_layer_ranges(model.num_hidden_layers, settings.pipeline_parallel_size)
+    out = []
+    for s, layers in enumerate(stages):
+        share = layer_bytes * len(layers) / model.num_hidden_layers
+        if s == 0:
+            share += (parts["embeddings"] + parts["encoder"]) * b16
+        if s == len(stages) - 1:
+            share += parts["lm_head"] * b16
+        out.append(share)
+    how = f"{sum(parts.values()) / 1e9:.2f}B params"
+    how += f", {quant.method} {quant.bits:g}-bit" if quant else f" x {int(b16)} B ({dtype})"
+    tp, pp = settings.tensor_parallel_size, settings.pipeline_parallel_size
+    if tp > 1 or pp > 1:
+        how += f", split over TP {tp} x PP {pp}"
+    return out, how
+
+
+def weight_bytes_per_stage(model: ModelSpec, settings: EngineSettings) -> tuple[list[int], str]:
+    """Weights one rank of each pipeline stage loads (TP-sharded), and how they were counted."""
+    shares, how = _stage_bytes(model, settings)
+    return [math.ceil(s / settings.tensor_parallel_size) for s in shares], how
+
+
+def weight_bytes_per_rank(model: ModelSpec, settings: EngineSettings) -> tuple[int, str]:
+    """Weights of the most loaded rank (the largest pipeline stage's share)."""
+    per_stage, how = weight_bytes_per_stage(model, settings)
+    return max(per_stage), how
+
+
+def profile_shape(model: ModelSpec, gpu: GPUSpec, settings: EngineSettings) -> tuple[int, int, str]:
+    """(tokens, sequences) of the profile run, per the version's `vllm serve` defaults."""
+    formula = settings.formula
+    max_len = settings.max_model_len or model.max_position_embeddings
+    big = gpu.memory_bytes >= BIG_GPU and "a100" not in gpu.name.lower()
+    huge = gpu.memory_bytes >= HUGE_GPU and formula.sizing == "extensible"
+    if settings.max_num_batched_tokens is not None:
+        tokens, why = settings.max_num_batched_tokens, "--max-num-batched-tokens"
+    elif not formula.chunked_prefill_default:
+        if max_len > 32768:
+            tokens, why = 2048, "V0 turns on chunked prefill above 32k tokens (2048-token chunks)"
+        else:
+            tokens, why = max(max_len, 2048), "V0 default max(max_model_len, 2048)"
+    else:
+        tokens = 16384 if huge else 8192 if big else 2048
+        why = "`vllm serve` default for this GPU size"
+    seqs = settings.max_num_seqs or (1024 if (big and formula.engine == "V1") else 256)
+    return tokens, min(seqs, tokens), why
+
+
+def forward_activation_bytes(model: ModelSpec, settings: EngineSettings, tokens: int) -> int:
+    """Peak torch allocation of a forward of `tokens` tokens above the weights.
+
+    Per token: the MLP's gate/up output (2I) and activation (I) and three hidden-size
+    buffers (residual, normed input, output), or for MoE layers the fused kernel's caches
+    (top_k x (3I + H)); sharded by TP. Llama-3.1-8B: 110,592 B/token, against 2.07 GiB at
+    20,000 tokens and 2.99 GiB at 29,000 logged in vLLM issue #10517.
+    """
+    b = dtype_size(resolve_model_dtype(settings.dtype, model))
+    tp = settings.tensor_parallel_size
+    h = model.hidden_size
+    per_token = 3 * model.intermediate_size // tp
+    if model.moe is not None and model.moe.moe_layers:
+        e = model.moe
+        moe = e.num_experts_per_tok * (3 * e.moe_intermediate_size // tp + h)
+        moe += 3 * e.shared_intermediate_size // tp
+        per_token = max(moe, per_token if len(e.moe_layers) < model.num_hidden_layers else 0)
+    attn = (2 * model.num_attention_heads + 2 * model.num_kv_heads) * model.head_dim // tp
+    return int(tokens * (max(per_token, attn) + 3 * h) * b)
+
+
+def sampler_bytes(model: ModelSpec, settings: EngineSettings, seqs: int) -> int:
+    """The dummy sampler pass over `seqs` rows of the vocabulary (last stage only).
+
+    V0 keeps one row of logits per dummy sequence in the model dtype; V1's warm-up holds
+    about 37 bytes per logit. Both are split over TP (see the module docstring).
+    """
+    if settings.formula.engine == "V0":
+        b = dtype_size(resolve_model_dtype(settings.dtype, model))
+        return seqs * model.vocab_size * b // settings.tensor_parallel_size
+    return SAMPLER_BYTES_PER_LOGIT * model.vocab_size * seqs // settings.tensor_parallel_size
+
+
+def encoder_activation_bytes(model: ModelSpec, settings: EngineSettings, tokens: int) -> int:
+    """A vision tower's profile pass: `tokens` patch embeddings through one encoder layer.
+
+    vLLM profiles the encoder with a dummy batch of the largest multimodal items that fit
+    the encoder budget (`max_num_batched_tokens`); the peak is one layer's buffers (QKV,
+    attention output, MLP) per patch token, in the model dtype, sharded by TP.
+    """
+    if model.vision is None:
+        return 0
+    v = model.vision
+    b = dtype_size(resolve_model_dtype(settings.dtype, model))
+    per_token = (4 * v.hidden_size + 2 * v.intermediate_size) // settings.tensor_parallel_size
+    return int(tokens * per_token * b)
+
+
+def draft_layers(model: ModelSpec, settings: EngineSettings) -> int:
+    """Decoder layers a speculative draft adds (each with its own KV cache)."""
+    method = settings.speculative_method
+    if method in ("eagle", "eagle3"):
+        return 1
+    if method == "mtp":
+        return max(1, model.mtp_layers)
+    return 0
+
+
+def draft_weight_bytes(model: ModelSpec, settings: EngineSettings) -> int:
+    """Weights of the draft on one rank of the last stage (estimate; TP-sharded).
+
+    EAGLE/EAGLE-3: one decoder layer of the target's attention shape with a dense MLP,
+    the 3H -> H fusion of the target's hidden states (EAGLE-3) and its own lm_head (the
+    embeddings are the target's). MTP: `num_nextn_predict_layers` layers shaped like the
+    target's last layer plus a 2H -> H projection each.
+    """
+    if settings.draft_weights_bytes is not None:
+        return settings.draft_weights_bytes
+    n = draft_layers(model, settings)
+    if n == 0:
+        return 0
+    b = dtype_size(resolve_model_dtype(settings.dtype, model))
+    h = model.hidden_size
+    parts = model.param_breakdown()
+    layers = model.num_hidden_layers
+    per_layer = (parts["attention"] + parts["mlp"] + parts["experts"] + parts["mixers"]) / layers
+    if settings.speculative_method in ("eagle", "eagle3"):
+        attn = parts["attention"] / layers
+        params = attn + 3 * h * model.intermediate_size + 3 * h * h + model.vocab_size * h
+        bytes_per = float(b)
+    else:
+        params = n * (per_layer + 2 * h * h)
+        quant = _quant(model, settings)
+        bytes_per = quant.bytes_per_weight if quant and not quant.experts_only else float(b)
+    return math.ceil(params * bytes_per / settings.tensor_parallel_size)
+
+
+def non_torch_bytes(settings: EngineSettings) -> int:
+    """Memory outside torch that appears after the start-up snapshot (estimate)."""
+    if settings.non_torch_bytes is not None:
+        return settings.non_torch_bytes
+    multi = settings.tensor_parallel_size * settings.pipeline_parallel_size > 1
+    return NON_TORCH_MULTI_GPU if multi else NON_TORCH_SINGLE_GPU
