@@ -26,8 +26,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from ._checks import check_hash, check_int, type_name
 from .block import BlockHash, KVCacheBlock
 from .block_pool import BlockPool
+from .errors import ArgumentTypeError, ArgumentValueError, RequestStateError
 from .events import BlockRemoved, KVCacheEvent
 from .kv_cache_manager import KVCacheManager
 from .request import Request
@@ -90,12 +92,9 @@ class CPUOffloadTier:
     """``num_blocks`` block hashes in LRU order (head = next to drop); no KV bytes."""
 
     def __init__(self, num_blocks: int, *, medium: str = MEDIUM_CPU) -> None:
-        if isinstance(num_blocks, bool) or not isinstance(num_blocks, int):
-            raise TypeError(f"num_blocks must be an int, got {type(num_blocks).__name__}")
-        if num_blocks < 0:
-            raise ValueError(f"num_blocks must be >= 0 (0 stores nothing), got {num_blocks}")
+        check_int("num_blocks", num_blocks, 0, " (0 stores nothing)")
         if not isinstance(medium, str) or not medium:
-            raise ValueError(f"medium must be a non-empty str, got {medium!r}")
+            raise ArgumentValueError(f"medium must be a non-empty str, got {medium!r}")
         self.num_blocks = num_blocks
         self.medium = medium
         self._lru: OrderedDict[BlockHash, None] = OrderedDict()
@@ -124,6 +123,9 @@ class CPUOffloadTier:
 
         A hash already resident is only refreshed. With ``num_blocks == 0`` nothing is kept.
         """
+        block_hashes = list(block_hashes)
+        for h in block_hashes:
+            check_hash("block_hashes", h)
         lru = self._lru
         stored: list[BlockHash] = []
         dropped: list[BlockHash] = []
@@ -197,11 +199,11 @@ class OffloadingKVCacheManager:
 
     def __init__(self, manager: KVCacheManager, cpu_tier: CPUOffloadTier) -> None:
         if not isinstance(manager, KVCacheManager):
-            raise TypeError(f"manager must be a KVCacheManager, got {type(manager).__name__}")
+            raise ArgumentTypeError(f"manager must be a KVCacheManager, got {type_name(manager)}")
         if not isinstance(cpu_tier, CPUOffloadTier):
-            raise TypeError(f"cpu_tier must be a CPUOffloadTier, got {type(cpu_tier).__name__}")
+            raise ArgumentTypeError(f"cpu_tier must be a CPUOffloadTier, got {type_name(cpu_tier)}")
         if not manager.block_pool.enable_kv_cache_events:
-            raise ValueError(
+            raise ArgumentValueError(
                 "the manager needs enable_kv_cache_events=True: the CPU tier learns which "
                 "blocks the GPU evicts from its BlockRemoved events"
             )
@@ -213,13 +215,14 @@ class OffloadingKVCacheManager:
         self._counts = [0] * 7  # requests, queries, gpu_hits, cpu_hits, stores, loads, evictions
 
     # -- the KVCacheManager calls ---------------------------------------------------------
-    def get_computed_blocks(self, request: Request) -> tuple[list[KVCacheBlock], int]:
+    def get_computed_blocks(
+        self, request: Request, max_cache_hit_length: int | None = None
+    ) -> tuple[list[KVCacheBlock], int]:
         """GPU hit blocks and the hit length in tokens, GPU and CPU parts together."""
-        blocks, num_gpu = self.manager.get_computed_blocks(request)
-        if not self.manager.enable_caching:
+        blocks, num_gpu = self.manager.get_computed_blocks(request, max_cache_hit_length)
+        if not self.manager.enable_caching or request.prefix_cache_hit_limit == 0:
             return blocks, num_gpu
-        limit = getattr(request, "get_max_cache_hit_length", None)
-        max_tokens = limit() if limit is not None else request.num_tokens - 1
+        max_tokens = request.get_max_cache_hit_length(max_cache_hit_length)
         hashes = request.block_hashes[len(blocks) : max_tokens // self.block_size]
         cpu_run = self.cpu_tier.longest_prefix(hashes)
         self._pending[request.request_id] = (len(blocks), cpu_run)
@@ -239,7 +242,7 @@ class OffloadingKVCacheManager:
             cpu_run = pending[1]
             missing = [h for h in cpu_run if h not in self.cpu_tier]
             if missing:
-                raise ValueError(
+                raise RequestStateError(
                     f"the CPU part of request {rid!r}'s hit was dropped since "
                     "get_computed_blocks; look the request up again"
                 )

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .block import BlockHash
+from .errors import ArgumentValueError
 from .events import AllBlocksCleared, BlockRemoved, BlockStored
 from .offload import MEDIUM_GPU, CacheHit, TierBlockRemoved, TierBlockStored
 
@@ -47,7 +48,7 @@ class Histogram:
 
     def add(self, value: int) -> None:
         if value < 0:
-            raise ValueError(f"histogram values must be >= 0, got {value}")
+            raise ArgumentValueError(f"histogram values must be >= 0, got {value}")
         k = value.bit_length()
         if k >= len(self.buckets):
             self.buckets.extend([0] * (k + 1 - len(self.buckets)))
@@ -63,7 +64,7 @@ class Histogram:
     def quantile(self, q: float) -> int:
         """Upper edge of the bucket holding the ``q``-quantile (0 when empty)."""
         if not 0.0 <= q <= 1.0:
-            raise ValueError(f"q must be in [0, 1], got {q}")
+            raise ArgumentValueError(f"q must be in [0, 1], got {q}")
         if not self.count:
             return 0
         rank = max(1, round(q * self.count))
@@ -105,7 +106,7 @@ class ResidencyTracker:
     def tick(self, steps: int = 1) -> int:
         """Advance the logical clock (one scheduler step by default); returns the new time."""
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+            raise ArgumentValueError(f"steps must be an int >= 0, got {steps!r}")
         self.now += steps
         return self.now
 
@@ -120,7 +121,9 @@ class ResidencyTracker:
         """Apply events that happened at time ``now`` (default: the current clock)."""
         if now is not None:
             if isinstance(now, bool) or not isinstance(now, int) or now < self.now:
-                raise ValueError(f"now must be an int >= the current time {self.now}, got {now!r}")
+                raise ArgumentValueError(
+                    f"now must be an int >= the current time {self.now}, got {now!r}"
+                )
             self.now = now
         for event in events:
             if isinstance(event, (BlockStored, TierBlockStored)):

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 from ..block import BlockHash, KVCacheBlock
 from ..block_pool import BlockPool
+from ..errors import ArgumentValueError
 from ..request import Request
 from .single_type import SingleTypeKVCacheManager, _cdiv
 
@@ -43,7 +44,7 @@ class MambaManager(SingleTypeKVCacheManager):
         super().__init__(spec, block_pool, group_id, enable_caching)
         self.mamba_cache_mode: str = spec.mamba_cache_mode  # type: ignore[attr-defined]
         if enable_caching and self.mamba_cache_mode == "none":
-            raise ValueError(
+            raise ArgumentValueError(
                 f"group {group_id}: prefix caching with a Mamba group needs "
                 "mamba_cache_mode='align' (or 'all'), got 'none'; or pass enable_caching=False"
             )

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .._checks import check_block_list, check_bool, check_int, check_optional_int, type_name
 from ..block import BlockHash, KVCacheBlock
 from ..block_pool import BlockPool
-from ..errors import ForeignBlockError, UnknownRequestError
+from ..errors import ArgumentTypeError, ArgumentValueError, RequestStateError, UnknownRequestError
 from ..events import KVCacheEvent, PrefixCacheStats
 from ..request import Request
 from .coordinator import HybridKVCacheCoordinator, group_block_hash
@@ -42,6 +43,12 @@ _MANAGERS: dict[str, type[SingleTypeKVCacheManager]] = {
 HitBlocks = tuple[list[KVCacheBlock], ...]
 
 
+def _check_request(request: object) -> Request:
+    if not isinstance(request, Request):
+        raise ArgumentTypeError(f"request must be a Request, got {type_name(request)}")
+    return request
+
+
 class HybridKVCacheManager:
     """Per-group block tables of running requests, all groups sharing one :class:`BlockPool`."""
 
@@ -55,8 +62,7 @@ class HybridKVCacheManager:
         enable_kv_cache_events: bool = False,
     ) -> None:
         self.block_size = check_group_specs(kv_cache_specs)
-        if not isinstance(enable_caching, bool):
-            raise TypeError(f"enable_caching must be a bool, got {type(enable_caching).__name__}")
+        check_bool("enable_caching", enable_caching)
         self.kv_cache_specs = tuple(kv_cache_specs)
         self.enable_caching = enable_caching
         self.block_pool = BlockPool(
@@ -73,7 +79,9 @@ class HybridKVCacheManager:
         self.coordinator = HybridKVCacheCoordinator(self.managers)
         self._keys: dict[str, list[list[BlockHash]]] = {}  # request id -> keys per group g > 0
         self._lookups: dict[str, tuple[int, int]] = {}  # id -> (tokens, hit tokens), unrecorded
-        self._stats = [0, 0, 0]  # requests, queried tokens, hit tokens
+        # Since the last make_prefix_cache_stats, as in KVCacheManager: requests, queried and
+        # hit tokens, the same for requests preempted before, and the reset flag.
+        self._stats = [0, 0, 0, 0, 0, 0, 0]
 
     @property
     def num_groups(self) -> int:
@@ -89,18 +97,24 @@ class HybridKVCacheManager:
                 keys.append(group_block_hash(h, g))
         return [hashes, *derived]
 
-    def get_computed_blocks(self, request: Request) -> tuple[HitBlocks, int]:
+    def get_computed_blocks(
+        self, request: Request, max_cache_hit_length: int | None = None
+    ) -> tuple[HitBlocks, int]:
         """Longest prefix hit every group can serve: (blocks per group, hit tokens).
 
-        Capped at ``(num_tokens - 1) // block_size`` blocks like the single-group manager.
-        Each group's list is ``num_hit_tokens // block_size`` long, with the null block
-        where that group needs no block (outside a window, before a Mamba state).
+        Capped at ``request.get_max_cache_hit_length(max_cache_hit_length)`` tokens, rounded
+        down to whole blocks, like the single-group manager. Each group's list is
+        ``num_hit_tokens // block_size`` long, with the null block where that group needs no
+        block (outside a window, before a Mamba state).
         """
+        _check_request(request)
+        check_optional_int("max_cache_hit_length", max_cache_hit_length, 0)
         empty: HitBlocks = tuple([] for _ in self.managers)
-        if not self.enable_caching:
+        if not self.enable_caching or request.prefix_cache_hit_limit == 0:
             return empty, 0
         request.bind_block_size(self.block_size)
-        max_length = (request.num_tokens - 1) // self.block_size * self.block_size
+        bs = self.block_size
+        max_length = request.get_max_cache_hit_length(max_cache_hit_length) // bs * bs
         hits, num_hit = self.coordinator.find_longest_cache_hit(
             self.group_keys(request), max_length
         )
@@ -113,6 +127,8 @@ class HybridKVCacheManager:
         vLLM's scheduler does this in ``_mamba_block_aligned_split``; a no-op without a
         Mamba group in ``"align"`` mode or once the prompt is computed.
         """
+        _check_request(request)
+        check_int("num_new_tokens", num_new_tokens, 0)
         if not any(getattr(m, "mamba_cache_mode", None) == "align" for m in self.managers):
             return num_new_tokens
         bs = self.block_size
@@ -136,20 +152,21 @@ class HybridKVCacheManager:
         ``new_computed_blocks`` (from :meth:`get_computed_blocks`, first allocation only)
         start the tables. Returns None, changing nothing, when the pool is too small.
         """
-        if isinstance(num_new_tokens, bool) or not isinstance(num_new_tokens, int):
-            raise TypeError(f"num_new_tokens must be an int, got {type(num_new_tokens).__name__}")
-        if num_new_tokens < 0:
-            raise ValueError(f"num_new_tokens must be >= 0, got {num_new_tokens}")
+        _check_request(request)
+        check_int("num_new_tokens", num_new_tokens, 0)
         rid = request.request_id
         running = rid in self.managers[0].req_to_blocks
-        hits = self._check_hits(new_computed_blocks)
+        hits = self._check_hits(request, new_computed_blocks)
         num_hit = len(hits[0]) * self.block_size if hits else 0
         if num_hit and (running or request.num_computed_tokens):
-            raise ValueError("new_computed_blocks are allowed on a request's first allocation only")
+            raise RequestStateError(
+                "new_computed_blocks are allowed on a request's first allocation only "
+                f"(request {rid!r} already holds blocks or has computed tokens)"
+            )
         num_computed = request.num_computed_tokens + num_hit
         total = num_computed + num_new_tokens
         if total > request.num_tokens:
-            raise ValueError(
+            raise RequestStateError(
                 f"cannot compute up to token {total}: request {rid!r} has {request.num_tokens} "
                 f"tokens ({num_computed} computed + num_new_tokens={num_new_tokens})"
             )
@@ -170,7 +187,7 @@ class HybridKVCacheManager:
             for m in self.managers:
                 m.remove_skipped_blocks(rid, computed_before)
         else:
-            self._admit(rid)
+            self._admit(request)
             # Touch every group's hits before any group allocates, so one group's new
             # blocks cannot evict another group's hits (vLLM issue #33775).
             for g, m in enumerate(self.managers):
@@ -182,38 +199,56 @@ class HybridKVCacheManager:
                 m.cache_blocks(request, total, keys[g])
         return new
 
-    def _check_hits(self, hits: Sequence[Sequence[KVCacheBlock]] | None) -> HitBlocks | None:
-        if not hits:
+    def _check_hits(
+        self, request: Request, hits: Sequence[Sequence[KVCacheBlock]] | None
+    ) -> HitBlocks | None:
+        # The hits must be what get_computed_blocks returned: one list per group, equal
+        # lengths, and every real block cached under the request's key for its position.
+        if hits is None:
             return None
-        if len(hits) != len(self.managers):
-            raise ValueError(
-                f"new_computed_blocks must hold one list per KV-cache group "
-                f"({len(self.managers)}), got {len(hits)}"
+        if not isinstance(hits, (list, tuple)) or len(hits) != len(self.managers):
+            raise ArgumentValueError(
+                "new_computed_blocks must be None or hold one list per KV-cache group "
+                f"({len(self.managers)}), got {type_name(hits)} of length "
+                f"{len(hits) if isinstance(hits, (list, tuple)) else '-'}"
             )
-        lengths = {len(blocks) for blocks in hits}
+        checked = [
+            list(check_block_list(self.block_pool, blocks, "new_computed_blocks"))
+            for blocks in hits
+        ]
+        lengths = {len(blocks) for blocks in checked}
         if len(lengths) != 1:
-            raise ValueError(f"new_computed_blocks lists differ in length: {sorted(lengths)}")
-        pool_blocks = self.block_pool.blocks
-        for blocks in hits:
-            for b in blocks:
-                if not isinstance(b, KVCacheBlock):
-                    raise TypeError(
-                        f"new_computed_blocks hold KVCacheBlocks, got {type(b).__name__}"
+            raise ArgumentValueError(
+                f"new_computed_blocks lists must be equally long, got lengths {sorted(lengths)}"
+            )
+        if lengths == {0}:
+            return None
+        if request.block_size != self.block_size:
+            raise RequestStateError(
+                f"new_computed_blocks come from get_computed_blocks(request); request "
+                f"{request.request_id!r} was never looked up"
+            )
+        keys = self.group_keys(request)
+        for g, blocks in enumerate(checked):
+            for i, b in enumerate(blocks):
+                if not b.is_null and (i >= len(keys[g]) or b.block_hash != keys[g][i]):
+                    raise RequestStateError(
+                        f"new_computed_blocks[{g}][{i}] (block {b.block_id}) is not cached under "
+                        f"request {request.request_id!r}'s key for that position"
                     )
-                if pool_blocks[b.block_id] is not b:
-                    raise ForeignBlockError(f"block {b.block_id} belongs to another BlockPool")
-        return tuple(list(blocks) for blocks in hits) if lengths != {0} else None
+        return tuple(checked)
 
-    def _admit(self, rid: str) -> None:
-        lookup = self._lookups.pop(rid, None)
+    def _admit(self, request: Request) -> None:
+        lookup = self._lookups.pop(request.request_id, None)
         if lookup is not None:
-            self._stats[0] += 1
-            self._stats[1] += lookup[0]
-            self._stats[2] += lookup[1]
+            k = 3 if request.num_preemptions else 0  # vLLM counts preempted requests apart
+            self._stats[k] += 1
+            self._stats[k + 1] += lookup[0]
+            self._stats[k + 2] += lookup[1]
 
     def free(self, request: Request) -> None:
         """Release every group's blocks of the request, tail first (no-op without blocks)."""
-        rid = request.request_id
+        rid = _check_request(request).request_id
         self._lookups.pop(rid, None)
         self._keys.pop(rid, None)
         for m in self.managers:
@@ -222,6 +257,8 @@ class HybridKVCacheManager:
     # -- views ----------------------------------------------------------------------------
     def get_blocks(self, request_id: str) -> HitBlocks:
         """The request's blocks per group, in logical order (null where freed or skipped)."""
+        if not isinstance(request_id, str):
+            raise ArgumentTypeError(f"request_id must be a str, got {type_name(request_id)}")
         if request_id not in self.managers[0].req_to_blocks:
             raise UnknownRequestError(f"request {request_id!r} holds no blocks")
         return tuple(list(m.req_to_blocks[request_id]) for m in self.managers)
@@ -232,12 +269,14 @@ class HybridKVCacheManager:
 
     def slot_mapping(self, request: Request, num_new_tokens: int) -> tuple[list[int], ...]:
         """Per group, the slots of positions ``num_computed_tokens .. +num_new_tokens-1``."""
+        _check_request(request)
+        check_int("num_new_tokens", num_new_tokens, 0)
         bs = self.block_size
         start = request.num_computed_tokens
         out = []
         for blocks in self.get_blocks(request.request_id):
             if start + num_new_tokens > len(blocks) * bs:
-                raise ValueError(
+                raise RequestStateError(
                     f"positions up to {start + num_new_tokens} are not allocated "
                     f"({len(blocks) * bs} slots)"
                 )
@@ -259,9 +298,23 @@ class HybridKVCacheManager:
 
     @property
     def prefix_cache_stats(self) -> PrefixCacheStats:
-        """Lookups of admitted requests, counted once at admission (tokens, as vLLM counts)."""
-        requests, queries, hits = self._stats
-        return PrefixCacheStats(requests=requests, queries=queries, hits=hits)
+        """Lookups of admitted requests since the last drain, counted once at admission."""
+        s = self._stats
+        return PrefixCacheStats(
+            requests=s[0],
+            queries=s[1],
+            hits=s[2],
+            reset=bool(s[6]),
+            preempted_requests=s[3],
+            preempted_queries=s[4],
+            preempted_hits=s[5],
+        )
+
+    def make_prefix_cache_stats(self) -> PrefixCacheStats:
+        """Return the stats since the last call and start a new window (vLLM 0.34 drains)."""
+        stats = self.prefix_cache_stats
+        self._stats = [0, 0, 0, 0, 0, 0, 0]
+        return stats
 
     def take_events(self) -> list[KVCacheEvent]:
         """Drain the pool's KV-cache events (group g > 0 names keys, see group_block_hash)."""
@@ -269,4 +322,7 @@ class HybridKVCacheManager:
 
     def reset_prefix_cache(self) -> bool:
         """Drop every cached block; False (no change) while any request holds blocks."""
-        return self.block_pool.reset_prefix_cache()
+        if not self.block_pool.reset_prefix_cache():
+            return False
+        self._stats[6] = 1
+        return True

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..errors import ArgumentTypeError, ArgumentValueError
 from ..kv_cache_spec import (
     FullAttentionSpec,
     KVCacheSpec,
@@ -42,7 +43,7 @@ class ChunkedLocalAttentionSpec(FullAttentionSpec):
         FullAttentionSpec.__post_init__(self)
         _check_int("attention_chunk_size", self.attention_chunk_size, 1)
         if self.attention_chunk_size % self.block_size:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"attention_chunk_size={self.attention_chunk_size} must be a multiple of "
                 f"block_size={self.block_size}"
             )
@@ -62,7 +63,7 @@ def spec_kind(spec: object) -> str:
         return "full"
     if isinstance(spec, MambaSpec):
         return "mamba"
-    raise TypeError(
+    raise ArgumentTypeError(
         "kv_cache_specs entries must be FullAttentionSpec, SlidingWindowSpec, "
         f"ChunkedLocalAttentionSpec, MLAAttentionSpec or MambaSpec, got {type(spec).__name__}"
     )
@@ -71,11 +72,13 @@ def spec_kind(spec: object) -> str:
 def check_group_specs(specs: Sequence[HybridSpec]) -> int:
     """Validate the groups of one pool and return their common ``block_size``."""
     if not isinstance(specs, (list, tuple)) or not specs:
-        raise ValueError("kv_cache_specs must be a non-empty list or tuple, one spec per group")
+        raise ArgumentValueError(
+            "kv_cache_specs must be a non-empty list or tuple, one spec per group"
+        )
     kinds = [spec_kind(spec) for spec in specs]
     block_sizes = {spec.block_size for spec in specs}
     if len(block_sizes) != 1:
-        raise ValueError(
+        raise ArgumentValueError(
             f"every KV-cache group must use the same block_size, got {sorted(block_sizes)}"
         )
     pages = [spec.page_size_bytes for spec in specs]
@@ -83,7 +86,7 @@ def check_group_specs(specs: Sequence[HybridSpec]) -> int:
         listing = ", ".join(
             f"group {i} ({k}): {p} B" for i, (k, p) in enumerate(zip(kinds, pages, strict=True))
         )
-        raise ValueError(
+        raise ArgumentValueError(
             "all KV-cache groups share one pool, so their page sizes must be equal "
             f"({listing}); set page_size_padded on the smaller specs to {max(pages)}"
         )
