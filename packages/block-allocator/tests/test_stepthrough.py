@@ -223,3 +223,21 @@ def test_snapshots_match_the_pool_after_any_sequence(sequence: list) -> None:
         assert snap.blocks == direct.blocks and snap.free_queue == direct.free_queue
         assert snap.tables == {f"r{k}": mgr.get_block_ids(f"r{k}") for k in live}
         assert snap.num_free_blocks + sum(b["ref"] > 0 for b in snap.blocks) == 11
+
+
+def test_readme_recorder_example_runs(tmp_path: Path, monkeypatch) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Watch it") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {}
+    exec(compile(code.group(1), "README.md", "exec"), scope)
+    page = embedded((tmp_path / "mine.html").read_text())
+    assert [s["call"] for s in page["steps"]] == [
+        "start",
+        "get_computed_blocks(a)",
+        "allocate_slots(a, 6, [])",
+        "free(a)",
+    ]
+    assert page["steps"][2]["note"] == "a's prompt fills one block and a half"
