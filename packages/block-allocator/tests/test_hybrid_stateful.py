@@ -15,7 +15,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from block_allocator import FullAttentionSpec, MambaSpec, Request, SlidingWindowSpec
+from block_allocator import (
+    AllBlocksCleared,
+    BlockRemoved,
+    BlockStored,
+    FullAttentionSpec,
+    MambaSpec,
+    Request,
+    SlidingWindowSpec,
+)
 from block_allocator.hybrid import ChunkedLocalAttentionSpec, HybridKVCacheManager
 
 pytestmark = pytest.mark.extended
@@ -51,7 +59,10 @@ class HybridMachine(RuleBasedStateMachine):
         free_order=st.sampled_from(["classic", "fresh_first"]),
     )
     def setup(self, config: str, num_blocks: int, free_order: str) -> None:
-        self.mgr = HybridKVCacheManager(CONFIGS[config], num_blocks, free_order=free_order)
+        self.mgr = HybridKVCacheManager(
+            CONFIGS[config], num_blocks, free_order=free_order, enable_kv_cache_events=True
+        )
+        self.mirror: set[bytes] = set()  # the index as a router replaying the events sees it
         self.running: dict[str, Request] = {}
         self.skip_base: dict[str, int] = {}  # computed tokens at the request's last allocation
         self.next_id = 0
@@ -121,6 +132,20 @@ class HybridMachine(RuleBasedStateMachine):
     @invariant()
     def pool_is_consistent(self) -> None:
         check_hybrid(self.mgr, self.running)
+
+    @invariant()
+    def events_replay_to_the_index(self) -> None:
+        for event in self.mgr.take_events():
+            if isinstance(event, BlockStored):
+                assert not self.mirror & set(event.block_hashes), "stored twice"
+                self.mirror |= set(event.block_hashes)
+            elif isinstance(event, BlockRemoved):
+                assert set(event.block_hashes) <= self.mirror, "removed unknown key"
+                self.mirror -= set(event.block_hashes)
+            elif isinstance(event, AllBlocksCleared):
+                self.mirror.clear()
+        cached = {b.block_hash for b in self.mgr.block_pool.blocks if b.block_hash is not None}
+        assert self.mirror == cached
 
     @invariant()
     def windows_hold_only_what_they_read(self) -> None:
