@@ -19,7 +19,8 @@ if not torch.cuda.is_available():
 pytest.importorskip("triton")
 
 from paged_attn_kernels import _dtypes as dt  # noqa: E402
-from paged_attn_kernels.unified import plan_unified, unified_attention  # noqa: E402
+from paged_attn_kernels.unified import plan_unified as _plan_unified  # noqa: E402
+from paged_attn_kernels.unified import unified_attention as _unified_attention  # noqa: E402
 
 try:
     from ._unified_cases import MIXED, make_varlen_case, rel_err
@@ -38,6 +39,15 @@ MODS = {
     "all": {"sliding_window": 9, "soft_cap": 3.0, "sinks": [0.3, -2.0, 1.0, 0.0],
             "alibi_slopes": SLOPES},
 }  # fmt: skip
+
+
+def plan_unified(*args, **kw):
+    """The package's plan, pinned to the Triton backend (auto would pick numba on the CPU)."""
+    return _plan_unified(*args, backend="triton", **kw)
+
+
+def unified_attention(*args, **kw):
+    return _unified_attention(*args, backend="triton", **kw)
 
 
 def _t(a: np.ndarray):
@@ -112,6 +122,7 @@ def test_fp16():
     assert rel_err(out.float().cpu().numpy(), case.dense()) < 2e-3
 
 
+@pytest.mark.filterwarnings("ignore:All-NaN slice")  # the interpreter's max over the leak
 def test_window_reads_only_window_blocks():
     """Decode, verification and chunked prefill with a window over a longer context: every
     position before the first token's window is NaN, and the block-table entries of blocks
@@ -147,3 +158,43 @@ def test_empty_and_zero_length_queries():
     q = _t(case.query)
     out = unified_attention(q, _t(case.key_cache), _t(case.value_cache), *map(_t, case.layout))
     assert rel_err(out.cpu().numpy(), case.dense()) < 1e-5
+
+
+@pytest.mark.parametrize("mods", ["plain", "window", "sinks", "all"])
+@pytest.mark.parametrize("split_tokens", [16, 40])
+def test_split_keys_merge(mods, split_tokens):
+    """Decode and verification items split their keys (FlashDecoding) and are merged: the
+    sink joins one split's denominator, the window is shared out at run time."""
+    window = MODS[mods].get("sliding_window")
+    seqs = [(90, 1), (61, 3), (33, 8), (0, 1), (120, 2), (5, 40)]
+    case = _case(seqs, mods=MODS[mods], poison_window=window, pad_tokens=1)
+    q = _t(case.query)
+    plan = plan_unified(q, _t(case.key_cache), *map(_t, case.layout), tile_n=16,
+                        split_tokens=split_tokens)  # fmt: skip
+    assert any(merge is not None for *_, merge in plan.launches)
+    out = torch.full_like(q, float("nan"))
+    plan.run(q, _t(case.key_cache), _t(case.value_cache), out, **_device_mods(MODS[mods]))
+    assert rel_err(out.cpu().numpy(), case.dense()) < 1e-5
+
+
+def test_split_rule_fills_a_large_device():
+    """A batch of a few long decodes on many SMs splits; the same batch on few does not."""
+    case = _case([(1500, 1), (1200, 1)], block_size=16)
+    q, kc, vc = _t(case.query), _t(case.key_cache), _t(case.value_cache)
+    layout = list(map(_t, case.layout))
+    small = plan_unified(q, kc, *layout, num_sms=1)
+    big = plan_unified(q, kc, *layout, num_sms=10_000)
+    assert all(merge is None for *_, merge in small.launches)
+    assert any(merge is not None for *_, merge in big.launches)
+    for plan in (small, big):
+        assert rel_err(plan.run(q, kc, vc).cpu().numpy(), case.dense()) < 1e-5
+    never = plan_unified(q, kc, *layout, num_sms=10_000, split_tokens=0)
+    assert all(merge is None for *_, merge in never.launches)
+
+
+def test_is_an_attention_plan():
+    from paged_attn_kernels import AttentionPlan
+
+    case = _case()
+    plan = plan_unified(_t(case.query), _t(case.key_cache), *map(_t, case.layout))
+    assert isinstance(plan, AttentionPlan)

@@ -92,6 +92,8 @@ def plan_unified(
     backend: str = "auto",
     block_m: int | None = None,
     tile_n: int | None = None,
+    split_tokens: int | None = None,
+    num_sms: int | None = None,
     validate: bool = True,
 ) -> UnifiedPlan:
     """Read and check a batch layout once; the returned plan's ``run`` serves every layer.
@@ -104,6 +106,9 @@ def plan_unified(
     ``validate=False`` skips the check that every block id a sequence reads is in range
     (reading a device ``block_table`` back). ``block_m`` (16/32/64/128) forces one tile
     height for every sequence, ``tile_n`` the keys per tile (triton; tests and sweeps).
+    ``split_tokens`` pins the keys per split of decode/verification items (0: never split;
+    None: split only batches too small to fill the device, ``plan.split_work``) and
+    ``num_sms`` the SM count that rule assumes (default: the device's).
     """
     q = describe(query, "query")
     kc = describe(key_cache, "key_cache")
@@ -136,6 +141,13 @@ def plan_unified(
         raise KernelInputError(f"block_m must be 16, 32, 64 or 128 (or None), got {block_m!r}")
     if tile_n is not None and (isinstance(tile_n, bool) or tile_n not in (16, 32, 64, 128)):
         raise KernelInputError(f"tile_n must be 16, 32, 64 or 128 (or None), got {tile_n!r}")
+    for name, value in (("split_tokens", split_tokens), ("num_sms", num_sms)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise KernelInputError(f"{name} must be an int >= 0 (or None), got {value!r}")
+    if num_sms == 0:
+        raise KernelInputError("num_sms must be >= 1")
     chosen = _resolve(backend, q)
     batch = varlen_batch(_to_host(qsl), _to_host(sl), num_tokens)
     if validate or bt.host is not None:
@@ -161,15 +173,29 @@ def plan_unified(
         raise KernelDtypeError("backend='triton' computes in float32/float16/bfloat16, not float64")
     dev = query.device
     elem = key_cache.element_size()
-    launches = tuple(
-        (launch_shape(bm, group, head_dim, elem, tile_n), torch.from_numpy(work).to(dev))
-        for bm, work in split_work(batch, group, block_m)
-    )
+    if num_sms is None:
+        cuda = dev.type == "cuda"
+        num_sms = torch.cuda.get_device_properties(dev).multi_processor_count if cuda else 132
+    launches = []
+    for lw in split_work(
+        batch, group, cache.num_kv_heads, block_m, num_sms=num_sms, split_tokens=split_tokens
+    ):
+        shape = launch_shape(lw.block_m, group, head_dim, elem, tile_n)
+        merge = None
+        if lw.groups is not None:
+            rows = lw.work.shape[0] * cache.num_kv_heads * lw.block_m
+            head_pad = 1 << (head_dim - 1).bit_length()
+            merge = (
+                torch.from_numpy(lw.groups).to(dev),
+                torch.empty((rows, head_pad), dtype=torch.float32, device=dev),
+                torch.empty(rows, dtype=torch.float32, device=dev),
+            )
+        launches.append((shape, torch.from_numpy(lw.work).to(dev), merge))
     return UnifiedPlan(
         **common,
         query_start_loc=torch.from_numpy(batch.query_start_loc.astype(np.int32)).to(dev),
         seq_lens=torch.from_numpy(batch.seq_lens.astype(np.int32)).to(dev),
-        launches=launches,
+        launches=tuple(launches),
     )
 
 
@@ -304,9 +330,9 @@ def _run_triton(
     sinks = _device_vector(mods.sinks_arg, query.device)
     alibi = _device_vector(mods.alibi_arg, query.device)
     bt = plan.block_table
-    for shape, work in plan.launches:
+    for shape, work, merge in plan.launches:
         launch_unified(
-            shape, work, query, key_cache, value_cache, bt, plan.seq_lens,
+            shape, work, merge, query, key_cache, value_cache, bt, plan.seq_lens,
             plan.query_start_loc, out, scale=scale, k_scale=k_scale, v_scale=v_scale,
             sliding_window=mods.sliding_window, soft_cap=mods.soft_cap, sinks=sinks,
             alibi_slopes=alibi,

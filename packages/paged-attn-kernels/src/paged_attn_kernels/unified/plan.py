@@ -28,16 +28,41 @@ from paged_attn_kernels.unified.options import VarlenBatch
 __all__ = ["ROW_CLASSES", "UnifiedPlan", "split_work"]
 
 ROW_CLASSES = (16, 64, 128)  # tile rows of the launch classes
+SPLIT_MAX_ROWS = 64  # classes whose items may split their keys (decode, verification)
+MIN_SPLIT_TOKENS = 512  # a split shorter than this costs more in its merge than it saves
+MAX_SPLITS = 32
 
 
 def _next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+@dataclass(frozen=True)
+class LaunchWork:
+    """One launch class: its tile rows, work list and, when its items split, merge groups."""
+
+    block_m: int
+    work: npt.NDArray[np.int32]  # [n, 2] (sequence, first token) or [n, 4] (+ split, splits)
+    groups: npt.NDArray[np.int32] | None = None  # [g, 2] (first item, splits) to merge
+
+
 def split_work(
-    batch: VarlenBatch, group: int, block_m: int | None = None
-) -> list[tuple[int, npt.NDArray[np.int32]]]:
-    """``[(block_m, work [n, 2] int32 of (sequence, first query token))]``, one per class."""
+    batch: VarlenBatch,
+    group: int,
+    num_kv_heads: int,
+    block_m: int | None = None,
+    num_sms: int = 132,
+    split_tokens: int | None = None,
+) -> list[LaunchWork]:
+    """Work items per launch class, longest first (see the module docstring).
+
+    When the whole batch has fewer than ``2 x num_sms`` programs (a few long decodes, say),
+    items of the decode/verification classes also split their keys, FlashDecoding-style: a
+    sequence of ``L`` keys gets ``min(32, L / chunk)`` splits with ``chunk`` sized so the
+    batch makes about ``4 x num_sms`` programs (at least 512 keys each); each split is one
+    program and a merge kernel combines them (``triton_kernel._merge_kernel``).
+    ``split_tokens`` pins ``chunk`` and splits whatever the batch (0: never split).
+    """
     classes: dict[int, list[tuple[int, int, int]]] = {}
     q_lens = batch.query_lens.tolist()
     ctx = batch.context_lens.tolist()
@@ -54,10 +79,38 @@ def split_work(
         items = classes.setdefault(bm, [])
         for q0 in range(0, q_len, block_q):
             items.append((ctx[i] + q0 + min(block_q, q_len - q0), i, q0))
+    programs = sum(len(v) for v in classes.values()) * num_kv_heads
+    keys = sum(x[0] for bm, v in classes.items() if bm <= SPLIT_MAX_ROWS for x in v)
+    if split_tokens is None:
+        chunk = max(MIN_SPLIT_TOKENS, -(-keys * num_kv_heads // (4 * num_sms)))
+        may_split = programs < 2 * num_sms
+    else:
+        chunk, may_split = max(1, split_tokens), split_tokens > 0
     out = []
     for bm in sorted(classes):
         items = sorted(classes[bm], key=lambda x: -x[0])
-        out.append((bm, np.array([x[1:] for x in items], dtype=np.int32).reshape(-1, 2)))
+        if not may_split or bm > SPLIT_MAX_ROWS:
+            work = np.array([x[1:] for x in items], dtype=np.int32).reshape(-1, 2)
+            out.append(LaunchWork(bm, work))
+            continue
+        rows, groups, whole = [], [], []
+        for cost, i, q0 in items:
+            n = min(MAX_SPLITS, cost // chunk)
+            if n <= 1:
+                whole.append((i, q0))
+                continue
+            groups.append((len(rows), n))
+            rows.extend((i, q0, s, n) for s in range(n))
+        if whole:
+            out.append(LaunchWork(bm, np.array(whole, dtype=np.int32).reshape(-1, 2)))
+        if rows:
+            out.append(
+                LaunchWork(
+                    bm,
+                    np.array(rows, dtype=np.int32).reshape(-1, 4),
+                    np.array(groups, dtype=np.int32).reshape(-1, 2),
+                )
+            )
     return out
 
 
@@ -66,8 +119,10 @@ class UnifiedPlan:
     """A checked batch layout and its launches; make with ``plan_unified``, call ``run``.
 
     ``backend`` is the resolved backend; for ``triton``, ``launches`` holds one
-    ``(LaunchShape, work tensor)`` per class and ``device`` copies of ``query_start_loc`` and
-    ``seq_lens``; for ``numba``, ``items`` is the CPU kernel's work list.
+    ``(LaunchShape, work tensor, merge)`` per launch (``merge``: ``None``, or the device
+    merge groups and the partial buffers of a split launch, allocated here once), and
+    device copies of ``query_start_loc`` and ``seq_lens``; for ``numba``, ``items`` is the
+    CPU kernel's work list.
     """
 
     backend: str

@@ -2,15 +2,15 @@
 # (Triton kernels: only tl.constexpr parameters carry annotations; the launcher is typed.)
 """Triton variable-length paged attention: FlashAttention-2 tiles through the block table.
 
-One program per (work item, KV head); a work item is ``BLOCK_Q`` consecutive query tokens of
-one sequence (``plan.py`` lists them). The program's ``BLOCK_M = BLOCK_Q x GROUP`` rows are
-the item's tokens times the query heads that share the KV head (row ``r`` is token
-``r // GROUP``, head ``r % GROUP``: vLLM's ``triton_unified_attention.py`` packing), so each
-K/V tile is loaded once for the whole group and both products are ``tl.dot`` on tensor
-cores: ``S = Q K^T`` ``[BLOCK_M, TILE_N]``, ``acc += P V`` ``[BLOCK_M, HEAD_PAD]``, with the
-online softmax of FlashAttention-2 (Dao 2023, algorithm 1; base-2 exponentials as in the
-Triton fused-attention tutorial). Each token of a K/V tile finds its block through
-``block_table[seq, tok // BLOCK_SIZE]``.
+One program per (work item, KV head), KV head fastest; a work item is ``BLOCK_Q``
+consecutive query tokens of one sequence (``plan.py`` lists them, longest first). The
+program's ``BLOCK_M = BLOCK_Q x GROUP`` rows are the item's tokens times the query heads
+that share the KV head (row ``r`` is token ``r // GROUP``, head ``r % GROUP``: vLLM's
+``triton_unified_attention.py`` packing), so each K/V tile is loaded once for the whole
+group and both products are ``tl.dot`` on tensor cores: ``S = Q K^T`` ``[BLOCK_M, TILE_N]``,
+``acc += P V`` ``[BLOCK_M, HEAD_PAD]``, with the online softmax of FlashAttention-2 (Dao
+2023, algorithm 1; base-2 exponentials as in the Triton fused-attention tutorial). Each
+token of a K/V tile finds its block through ``block_table[seq, tok // BLOCK_SIZE]``.
 
 The key loop visits only ``[lo, hi)``: from the first token's window start (0 without a
 window) to the last token's own position. It runs in three phases so that only edge tiles
@@ -26,8 +26,6 @@ at 1). fp8 caches are dequantised per tile: ``k_scale`` folds into the softmax s
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 import triton
@@ -124,23 +122,27 @@ def _unified_kernel(
     block_table_ptr,  # [num_seqs, max_blocks] int32
     seq_lens_ptr,  # [num_seqs] int32
     qsl_ptr,  # [num_seqs + 1] int32
-    work_ptr,  # [num_items, 2] int32: (sequence, first query token within it)
+    work_ptr,  # [num_items, 2] int32 (sequence, first query token); SPLIT: [num_items, 4]
     out_ptr,  # [num_tokens, num_heads, head_dim]
+    part_o_ptr,  # SPLIT: [num_items, num_kv_heads, BLOCK_M, HEAD_PAD] fp32 partial outputs
+    part_lse_ptr,  # SPLIT: [num_items, num_kv_heads, BLOCK_M] fp32 log2-sum-exp
     sinks_ptr,  # [num_heads] float32
     alibi_ptr,  # [num_heads] float32
-    qk_scale, v_scale, soft_cap, window,
+    num_kv_heads, qk_scale, v_scale, soft_cap, window,
     stride_qt, stride_qh, stride_kb, stride_ks, stride_kh, stride_vb, stride_vs, stride_vh,
     stride_bts, stride_ot, stride_oh,
     GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_Q: tl.constexpr,
     HEAD_DIM: tl.constexpr, HEAD_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
     TILE_N: tl.constexpr, COMPUTE_DTYPE: tl.constexpr, IEEE_DOT: tl.constexpr,
     USE_WINDOW: tl.constexpr, USE_SOFTCAP: tl.constexpr, USE_SINKS: tl.constexpr,
-    USE_ALIBI: tl.constexpr,
+    USE_ALIBI: tl.constexpr, SPLIT: tl.constexpr,
 ):  # fmt: skip
-    item = tl.program_id(0)
-    kv_head = tl.program_id(1)
-    seq = tl.load(work_ptr + item * 2)
-    q0 = tl.load(work_ptr + item * 2 + 1)
+    # KV head fastest: programs start in the plan's longest-first order across all heads
+    item = tl.program_id(0) // num_kv_heads
+    kv_head = tl.program_id(0) % num_kv_heads
+    width = 4 if SPLIT else 2
+    seq = tl.load(work_ptr + item * width)
+    q0 = tl.load(work_ptr + item * width + 1)
     q_start = tl.load(qsl_ptr + seq)
     q_len = tl.load(qsl_ptr + seq + 1) - q_start
     seq_len = tl.load(seq_lens_ptr + seq)
@@ -160,12 +162,15 @@ def _unified_kernel(
         other=0.0,
     ).to(COMPUTE_DTYPE)
 
-    if USE_SINKS:
-        m_i = tl.load(sinks_ptr + heads, mask=row_ok, other=0.0).to(tl.float32) * 1.4426950408889634
-        l_i = tl.full([BLOCK_M], 1.0, dtype=tl.float32)
-    else:
-        m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
-        l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    split = 0
+    if SPLIT:
+        split = tl.load(work_ptr + item * 4 + 2)
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    if USE_SINKS:  # the sink joins one denominator: split 0's
+        sink = tl.load(sinks_ptr + heads, mask=row_ok, other=0.0).to(tl.float32)
+        m_i = tl.where(split == 0, sink * 1.4426950408889634, m_i)
+        l_i = tl.where(split == 0, 1.0, l_i)
     acc = tl.zeros([BLOCK_M, HEAD_PAD], dtype=tl.float32)
     if USE_ALIBI:
         slope = tl.load(alibi_ptr + heads, mask=row_ok, other=0.0).to(tl.float32)
@@ -182,10 +187,17 @@ def _unified_kernel(
         lo = tl.maximum(p_first - window + 1, 0)
         full_lo = tl.maximum(p_last - window + 1, 0)  # every row's window starts by here
     full_hi = p_first + 1  # every row sees the keys before this (causal)
+    if SPLIT:  # this program's share of [lo, hi): tile-aligned, worked out here from the
+        # run's window, so one plan balances window and global layers alike
+        num_splits = tl.load(work_ptr + item * 4 + 3)
+        per = tl.cdiv(tl.cdiv(hi - lo, num_splits), TILE_N) * TILE_N
+        lo = lo + split * per
+        hi = tl.minimum(hi, lo + per)
     # phase 1: the window's ragged left edge; phase 2: keys every row sees; phase 3: diagonal
-    n_edge = tl.minimum(tl.cdiv(tl.maximum(full_lo - lo, 0), TILE_N), tl.cdiv(hi - lo, TILE_N))
+    span = tl.maximum(hi - lo, 0)
+    n_edge = tl.minimum(tl.cdiv(tl.maximum(full_lo - lo, 0), TILE_N), tl.cdiv(span, TILE_N))
     mid = lo + n_edge * TILE_N
-    n_full = tl.maximum(full_hi - mid, 0) // TILE_N
+    n_full = tl.maximum(tl.minimum(full_hi, hi) - mid, 0) // TILE_N
     tail = mid + n_full * TILE_N
 
     bt_row = block_table_ptr + seq.to(tl.int64) * stride_bts
@@ -212,8 +224,56 @@ def _unified_kernel(
 
     inv = tl.where(l_i > 0.0, v_scale / tl.where(l_i > 0.0, l_i, 1.0), 0.0)
     o = acc * inv[:, None]
+    if SPLIT:  # a partial for _merge_kernel: normalised output and its log2-sum-exp
+        part = (item * num_kv_heads + kv_head) * BLOCK_M + offs_m
+        lse = tl.where(l_i > 0.0, m_i + tl.log2(tl.where(l_i > 0.0, l_i, 1.0)), float("-inf"))
+        tl.store(part_lse_ptr + part, lse)
+        tl.store(part_o_ptr + part[:, None] * HEAD_PAD + offs_d[None, :], o)
+    else:
+        dst = out_ptr + tok_row[:, None] * stride_ot + heads[:, None] * stride_oh + offs_d[None, :]
+        tl.store(dst, o.to(out_ptr.dtype.element_ty), mask=io_mask)
+
+
+@triton.jit
+def _merge_kernel(
+    part_o_ptr, part_lse_ptr, merge_ptr, work_ptr, qsl_ptr, out_ptr, num_kv_heads,
+    stride_ot, stride_oh,
+    GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_Q: tl.constexpr,
+    HEAD_DIM: tl.constexpr, HEAD_PAD: tl.constexpr,
+):  # fmt: skip
+    """Log-sum-exp merge of the splits of one (work item, KV head): ``paged_attention_v2``'s
+    reduce kernel, over ``BLOCK_M`` rows at once."""
+    group_id = tl.program_id(0) // num_kv_heads
+    kv_head = tl.program_id(0) % num_kv_heads
+    first = tl.load(merge_ptr + group_id * 2)  # the group's splits are items first, first + 1..
+    num_splits = tl.load(merge_ptr + group_id * 2 + 1)
+    seq = tl.load(work_ptr + first * 4)
+    q0 = tl.load(work_ptr + first * 4 + 1)
+    q_start = tl.load(qsl_ptr + seq)
+    q_len = tl.load(qsl_ptr + seq + 1) - q_start
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_PAD)
+    r_q = offs_m // GROUP
+    row_ok = (r_q < BLOCK_Q) & (q0 + r_q < q_len)
+    top = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    for sp in range(0, num_splits):
+        part = ((first + sp) * num_kv_heads + kv_head) * BLOCK_M + offs_m
+        top = tl.maximum(top, tl.load(part_lse_ptr + part))
+    top = tl.where(top == float("-inf"), 0.0, top)
+    total = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_PAD], dtype=tl.float32)
+    for sp in range(0, num_splits):
+        part = ((first + sp) * num_kv_heads + kv_head) * BLOCK_M + offs_m
+        w = tl.exp2(tl.load(part_lse_ptr + part) - top)  # an empty split weighs 0
+        acc += w[:, None] * tl.load(part_o_ptr + part[:, None] * HEAD_PAD + offs_d[None, :])
+        total += w
+    res = acc / tl.where(total > 0.0, total, 1.0)[:, None]
+    tok_row = (q_start + q0 + r_q).to(tl.int64)
+    heads = kv_head * GROUP + offs_m % GROUP
     dst = out_ptr + tok_row[:, None] * stride_ot + heads[:, None] * stride_oh + offs_d[None, :]
-    tl.store(dst, o.to(out_ptr.dtype.element_ty), mask=io_mask)
+    tl.store(
+        dst, res.to(out_ptr.dtype.element_ty), mask=row_ok[:, None] & (offs_d < HEAD_DIM)[None, :]
+    )
 
 
 class LaunchShape:
@@ -252,7 +312,8 @@ _TL = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.
 
 def launch_unified(
     shape: LaunchShape,
-    work: torch.Tensor,  # [num_items, 2] int32 on the device
+    work: torch.Tensor,  # [num_items, 2] (or [num_items, 4] split) int32 on the device
+    merge: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,  # (groups, part_o, lse)
     query: torch.Tensor,
     key_cache: torch.Tensor,
     value_cache: torch.Tensor,
@@ -269,30 +330,43 @@ def launch_unified(
     sinks: torch.Tensor | None,
     alibi_slopes: torch.Tensor | None,
 ) -> None:
-    """One launch over ``work``; inputs are checked by the caller (``api.py``)."""
+    """One launch over ``work`` (and the merge of its splits); inputs are checked by the
+    caller (``api.py``)."""
     num_heads, head_dim = query.shape[1], query.shape[2]
     num_kv_heads = key_cache.shape[2]
     group = num_heads // num_kv_heads
+    head_pad = triton.next_power_of_2(head_dim)
     natural = soft_cap is not None or alibi_slopes is not None
     qk_scale = scale * k_scale * (1.0 if natural else _LOG2E)
     compute = query.dtype
     placeholder = seq_lens  # never read when its switch is off
-    grid = (work.shape[0], num_kv_heads)
-    extra: dict[str, Any] = {}
+    part_o, part_lse = (merge[1], merge[2]) if merge is not None else (placeholder, placeholder)
+    grid = (work.shape[0] * num_kv_heads,)
     _unified_kernel[grid](
         query, key_cache, value_cache, block_table, seq_lens, query_start_loc, work, out,
+        part_o, part_lse,
         sinks if sinks is not None else placeholder,
         alibi_slopes if alibi_slopes is not None else placeholder,
-        qk_scale, v_scale, soft_cap or 1.0, sliding_window or 0,
+        num_kv_heads, qk_scale, v_scale, soft_cap or 1.0, sliding_window or 0,
         query.stride(0), query.stride(1),
         key_cache.stride(0), key_cache.stride(1), key_cache.stride(2),
         value_cache.stride(0), value_cache.stride(1), value_cache.stride(2),
         block_table.stride(0), out.stride(0), out.stride(1),
         GROUP=group, BLOCK_M=shape.block_m, BLOCK_Q=shape.block_q,
-        HEAD_DIM=head_dim, HEAD_PAD=triton.next_power_of_2(head_dim),
+        HEAD_DIM=head_dim, HEAD_PAD=head_pad,
         BLOCK_SIZE=key_cache.shape[1], TILE_N=shape.tile_n,
         COMPUTE_DTYPE=_TL[compute], IEEE_DOT=compute == torch.float32,
         USE_WINDOW=sliding_window is not None, USE_SOFTCAP=soft_cap is not None,
         USE_SINKS=sinks is not None, USE_ALIBI=alibi_slopes is not None,
-        num_warps=shape.num_warps, num_stages=shape.num_stages, **extra,
+        SPLIT=merge is not None,
+        num_warps=shape.num_warps, num_stages=shape.num_stages,
+    )  # fmt: skip
+    if merge is None:
+        return
+    groups = merge[0]
+    _merge_kernel[(groups.shape[0] * num_kv_heads,)](
+        part_o, part_lse, groups, work, query_start_loc, out, num_kv_heads,
+        out.stride(0), out.stride(1),
+        GROUP=group, BLOCK_M=shape.block_m, BLOCK_Q=shape.block_q,
+        HEAD_DIM=head_dim, HEAD_PAD=head_pad, num_warps=4,
     )  # fmt: skip
