@@ -1,15 +1,20 @@
-"""Micro-benchmarks of the block allocator's hot paths, with in-process baselines.
+"""Micro-benchmarks of the block allocator's hot paths, side by side with vLLM's BlockPool.
 
-Prints one table: ops/s, µs per op and blocks/s for allocation (get + free), prefix-cache
-hits (touch from the middle of the free queue), caching, lookups and hashing; the seed 002
-exercise 12 comparison of ``deque.remove`` with the linked list at 1k/10k/100k blocks; and
-an O(1) scaling check (1k vs 1M blocks). "get+free n" with caching on runs next to 1,000
-cached in-use blocks, so the lazy-eviction check runs on every popped block. The "vLLM 0.33" column quotes the pure-Python
-vLLM BlockPool figures of shared/reference/vllm-block-manager.md §7 (2-core AMD EPYC,
-Python 3.11): a yardstick from another machine, not an in-process measurement; the
-"vs baseline" column is measured here, in this process.
+Prints one table: ops/s and µs per op of our implementation and, measured in the same
+process with the runs interleaved, of vLLM's own pure-Python ``BlockPool`` and
+``FreeKVCacheBlockQueue`` loaded from a downloaded wheel (``vllm_block_pool.py``; no
+vLLM install needed), then the ratio. Rows: allocation (get + free, with caching on next
+to 1,000 cached in-use blocks so the lazy-eviction check runs on every popped block,
+and off), a free from an iterator (as vLLM's manager passes ``reversed(blocks)``),
+``free_blocks(evict_first=True)``, prefix-cache hits (touch from the middle of the free
+queue), caching, lookups, hashing against sha256-over-pickle, and the O(1) middle
+removal against ``deque.remove``; then our manager and ``Request`` paths, and an O(1)
+scaling check (1k vs 1M blocks).
 
-    python packages/block-allocator/benchmarks/bench_allocator.py [--quick]
+    pip download vllm==0.34.0 --no-deps -d wheels
+    python packages/block-allocator/benchmarks/bench_allocator.py --vllm-wheel wheels/vllm-0.34.0-*.whl
+
+Without ``--vllm-wheel`` (or ``$VLLM_WHEEL``) the vLLM column is skipped with a message.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from block_allocator import (
     BlockPool,
@@ -34,58 +41,77 @@ from block_allocator import (
     hash_block_tokens,
 )
 
-VLLM = {  # ops/s from reference §7 (vLLM 0.33.0 BlockPool, 10k blocks, block_size 16)
-    "get+free 1": 1_101_550,
-    "get+free 16": 167_954,
-    "get+free 256": 11_694,
-    "get+free 1 (no cache)": 1_376_455,
-    "get+free 16 (no cache)": 316_330,
-    "get+free 256 (no cache)": 26_530,
-    "touch middle + free": 1_254_635,
-    "touch 64 prefix + free": 66_650,
-    "cache 256 + evict cycle": 2_318,
-    "get_cached_block hit": 2_000_486,
-    "get_cached_block miss": 2_018_838,
-    "hash 16 tokens": 867_615,
-    "remove middle 1000": 7_110_000,
-    "remove middle 10000": 6_860_000,
-    "remove middle 100000": 2_760_000,
-}
+
+def run_once(fn: Callable[[int], None], iters: int) -> float:
+    gc.collect()
+    gc.disable()
+    t0 = time.perf_counter()
+    fn(iters)
+    dt = time.perf_counter() - t0
+    gc.enable()
+    return iters / dt
 
 
 def measure(fn: Callable[[int], None], iters: int, repeats: int) -> float:
     """Best ops/s of ``fn(iters)`` over ``repeats`` runs (least disturbed by other load), GC off."""
-    rates = []
+    return max(run_once(fn, iters) for _ in range(repeats))
+
+
+def measure_pair(
+    ours: Callable[[int], None], theirs: Callable[[int], None] | None, iters: int, repeats: int
+) -> tuple[float, float | None]:
+    """Best ops/s of each, the runs interleaved so both see the same machine load."""
+    best_ours, best_theirs = 0.0, 0.0
     for _ in range(repeats):
-        gc.collect()
-        gc.disable()
-        t0 = time.perf_counter()
-        fn(iters)
-        dt = time.perf_counter() - t0
-        gc.enable()
-        rates.append(iters / dt)
-    return max(rates)
+        best_ours = max(best_ours, run_once(ours, iters))
+        if theirs is not None:
+            best_theirs = max(best_theirs, run_once(theirs, iters))
+    return best_ours, (best_theirs if theirs is not None else None)
 
 
-def cached_pool(num_blocks: int) -> tuple[BlockPool, list[bytes]]:
+def cached_pool(num_blocks: int, vllm: Any = None) -> tuple[Any, list[bytes]]:
     """A pool whose every non-null block is cached and free (eviction candidates)."""
-    pool = BlockPool(num_blocks)
+    pool = BlockPool(num_blocks) if vllm is None else vllm.new_pool(num_blocks)
     blocks = pool.get_new_blocks(num_blocks - 1)
     hashes = [hashlib.sha256(i.to_bytes(8, "little")).digest() for i in range(num_blocks - 1)]
-    pool.cache_full_blocks(blocks, hashes)
+    cacher(pool)(blocks, hashes)
     pool.free_blocks(blocks)
     return pool, hashes
 
 
+def alloc_pool(caching: bool, vllm: Any = None) -> Any:
+    """10,000 blocks; with caching on, 1,000 of them cached and in use (a non-empty index)."""
+    pool = (
+        BlockPool(10_000, enable_caching=caching)
+        if vllm is None
+        else vllm.new_pool(10_000, caching)
+    )
+    if caching:
+        held = pool.get_new_blocks(1_000)
+        cacher(pool)(
+            held, [hashlib.sha256(bytes([i % 256, i // 256])).digest() for i in range(1_000)]
+        )
+    return pool
+
+
 # -- benchmark bodies ------------------------------------------------------------------
-def get_free(pool: BlockPool, n: int) -> Callable[[int], None]:
+def get_free(pool: Any, n: int, how: str = "list") -> Callable[[int], None]:
+    """get_new_blocks(n) then free_blocks: of the list, of ``reversed(list)`` or evict_first."""
     get, free = pool.get_new_blocks, pool.free_blocks
 
     def run(iters: int) -> None:
         for _ in range(iters):
             free(get(n))
 
-    return run
+    def run_reversed(iters: int) -> None:
+        for _ in range(iters):
+            free(reversed(get(n)))
+
+    def run_evict_first(iters: int) -> None:
+        for _ in range(iters):
+            free(get(n), evict_first=True)
+
+    return {"list": run, "reversed": run_reversed, "evict_first": run_evict_first}[how]
 
 
 def deque_get_free(num_blocks: int, n: int) -> Callable[[int], None]:
@@ -106,14 +132,24 @@ def deque_get_free(num_blocks: int, n: int) -> Callable[[int], None]:
     return run
 
 
-def touch_middle(pool: BlockPool, hashes: list[bytes], picks: list[int]) -> Callable[[int], None]:
+def hit_lookup(pool: Any) -> Callable[[bytes], list[Any]]:
+    """``[block]`` for a cached hash: ours returns the block, vLLM's a list per KV-cache group."""
+    if isinstance(pool, BlockPool):
+        get = pool.get_cached_block
+        return lambda h: [get(h)]
+    get_v = pool.get_cached_block
+    groups = [0]
+    return lambda h: get_v(h, groups)  # type: ignore[no-any-return]
+
+
+def touch_middle(pool: Any, hashes: list[bytes], picks: list[int]) -> Callable[[int], None]:
     """Prefix hit on a free cached block wherever it sits in the queue, then release it."""
     keys = [hashes[i] for i in picks]
-    lookup, touch, free = pool.get_cached_block, pool.touch, pool.free_blocks
+    lookup, touch, free = hit_lookup(pool), pool.touch, pool.free_blocks
 
     def run(iters: int) -> None:
         for h in keys[:iters]:
-            block = [lookup(h)]
+            block = lookup(h)
             touch(block)
             free(block)
 
@@ -131,8 +167,9 @@ def attribute_reads(pool: BlockPool, picks: list[int]) -> Callable[[int], None]:
     return run
 
 
-def touch_prefix(pool: BlockPool, hashes: list[bytes]) -> Callable[[int], None]:
-    prefix = [pool.get_cached_block(h) for h in hashes[1000:1064]]
+def touch_prefix(pool: Any, hashes: list[bytes]) -> Callable[[int], None]:
+    lookup = hit_lookup(pool)
+    prefix = [lookup(h)[0] for h in hashes[1000:1064]]
     rev = prefix[::-1]
 
     def run(iters: int) -> None:
@@ -143,28 +180,52 @@ def touch_prefix(pool: BlockPool, hashes: list[bytes]) -> Callable[[int], None]:
     return run
 
 
-def cache_cycle(num_blocks: int) -> Callable[[int], None]:
-    pool = BlockPool(num_blocks)
+def cache_cycle(pool: Any) -> Callable[[int], None]:
     rounds = [[hashlib.sha256(f"{r}/{i}".encode()).digest() for i in range(256)] for r in range(8)]
+    cache = cacher(pool)
 
     def run(iters: int) -> None:
         for k in range(iters):
             blocks = pool.get_new_blocks(256)  # evicts whatever these blocks cached before
-            pool.cache_full_blocks(blocks, rounds[k % 8])
+            cache(blocks, rounds[k % 8])
             pool.free_blocks(blocks[::-1])
 
     return run
 
 
-def lookups(pool: BlockPool, keys: list[bytes]) -> Callable[[int], None]:
-    get = pool.get_cached_block
+def cacher(pool: Any) -> Callable[[list[Any], list[bytes]], None]:
+    """Index blocks under hashes. vLLM's ``cache_full_blocks`` needs a Request, so its side
+    runs the insertion that call makes per block (``_insert_block_hash``, group 0)."""
+    if isinstance(pool, BlockPool):
+        return pool.cache_full_blocks
+    insert = pool._insert_block_hash
+    group0 = (0).to_bytes(4, "big")
 
-    def run(iters: int) -> None:
+    def cache(blocks: list[Any], hashes: list[bytes]) -> None:
+        for block, h in zip(blocks, hashes, strict=True):
+            insert(h + group0, block, None)
+
+    return cache
+
+
+def lookups(pool: Any, keys: list[bytes]) -> Callable[[int], None]:
+    if isinstance(pool, BlockPool):
+        get = pool.get_cached_block
+
+        def run(iters: int) -> None:
+            n = len(keys)
+            for i in range(iters):
+                get(keys[i % n])
+
+        return run
+    get_v, groups = pool.get_cached_block, [0]
+
+    def run_v(iters: int) -> None:
         n = len(keys)
         for i in range(iters):
-            get(keys[i % n])
+            get_v(keys[i % n], groups)
 
-    return run
+    return run_v
 
 
 def hashing(kind: str) -> Callable[[int], None]:
@@ -186,9 +247,11 @@ def hashing(kind: str) -> Callable[[int], None]:
     return {"ours": ours, "pickle": pickled, "builtin": builtin}[kind]
 
 
-def list_remove(n: int, picks: list[int]) -> Callable[[int], None]:
-    blocks = [KVCacheBlock(i) for i in range(n)]
-    queue = FreeKVCacheBlockQueue(blocks)
+def list_remove(
+    n: int, picks: list[int], block_cls: Any = KVCacheBlock, queue_cls: Any = FreeKVCacheBlockQueue
+) -> Callable[[int], None]:
+    blocks = [block_cls(i) for i in range(n)]
+    queue = queue_cls(blocks)
     chosen = [blocks[i] for i in picks]
 
     def run(iters: int) -> None:
@@ -285,42 +348,57 @@ def hash_request(iters: int) -> None:
 
 
 # -- driver ------------------------------------------------------------------------------
-Row = tuple[str, float, int, str, "float | None"]
+Row = tuple[str, float, "float | None", str, "float | None"]  # name, ours, vLLM, base, ratio
 
 
-def print_table(rows: list[Row]) -> None:
+def load_vllm(path: str | None) -> Any:
+    """vLLM's BlockPool from the wheel at ``path``, or None with the reason printed."""
+    if not path:
+        print(
+            "vLLM column skipped: no wheel given. Get one with "
+            "`pip download vllm==0.34.0 --no-deps -d wheels` and pass --vllm-wheel."
+        )
+        return None
+    wheel = Path(path)
+    if not wheel.is_file():
+        print(f"vLLM column skipped: {wheel.name} is not a file.")
+        return None
+    import vllm_block_pool
+
+    return vllm_block_pool.load(wheel)
+
+
+def print_table(rows: list[Row], vllm_label: str) -> None:
     print(
-        f"| {'benchmark (one op =)':<30} | {'ops/s':>12} | {'µs/op':>7} | {'blocks/s':>9} "
-        f"| {'vLLM 0.33':>10} | {'vs vLLM':>7} | {'vs in-process baseline':>24} |"
+        f"| {'benchmark (one op =)':<30} | {'ours ops/s':>11} | {'µs/op':>6} | {vllm_label:>12} "
+        f"| {'ours / vLLM':>11} | {'vs other baseline':>24} |"
     )
-    print(f"|{'-' * 32}|{'-' * 13}:|{'-' * 8}:|{'-' * 10}:|{'-' * 11}:|{'-' * 8}:|{'-' * 25}:|")
-    for name, rate, nblk, base, ratio in rows:
-        ref = VLLM.get(name)
-        bps = f"{rate * nblk / 1e6:.2f} M" if nblk else "–"
-        ref_s = f"{ref:,}" if ref else "–"
-        vs = f"{rate / ref:.2f}×" if ref else "–"
+    print(f"|{'-' * 32}|{'-' * 12}:|{'-' * 7}:|{'-' * 13}:|{'-' * 12}:|{'-' * 25}:|")
+    for name, rate, theirs, base, ratio in rows:
+        v_s = f"{theirs:,.0f}" if theirs else "–"
+        vs = f"{rate / theirs:.2f}×" if theirs else "–"
         base_s = f"{ratio:,.1f}× {base}" if ratio else "–"
         print(
-            f"| {name:<30} | {rate:>12,.0f} | {1e6 / rate:>7.3f} | {bps:>9} | {ref_s:>10} "
-            f"| {vs:>7} | {base_s:>24} |"
+            f"| {name:<30} | {rate:>11,.0f} | {1e6 / rate:>6.3f} | {v_s:>12} | {vs:>11} "
+            f"| {base_s:>24} |"
         )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--quick", action="store_true", help="fewer iterations/repeats, 200k-block scaling pool"
-    )
+    ap.add_argument("--quick", action="store_true", help="fewer iterations and repeats")
     ap.add_argument("--seed", type=int, default=0, help="random seed for queue positions and picks")
     ap.add_argument(
-        "--manager-only", action="store_true", help="only the KVCacheManager and Request rows"
+        "--vllm-wheel",
+        default=os.environ.get("VLLM_WHEEL"),
+        help="a vllm wheel (default $VLLM_WHEEL)",
     )
     ap.add_argument("--big", type=int, default=1_000_000, help="blocks in the large scaling pool")
     args = ap.parse_args()
     scale, repeats = (0.1, 3) if args.quick else (1.0, 7)
-    big = min(args.big, 200_000) if args.quick else args.big
     rng = random.Random(args.seed)
-    trusted = "validate" in Request.__init__.__code__.co_varnames  # older versions: no keyword
+    vllm = load_vllm(args.vllm_wheel)
+    vllm_label = f"vLLM {vllm.version}" if vllm else "vLLM (skipped)"
 
     def it(n: int) -> int:
         return max(10, int(n * scale))
@@ -328,79 +406,84 @@ def main() -> None:
     rows: list[Row] = []
 
     def row(
-        name: str, rate: float, nblk: int = 0, base: str = "", base_rate: float | None = None
+        name: str, pair: tuple[float, float | None], base: str = "", base_rate: float | None = None
     ) -> None:
-        rows.append((name, rate, nblk, base, rate / base_rate if base_rate else None))
+        ours, theirs = pair
+        rows.append((name, ours, theirs, base, ours / base_rate if base_rate else None))
         print(".", end="", flush=True)
 
-    for n, iters in ((1, 100_000), (16, 30_000), (128, 4_000)):
-        for caching, suffix in ((False, " (no cache)"), (True, " (hit)")):
-            rate = measure(manager_alloc_free(n, caching), it(iters), repeats)
-            row(f"mgr {'admit' if caching else 'alloc'}+free {n}{suffix}", rate, n)
-    row("mgr decode step (64+ blocks)", measure(manager_decode(64), it(200_000), repeats), 1)
-    req_rate = measure(make_requests(None), it(20_000), repeats)
-    row("Request 1k tokens", req_rate, 0)
-    if trusted:
-        row("Request 1k tokens, no check", measure(make_requests(False), it(20_000), repeats))
-    row("Request 1k: bind, 64 hashes", measure(hash_request, it(3_000), repeats), 64)
-    if args.manager_only:
-        print()
-        print_table(rows)
-        return
+    def both(
+        make: Callable[[Any], Callable[[int], None]], iters: int
+    ) -> tuple[float, float | None]:
+        return measure_pair(make(None), make(vllm) if vllm else None, it(iters), repeats)
 
     for n, iters in ((1, 300_000), (16, 40_000), (256, 3_000)):
-        base = measure(deque_get_free(10_000, n), it(iters), repeats)
         for caching, suffix in ((True, ""), (False, " (no cache)")):
-            pool = BlockPool(10_000, enable_caching=caching)
-            if caching:  # a non-empty index, so every popped block is checked for a hash
-                held = pool.get_new_blocks(1_000)
-                pool.cache_full_blocks(
-                    held,
-                    [hashlib.sha256(bytes([i % 256, i // 256])).digest() for i in range(1_000)],
-                )
-            row(
-                f"get+free {n}{suffix}",
-                measure(get_free(pool, n), it(iters), repeats),
-                n,
-                "deque of ids",
-                base,
-            )
+            pair = both(lambda v, n=n, c=caching: get_free(alloc_pool(c, v), n), iters)
+            base = measure(deque_get_free(10_000, n), it(iters), repeats)
+            row(f"get+free {n}{suffix}", pair, "deque of ids", base)
+    row(
+        "get+free 16, reversed()",
+        both(lambda v: get_free(alloc_pool(True, v), 16, "reversed"), 40_000),
+    )
+    row(
+        "get+free 16, evict_first",
+        both(lambda v: get_free(alloc_pool(True, v), 16, "evict_first"), 40_000),
+    )
 
-    pool, hashes = cached_pool(10_000)
     picks = [rng.randrange(9_999) for _ in range(it(300_000))]
+    pools = {v: cached_pool(10_000, v) for v in ((None, vllm) if vllm else (None,))}
     dq = measure(deque_remove(10_000, picks), it(3_000), repeats)
     row(
         "touch middle + free",
-        measure(touch_middle(pool, hashes, picks), len(picks), repeats),
-        1,
+        both(lambda v: touch_middle(*pools[v], picks), 300_000),
         "deque.remove",
         dq,
     )
-    row("touch 64 prefix + free", measure(touch_prefix(pool, hashes), it(30_000), repeats), 64)
-    row("cache 256 + evict cycle", measure(cache_cycle(10_000), it(3_000), repeats), 256)
-    row("get_cached_block hit", measure(lookups(pool, hashes), it(1_000_000), repeats))
+    row("touch 64 prefix + free", both(lambda v: touch_prefix(*pools[v]), 30_000))
+    fresh = {v: (BlockPool(10_000) if v is None else v.new_pool(10_000)) for v in pools}
+    row("cache 256 + evict cycle", both(lambda v: cache_cycle(fresh[v]), 3_000))
+    row("get_cached_block hit", both(lambda v: lookups(pools[v][0], pools[v][1]), 1_000_000))
     misses = [hashlib.sha256(b"miss" + i.to_bytes(4, "little")).digest() for i in range(1000)]
-    row("get_cached_block miss", measure(lookups(pool, misses), it(1_000_000), repeats))
+    row("get_cached_block miss", both(lambda v: lookups(pools[v][0], misses), 1_000_000))
     pk = measure(hashing("pickle"), it(200_000), repeats)
-    row("hash 16 tokens", measure(hashing("ours"), it(200_000), repeats), 1, "sha256(pickle)", pk)
-    row("hash 16 tokens (builtin hash)", measure(hashing("builtin"), it(200_000), repeats), 1)
+    row(
+        "hash 16 tokens",
+        (measure(hashing("ours"), it(200_000), repeats), None),
+        "sha256(pickle)",
+        pk,
+    )
 
     for n in (1_000, 10_000, 100_000):
         picks = [rng.randrange(n) for _ in range(it(300_000))]
         dq = measure(deque_remove(n, picks), it(max(200, 3_000_000 // n)), repeats)
-        row(
-            f"remove middle {n}",
-            measure(list_remove(n, picks), len(picks), repeats),
-            1,
-            "deque.remove",
-            dq,
+        v_cls = (
+            (vllm.kv_cache_utils.KVCacheBlock, vllm.kv_cache_utils.FreeKVCacheBlockQueue)
+            if vllm
+            else ()
         )
+        pair = measure_pair(
+            list_remove(n, picks),
+            list_remove(n, picks, *v_cls) if vllm else None,
+            len(picks),
+            repeats,
+        )
+        row(f"remove middle {n}", pair, "deque.remove", dq)
+
+    for n, iters in ((1, 100_000), (16, 30_000), (128, 4_000)):
+        for caching, suffix in ((False, " (no cache)"), (True, " (hit)")):
+            rate = measure(manager_alloc_free(n, caching), it(iters), repeats)
+            row(f"mgr {'admit' if caching else 'alloc'}+free {n}{suffix}", (rate, None))
+    row("mgr decode step (64+ blocks)", (measure(manager_decode(64), it(200_000), repeats), None))
+    row("Request 1k tokens", (measure(make_requests(None), it(20_000), repeats), None))
+    row("Request 1k tokens, no check", (measure(make_requests(False), it(20_000), repeats), None))
+    row("Request 1k: bind, 64 hashes", (measure(hash_request, it(3_000), repeats), None))
 
     # O(1) scaling. "hot": hits land on the same 1,000 blocks spread through the queue, so
     # only the queue length changes; "uniform": hits land anywhere, so a large pool also
     # pays DRAM latency, measured separately by reading one field of a random block.
     scaling: dict[str, list[float]] = {}
-    for n in (1_000, big):
+    for n in (1_000, args.big):
         pool = BlockPool(n + 1)
         scaling.setdefault("get+free 1", []).append(
             measure(get_free(pool, 1), it(300_000), repeats)
@@ -418,12 +501,16 @@ def main() -> None:
         del pool, hashes
     print()
 
+    where = (
+        f"vLLM {vllm.version} (commit {vllm.commit}) loaded from its wheel" if vllm else "no vLLM"
+    )
     print(
         f"\nblock_allocator micro-benchmarks ({platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{platform.python_implementation()} {platform.python_version()}; "
-        f"{'--quick, ' if args.quick else ''}best of {repeats}, GC off while timing)\n"
+        f"{platform.python_implementation()} {platform.python_version()}; {where}; "
+        f"{'--quick, ' if args.quick else ''}best of {repeats} interleaved runs, GC off)\n"
     )
-    print_table(rows)
+    print_table(rows, vllm_label)
+    big = args.big
     print(f"\nO(1) scaling: ops/s at 1,000 vs {big:,} blocks\n")
     print(f"| {'operation':<26} | {'1,000 blocks':>13} | {f'{big:,} blocks':>16} | {'ratio':>6} |")
     print(f"|{'-' * 28}|{'-' * 14}:|{'-' * 17}:|{'-' * 7}:|")

@@ -38,7 +38,7 @@ def release(
     anchor: KVCacheBlock = tail.prev_free  # type: ignore[assignment]
     last = anchor
     run_last = head_run
-    shared: list[KVCacheBlock] = []  # blocks that keep a reference and stay out of the queue
+    shared: list[KVCacheBlock] | None = None  # blocks that keep a reference (made on demand)
     freed = 0
     try:
         for block in blocks:
@@ -47,7 +47,10 @@ def release(
                 raise free_error(pool, block)
             if ref_cnt > 1:
                 block.ref_cnt = ref_cnt - 1
-                shared.append(block)
+                if shared is None:
+                    shared = [block]
+                else:
+                    shared.append(block)
                 continue
             block.ref_cnt = 0
             freed += 1
@@ -81,7 +84,7 @@ def release(
 
 
 def _undo(
-    shared: list[KVCacheBlock],
+    shared: list[KVCacheBlock] | None,
     anchor: KVCacheBlock,
     last: KVCacheBlock,
     head_run: KVCacheBlock,
@@ -89,7 +92,7 @@ def _undo(
 ) -> None:
     # Give back every reference a failed release dropped: one per entry of `shared`, one per
     # block linked on either run (a block can be in both when listed twice), and unlink them.
-    for block in shared:
+    for block in shared or ():
         block.ref_cnt += 1
     for start, end in ((anchor, last), (head_run, run_last)):
         if end is start:

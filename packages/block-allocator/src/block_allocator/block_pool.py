@@ -85,11 +85,22 @@ class BlockPool:
             return self._get_new_blocks_slow(num_blocks)
         head = q0._head
         cur: KVCacheBlock = head.next_free  # type: ignore[assignment]
+        q0.num_free_blocks -= num_blocks
+        # A non-empty index means a popped block may still hold a hash (lazy eviction).
+        evict = self._index.evict if self._index._blocks else None
+        if num_blocks == 1:  # one decode step's new block: skip the list-building loop
+            nxt: KVCacheBlock = cur.next_free  # type: ignore[assignment]
+            head.next_free = nxt
+            nxt.prev_free = head
+            cur.prev_free = cur.next_free = None
+            cur.ref_cnt = 1
+            if evict is not None and cur.block_hash is not None:
+                evict(cur)
+            return [cur]
         out: list[KVCacheBlock] = []
         push = out.append
-        evict = self._index.evict if len(self._index) else None
         for _ in range(num_blocks):
-            nxt: KVCacheBlock = cur.next_free  # type: ignore[assignment]
+            nxt = cur.next_free  # type: ignore[assignment]
             cur.prev_free = cur.next_free = None
             cur.ref_cnt = 1
             if evict is not None and cur.block_hash is not None:
@@ -98,7 +109,6 @@ class BlockPool:
             cur = nxt
         head.next_free = cur
         cur.prev_free = head
-        q0.num_free_blocks -= num_blocks
         return out
 
     def _get_new_blocks_slow(self, num_blocks: int) -> list[KVCacheBlock]:
@@ -159,10 +169,13 @@ class BlockPool:
         """
         if evict_first.__class__ is not bool:
             check_bool("evict_first", evict_first)  # type: ignore[unreachable]
-        if type(blocks) is not list and not isinstance(blocks, Iterable):
-            raise ArgumentTypeError(
-                f"blocks must be an iterable of KVCacheBlocks, got {type_name(blocks)}"
-            )
+        if type(blocks) is not list:
+            try:
+                blocks = iter(blocks)
+            except TypeError:
+                raise ArgumentTypeError(
+                    f"blocks must be an iterable of KVCacheBlocks, got {type_name(blocks)}"
+                ) from None
         if self._index.num_prioritized:
             release_per_level(self, self._queues, blocks, self._fresh_first, evict_first)
         else:

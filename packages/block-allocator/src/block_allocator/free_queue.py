@@ -84,10 +84,13 @@ class FreeKVCacheBlockQueue:
 
     def remove(self, block: KVCacheBlock) -> None:
         """Unlink ``block`` from wherever it sits in the queue, in O(1)."""
-        if block.__class__ is not KVCacheBlock:
-            raise ArgumentTypeError(f"block must be a KVCacheBlock, got {type_name(block)}")
-        prev = block.prev_free
-        nxt = block.next_free
+        try:
+            prev = block.prev_free
+            nxt = block.next_free
+        except AttributeError:
+            raise ArgumentTypeError(
+                f"block must be a KVCacheBlock, got {type_name(block)}"
+            ) from None
         if prev is None or nxt is None:
             raise InvalidBlockError(f"block {block.block_id} is not in the free queue")
         prev.next_free = nxt
@@ -97,9 +100,13 @@ class FreeKVCacheBlockQueue:
 
     def append(self, block: KVCacheBlock) -> None:
         """Link ``block`` at the tail (it becomes the last to be evicted)."""
-        if block.__class__ is not KVCacheBlock:
-            raise ArgumentTypeError(f"block must be a KVCacheBlock, got {type_name(block)}")
-        if block.prev_free is not None or block.next_free is not None:
+        try:
+            linked = block.prev_free is not None or block.next_free is not None
+        except AttributeError:
+            raise ArgumentTypeError(
+                f"block must be a KVCacheBlock, got {type_name(block)}"
+            ) from None
+        if linked:
             raise InvalidBlockError(f"block {block.block_id} is already in a free queue")
         tail = self._tail
         last: KVCacheBlock = tail.prev_free  # type: ignore[assignment]
