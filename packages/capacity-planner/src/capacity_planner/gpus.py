@@ -79,9 +79,11 @@ GPU_CATALOG: tuple[GPUSpec, ...] = (
     GPUSpec("RTX-A6000", _g(47.54), source=_APPROX, aliases=("a6000", "rtx-6000-ampere")),
     GPUSpec(
         "RTX-4090",
-        _g(23.55),
+        _g(23.99),
         logged=True,
-        source="budget 23.08 GiB at utilisation 0.98 in vllm-project/vllm issue #13061",
+        source="24564 MiB = 23.99 GiB per card, vllm-project/vllm issue #7553 (and start-up "
+        "logs on 4090s); the 23.55 once derived from a 0.98 budget in issue #13061 was a "
+        "rounded budget, not the total",
         aliases=("4090", "geforce-rtx-4090"),
     ),
     GPUSpec(

@@ -49,6 +49,13 @@ class CapacityPlan:
     def log_lines(self) -> tuple[str, ...]:
         m, kv = self.memory, self.kv
         lines: list[str] = []
+        if not m.weights_fit:
+            # vLLM never reaches its memory report: the load itself runs out of memory.
+            return (
+                "torch.OutOfMemoryError: CUDA out of memory (loading "
+                f"{m.weights_bytes / GiB:.2f} GiB of weights onto a "
+                f"{m.total_bytes / GiB:.2f} GiB GPU)",
+            )
         if kv.formula.name == "v0":
             lines.append(f"Loading model weights took {m.weights_bytes / GiB:.4f} GB")
             if m.profiled:
@@ -172,7 +179,7 @@ def _extensible_lines(m: MemoryProfile, kv: KVCacheConfig) -> tuple[str, ...]:
     """0.34's lines: the profiled upper bound, the post-warm-up sizing, the extension."""
     blocks_gib = kv.num_blocks * kv.bytes_per_block / GiB
     lines = [
-        f"Available KV cache memory: {m.profile_estimate_bytes / GiB:.2f} GiB",
+        f"Available KV cache memory: {max(0, m.profile_estimate_bytes) / GiB:.2f} GiB",
         f"Memory after warmup: {m.free_after_warmup_bytes / GiB:.2f} GiB free, 0.00 GiB "
         f"committed to the KV cache, {m.transient_bytes / GiB:.2f} GiB kept for transient "
         f"activations ({m.transient_bytes / GiB:.2f} GiB allocated at peak, 0.00 GiB of "

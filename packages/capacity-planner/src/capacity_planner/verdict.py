@@ -134,7 +134,30 @@ def _suggest(p: CapacityPlan) -> tuple[Change, ...]:
         q = _tried(p, quantization="fp8")
         if q is not None and q.starts:
             out.append(Change("--quantization", "fp8", f"weights halved, {_effect(q)}"))
+    if not out:
+        out += _combined(p)
     return tuple(out)
+
+
+def _combined(p: CapacityPlan) -> list[Change]:
+    """No single knob helps: the fewest GPUs whose weights load, then the longest length."""
+    s = p.settings
+    tp = s.tensor_parallel_size * 2
+    while tp <= 8:
+        q = _tried(p, tensor_parallel_size=tp)
+        if q is not None and q.memory.weights_fit:
+            wider = dataclasses.replace(s, tensor_parallel_size=tp)
+            longest = max_model_len_that_fits(p.model, p.gpu, wider)
+            if longest.feasible and longest.plan is not None:
+                return [
+                    Change(
+                        "--tensor-parallel-size",
+                        f"{tp} --max-model-len {longest.answer}",
+                        f"{tp} GPUs, " + _effect(longest.plan),
+                    )
+                ]
+        tp *= 2
+    return []
 
 
 def will_it_start(p: CapacityPlan, *, suggest: bool = True) -> Verdict:

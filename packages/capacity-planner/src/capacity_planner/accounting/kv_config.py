@@ -133,7 +133,10 @@ class KVCacheConfig:
             )
         if self.formula.sizing == "extensible":
             return f"{head} {retry}"
-        return f"{head} {retry[:-1]} or decreasing `max_model_len` when initializing the engine."
+        return (
+            f"{head} Try increasing `gpu_memory_utilization` or decreasing `max_model_len` "
+            "when initializing the engine."
+        )
 
     @property
     def checked_bytes(self) -> int:
@@ -144,7 +147,7 @@ class KVCacheConfig:
         """
         if self.formula.holds_back_null_block:
             return max(0, self.num_blocks - 1) * self.bytes_per_block
-        return self.available_bytes
+        return max(0, self.available_bytes)
 
     def log_lines(self) -> tuple[str, ...]:
         """The KV-cache lines this vLLM version prints (an error line when it would fail)."""
@@ -157,7 +160,8 @@ class KVCacheConfig:
                 f"{self.max_concurrency:.2f}x"
             )
         else:
-            lines.append(f"Available KV cache memory: {self.available_bytes / GiB:.2f} GiB")
+            shown = max(0, self.available_bytes)  # a shortfall is the error's job, not a figure
+            lines.append(f"Available KV cache memory: {shown / GiB:.2f} GiB")
             if self.error is None:
                 size = f"GPU KV cache size: {self.num_tokens:,} tokens"
                 conc = (

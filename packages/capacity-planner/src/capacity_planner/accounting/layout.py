@@ -118,9 +118,13 @@ def _attention_spec(
     if kind == "mla":
         if model.mla is None:
             raise UnsupportedModelError(f"{model.name}: MLA layers without MLA sizes")
-        padded = None if kv.mla_row_bytes is None else block_size * kv.mla_row_bytes
+        if kv.mla_row_bytes is not None:
+            # ds_mla formats pack NoPE, RoPE and scales into one opaque per-token row
+            # (vLLM's `state_content_bytes`): a byte latent of that width.
+            rope = model.mla.qk_rope_head_dim
+            return MLAAttentionSpec(block_size, kv.mla_row_bytes - rope, rope, "uint8")
         return MLAAttentionSpec(
-            block_size, model.mla.kv_lora_rank, model.mla.qk_rope_head_dim, kv.element, padded
+            block_size, model.mla.kv_lora_rank, model.mla.qk_rope_head_dim, kv.element
         )
     head_dim, kv_heads = model.attention_shape(kind)
     heads = kv_heads_per_rank(kv_heads, tp)
