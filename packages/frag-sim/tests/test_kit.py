@@ -165,3 +165,15 @@ def test_an_endless_loop_times_out_and_the_rest_still_run(tmp_path: Path) -> Non
     assert got["block_size_one"] == "timeout"
     assert got["fcfs_no_skipping"] == "timeout"
     assert got["short_stream"] == "pass"  # checks that never call paged_waste still pass
+
+
+def test_a_learner_module_may_import_its_sibling_files(tmp_path: Path) -> None:
+    lab = tmp_path / "lab-02-fragmentation-viz"
+    lab.mkdir()
+    (lab / "my_blocks.py").write_text("def cdiv(a, b):\n    return -(-a // b)\n")
+    (lab / "starter.py").write_text(
+        (FIXTURES / "lab02_solution.py")
+        .read_text()
+        .replace('"""A correct', 'from my_blocks import cdiv  # noqa: F401\n"""A correct', 1)
+    )
+    assert grade(lab / "starter.py").ok

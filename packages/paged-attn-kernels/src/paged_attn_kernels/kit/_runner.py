@@ -165,6 +165,8 @@ def load_impl(target: str | Path) -> ModuleType:
             raise KitUsageError(f"--impl {text!r}: not a Python source file")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
+        if str(path.parent) not in sys.path:
+            sys.path.insert(0, str(path.parent))  # its sibling modules import, as under pytest
         try:
             spec.loader.exec_module(module)
         except Exception as exc:
