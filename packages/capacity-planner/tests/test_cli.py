@@ -140,6 +140,15 @@ def test_catalog_listings(capsys: pytest.CaptureFixture[str]) -> None:
         (["llama-3.1-8b", "--gpu", "H100", "--gpu-memory-utilization", "0"], "(0, 1]"),
         (["llama-3.1-8b", "--gpu", "H100", "--max-model-len", "-5"], "max_model_len"),
         (["llama-3.1-8b", "--gpu", "H100", "--block-size", "0"], "block_size"),
+        (["llama-3.1-8b", "--gpu", "H100", "--block-size", "7"], "multiple of 16"),
+        (["llama-3.1-8b", "--gpu", "H100", "--block-size", "24", "--vllm-version", "0.6.4"], "8"),
+        (["llama-3.1-8b", "--gpu", "H100", "--vllm-version", "9.9"], "vllm_version"),
+        (["llama-3.1-8b", "--gpu", "H100", "--speculative-config", "{x"], "not JSON"),
+        (["llama-3.1-8b", "--gpu", "H100", "--speculative-config", '{"method": "x"}'], "method"),
+        (
+            ["llama-3.1-8b", "--gpu", "H100", "--engine", "sglang", "--mem-fraction-static", "2"],
+            "(0, 1]",
+        ),
         (["llama-3.1-8b", "--gpu", "H100", "-tp", "3"], "tensor_parallel_size=3"),
         (["llama-3.1-8b", "--gpu", "H100", "-pp", "64"], "pipeline_parallel_size=64"),
         ([str(DATA / "missing-heads.json"), "--gpu", "H100"], "num_attention_heads"),
@@ -153,7 +162,8 @@ def test_catalog_listings(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bad_input_one_line_exit_2(
     capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
 ) -> None:
-    with pytest.raises(SystemExit) if needle == "invalid length" else _no_raise():
+    parse_time = needle in ("invalid length", "not JSON")  # argparse exits with status 2
+    with pytest.raises(SystemExit) if parse_time else _no_raise():
         code = main(argv)
         assert code == 2
     err = capsys.readouterr().err
@@ -188,3 +198,85 @@ def test_python_dash_m_and_console_script_entry() -> None:
         check=False,
     )
     assert proc.returncode == 0 and json.loads(proc.stdout)["gpus"]
+
+
+def test_vllm_underscore_spellings(capsys: pytest.CaptureFixture[str]) -> None:
+    dash = run(capsys, "llama-3.1-8b", "--gpu", "H100", "--tensor-parallel-size", "2", "--json")
+    under = run(capsys, "llama-3.1-8b", "--gpu", "H100", "--tensor_parallel_size", "2", "--json")
+    eq = run(capsys, "llama-3.1-8b", "--gpu=H100", "--tensor_parallel_size=2", "--json")
+    assert dash[0] == under[0] == eq[0] == 0
+    assert json.loads(dash[1])["kv_cache"] == json.loads(under[1])["kv_cache"]
+    assert json.loads(eq[1])["settings"]["tensor_parallel_size"] == 2
+
+
+def test_version_flag_and_dunder_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import capacity_planner
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    out, _ = capsys.readouterr()
+    assert (
+        exit_info.value.code == 0
+        and out.strip() == f"capacity-planner {capacity_planner.__version__}"
+    )
+    from importlib.metadata import version
+
+    assert capacity_planner.__version__ == version("capacity-planner")
+
+
+def test_inverse_max_model_len_honours_the_target_concurrency(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ["inverse", "max-model-len", "llama-3.1-8b", "--gpu", "L4", "--json"]
+    code1, out1, _ = run(capsys, *base)
+    code8, out8, _ = run(capsys, *base, "--target-concurrency", "8")
+    one, eight = json.loads(out1), json.loads(out8)
+    assert code1 == code8 == 0
+    assert eight["answer"] < one["answer"]
+    assert eight["kv_cache"]["max_concurrency"] >= 8
+
+
+def test_verdict_in_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "llama-3.1-70b", "--gpu", "L4")
+    assert code == 1 and "Will it start? no (load)" in out and "weights do not fit" in out
+    code, out, _ = run(capsys, "llama-3.1-8b", "--gpu", "H100", "--max-model-len", "8k", "--json")
+    verdict = json.loads(out)["verdict"]
+    assert code == 0 and verdict["starts"] and verdict["stage"] == "ok"
+
+
+def test_speculative_config_adds_draft_weights_and_a_kv_layer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ["llama-3.1-8b", "--gpu", "H100", "--max-model-len", "8k", "--json"]
+    plain = json.loads(run(capsys, *base)[1])
+    spec = json.loads(
+        run(
+            capsys,
+            *base,
+            "--speculative-config",
+            '{"method": "eagle3", "num_speculative_tokens": 3}',
+        )[1]
+    )
+    assert spec["kv_cache"]["groups"][0]["layers"] == plain["kv_cache"]["groups"][0]["layers"] + 1
+    assert spec["ranks"][0]["weights_bytes"] > plain["ranks"][0]["weights_bytes"]
+
+
+def test_sglang_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "llama-3.1-8b", "--gpu", "H100", "--engine", "sglang")
+    assert code == 0 and "KV Cache is allocated. dtype: torch.bfloat16, #tokens: " in out
+    code, out, _ = run(capsys, "llama-3.1-8b", "--gpu", "H100", "--engine", "sglang", "--json")
+    data = json.loads(out)
+    assert data["engine"] == "sglang" and data["max_total_num_tokens"] > 0
+
+
+def test_no_traceback_even_on_an_internal_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import capacity_planner._commands as commands
+
+    def boom(*_: object, **__: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(commands, "plan", boom)
+    code, out, err = run(capsys, "llama-3.1-8b", "--gpu", "H100")
+    assert code == 4 and "internal error" in err and "Traceback" not in err + out

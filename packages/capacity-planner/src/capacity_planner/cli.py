@@ -195,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for action in parser._actions:  # the one subparsers action holds every command name
         if isinstance(action, argparse._SubParsersAction):
             commands.update(action.choices)
-    if args_list and args_list[0] not in commands and args_list[0] not in ("-h", "--help"):
+    top_level = ("-h", "--help", "--version")
+    if args_list and args_list[0] not in commands and args_list[0] not in top_level:
         args_list.insert(0, "plan")
     if not args_list:
         args_list = ["--help"]
