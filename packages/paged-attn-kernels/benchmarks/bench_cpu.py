@@ -1,15 +1,18 @@
-"""CPU benchmark of the numba backend against numpy.copyto measured in the same process.
+"""CPU benchmark of the numba backend against numpy baselines measured in the same process.
 
-Three numbers, each as a ratio to a baseline timed in the same run (absolute GB/s differ
-between machines; the ratios travel):
+Each number is a ratio to a baseline timed in the same run (absolute GB/s differ between
+machines; the ratios travel):
 
+- decode vs read: ``paged_attention(backend="numba")`` against a read-only pass over the
+  same K/V bytes (``numpy.sum`` of both caches), the floor of any decode: it must read
+  every byte once and writes almost nothing;
 - gather: ``gather_kv`` through a shuffled block table into preallocated dense arrays vs
   ``numpy.copyto`` of the same bytes (both read K/V once and write it once);
 - decode: ``paged_attention(backend="numba")`` (block-at-a-time scoring, one rescale per
   block) in GB/s of K/V read, vs copyto's bandwidth and vs the straightforward per-token
   numba loop (``_numba._decode_per_token``) on the same cache.
 
-Run:  python benchmarks/bench_cpu.py            (B=16 x ctx=8192, 1.07 GB of fp32 K/V)
+Run:  python benchmarks/bench_cpu.py --threads 2 (B=16 x ctx=8192, 1.07 GB of fp32 K/V)
       python benchmarks/bench_cpu.py --quick    (small, smoke test only: fits in cache)
 """
 
@@ -110,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     kv_bytes = 2 * args.batch * args.context * kvh * d * itemsize
 
     group = args.heads // kvh
+    if args.dtype == "bfloat16":
+        import torch
     src = np.ones(kv_bytes, np.uint8)
     dst = np.empty_like(src)
     dense_shape = (args.batch, blocks_per_seq * bs, kvh, d)
@@ -135,6 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     def copy() -> None:
         np.copyto(dst, src)
 
+    def as_f32(cache: Any) -> np.ndarray:
+        # the cache's bytes seen as float32: every dtype is read the same way (vector adds)
+        bits = cache if isinstance(cache, np.ndarray) else cache.view(torch.int16).numpy()
+        return np.asarray(bits).reshape(-1).view(np.float32)
+
+    flat = [as_f32(key_cache), as_f32(value_cache)]
+
+    def read() -> None:
+        for x in flat:
+            np.sum(x)
+
     def gather() -> None:
         gather_kv(key_cache, value_cache, block_table, seq_lens, backend="numba", out=dense,
                   **scales)  # fmt: skip
@@ -147,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return _numba.decode(q, key_cache, value_cache, block_table, seq_lens, "float32",
                              per_token=True)  # fmt: skip
 
-    methods = {"copy": copy, "gather": gather, "decode": decode}
+    methods = {"copy": copy, "read": read, "gather": gather, "decode": decode}
     if fp32:
         methods["per_token"] = per_token
     t = _interleaved_medians(methods, args.repeats)
@@ -172,20 +188,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'method':<36}{'ms':>9}{'GB/s':>9}  ratio")
     rows = [
         ("numpy.copyto (read+write)", "copy", 2 * gb, "1.00 (baseline)"),
+        ("numpy.sum of K and V (read)", "read", gb, "1.00 (decode's baseline)"),
         ("gather_kv numba (read+write)", "gather", gather_gb, f"{gather_ratio:.2f} of copy GB/s"),
     ]
     if fp32:
         rows.append(("decode, per-token loop (K/V read)", "per_token", gb, ""))
     speedup = f", {t['per_token'] / t['decode']:.2f}x per-token" if fp32 else ""
     rows.append(("decode, paged_attention (K/V read)", "decode", gb,
-                 f"{gb / t['decode'] / copy_rw:.2f} of copy GB/s{speedup}"))  # fmt: skip
+                 f"{t['read'] / t['decode']:.2f} of read, {gb / t['decode'] / copy_rw:.2f} of "
+                 f"copy GB/s{speedup}"))  # fmt: skip
     for label, key, nbytes, note in rows:
         print(f"{label:<36}{t[key] * 1e3:9.1f}{nbytes / t[key]:9.1f}  {note}")
     if fp32:
         print(f"max relative difference decode vs per-token: {agree:.1e}")
     print(
         f"summary: {args.dtype} gather {gather_ratio:.0%} of copy; decode {gb / t['decode']:.1f} "
-        f"GB/s of K/V ({gb / t['decode'] / copy_rw:.0%} of copy's read+write GB/s)"
+        f"GB/s of K/V = {t['read'] / t['decode']:.0%} of the read-only pass "
+        f"({gb / t['read']:.1f} GB/s), {gb / t['decode'] / copy_rw:.0%} of copy's read+write GB/s"
         + (f" = {t['per_token'] / t['decode']:.2f}x the per-token loop" if fp32 else "")
     )
     return 0

@@ -63,9 +63,9 @@ def test_slot_formula_matches_block_allocator() -> None:
 
 
 def test_slot_mapping_batched_rows_and_padding() -> None:
-    block_table = np.array([[3, 1], [0, 5]], np.int32)
+    block_table = np.array([[3, 1], [2, 5]], np.int32)
     slots = slot_mapping(block_table, [0, 9, 4, -1], 8, seq_indices=[0, 0, 1, 1])
-    assert slots.tolist() == [24, 9, 4, -1]  # negative position -> padding slot -1
+    assert slots.tolist() == [24, 9, 20, -1]  # negative position -> padding slot -1
     assert slots.dtype == np.int64
 
 
@@ -78,11 +78,45 @@ def test_slot_mapping_errors_name_the_range() -> None:
         slot_mapping(np.zeros((2, 2), np.int32), [0], 8, seq_indices=[2])
     with pytest.raises(KernelInputError, match="block_size"):
         slot_mapping([1], [0], 0)
+    with pytest.raises(KernelInputError, match="null block"):
+        slot_mapping([[3, 0]], [9], 8, seq_indices=[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.integers(1, 500), min_size=1, max_size=6), min_size=1, max_size=4),
+    block_size=st.sampled_from([1, 2, 8, 16]),
+    data=st.data(),
+)
+def test_slot_mapping_equals_the_allocators_definition(rows, block_size, data) -> None:
+    # block_allocator.slot_mapping is the definition of record: same name, same signature,
+    # same slots, padding and refusals; 0 in a row is the null block, refused by both
+    import block_allocator
+
+    table = block_allocator.pad_block_tables(rows)
+    n = data.draw(st.integers(0, 12))
+    seqs = data.draw(st.lists(st.integers(0, len(rows) - 1), min_size=n, max_size=n))
+    pos = [data.draw(st.integers(-2, len(rows[s]) * block_size - 1)) for s in seqs]
+    want = block_allocator.slot_mapping(table, pos, block_size, seq_indices=seqs)
+    got = slot_mapping(np.array(table, np.int32), pos, block_size, seq_indices=seqs)
+    assert got.tolist() == want
+    if len(rows) == 1:  # one request's ids, 1-D, seq_indices omitted
+        assert slot_mapping(rows[0], pos, block_size).tolist() == block_allocator.slot_mapping(
+            rows[0], pos, block_size
+        )
+    if n and max(pos) >= 0:  # a position in padding: both refuse it
+        s = seqs[pos.index(max(pos))]
+        if len(rows[s]) < len(table[0]):
+            far = len(rows[s]) * block_size
+            with pytest.raises(block_allocator.NullBlockAccessError):
+                block_allocator.slot_mapping(table, [far], block_size, seq_indices=[s])
+            with pytest.raises(KernelInputError, match="null block"):
+                slot_mapping(np.array(table, np.int32), [far], block_size, seq_indices=[s])
 
 
 def test_slot_mapping_torch_matches_numpy() -> None:
     torch = pytest.importorskip("torch")
-    bt = np.array([[3, 1], [0, 5]], np.int32)
+    bt = np.array([[3, 1], [2, 5]], np.int32)
     pos, rows = [0, 9, 4, -1], [0, 0, 1, 1]
     expected = slot_mapping(bt, pos, 8, seq_indices=rows)
     got = slot_mapping(torch.from_numpy(bt), torch.tensor(pos), 8, seq_indices=torch.tensor(rows))

@@ -3,6 +3,12 @@
 ``slot = block_table[seq, pos // block_size] * block_size + pos % block_size``, as
 ``compute_slot_mapping`` in vLLM's ``vllm/v1/worker/block_table.py``; negative positions
 are padding tokens and get slot -1, which the write kernels skip.
+
+The definition of record is ``block_allocator.slot_mapping`` (pure Python, one token at a
+time); this is its vectorised twin for numpy arrays and torch tensors, with the same name,
+signature, padding rule and null-block refusal (block 0 stores nothing), and the tests
+check the two equal on random tables. block-allocator is not imported here, so the kernels
+install without it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ def slot_mapping(
     ``positions`` the tokens' positions in their sequences, ``seq_indices`` the row of each
     token (may be omitted with a single row). Negative positions are padding and map to
     slot -1, which ``write_kv_cache`` skips. Returns int64, numpy or torch like the input.
+    Host inputs are checked as ``block_allocator.slot_mapping`` checks them (a position past
+    its row, an unknown row, a position in the null block 0 raise); torch tensors are not
+    read back (no synchronisation), so their out-of-range values raise in torch's indexing.
     """
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
         raise KernelDtypeError(f"block_size must be an int, got {type(block_size).__name__}")
@@ -75,11 +84,12 @@ def slot_mapping(
     safe_pos = np.where(real, pos, 0)
     safe_rows = np.where(real, rows, 0)
     blocks = table[safe_rows, safe_pos // block_size].astype(np.int64)
-    if (real & (blocks < 0)).any():
-        t = int(np.flatnonzero(real & (blocks < 0))[0])
+    if (real & (blocks <= 0)).any():
+        t = int(np.flatnonzero(real & (blocks <= 0))[0])
         raise KernelInputError(
-            f"token {t} (position {int(pos[t])}) falls in a block_table entry {int(blocks[t])} "
-            "< 0: allocate its block first"
+            f"positions[{t}]={int(pos[t])} falls in block_table entry {int(blocks[t])}: "
+            "entry 0 is the null block (a placeholder that stores no K/V), negative ids are "
+            "unallocated; allocate the token's block first"
         )
     return np.where(real, blocks * block_size + safe_pos % block_size, -1)
 
