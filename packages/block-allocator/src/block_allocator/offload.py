@@ -126,6 +126,10 @@ class CPUOffloadTier:
         block_hashes = list(block_hashes)
         for h in block_hashes:
             check_hash("block_hashes", h)
+        return self._store(block_hashes)
+
+    def _store(self, block_hashes: Iterable[BlockHash]) -> tuple[list[BlockHash], list[BlockHash]]:
+        # The offloading manager's path: hashes from the pool's own events are valid.
         lru = self._lru
         stored: list[BlockHash] = []
         dropped: list[BlockHash] = []
@@ -282,16 +286,17 @@ class OffloadingKVCacheManager:
     def _drain(self) -> None:
         # Every GPU eviction since the last call becomes a CPU store.
         medium = self.cpu_tier.medium
+        out = self._events
         for event in self.manager.take_events():
-            self._events.append(event)
+            out.append(event)
             if type(event) is BlockRemoved:
-                stored, dropped = self.cpu_tier.store(event.block_hashes)
+                stored, dropped = self.cpu_tier._store(event.block_hashes)
                 if dropped:
                     self._counts[6] += len(dropped)
-                    self._events.append(TierBlockRemoved(tuple(dropped), medium))
+                    out.append(TierBlockRemoved(tuple(dropped), medium))
                 if stored:
                     self._counts[4] += len(stored)
-                    self._events.append(TierBlockStored(tuple(stored), medium))
+                    out.append(TierBlockStored(tuple(stored), medium))
 
     def free(self, request: Request) -> None:
         self._pending.pop(request.request_id, None)
