@@ -45,6 +45,13 @@ from paged_attn_kernels.unified import plan_unified
 
 H, HKV, D, BS = 32, 8, 128, 16
 GROUP = H // HKV
+DEV = "cuda"
+# the issue's shapes; a CPU smoke run (TRITON_INTERPRET=1) shrinks them
+CHUNK_CTX, CHUNK_NEW = 16384, 2048
+VERIFY_B, VERIFY_CTX, VERIFY_Q = 64, 8192, 4
+WINDOW_CTX, WINDOW = 32768, 4096
+GATHER_SHAPES = ((16, 8192), (64, 8192), (256, 2048))
+COPY_PAIRS = (8192, 32768)
 SCALE = 1 / math.sqrt(D)
 
 
@@ -62,27 +69,27 @@ class Paged:
     """A paged bf16/fp8 cache holding ``lens`` tokens per sequence, spare blocks NaN."""
 
     def __init__(self, lens: list[int], dtype: torch.dtype = torch.bfloat16, seed: int = 0):
-        g = torch.Generator(device="cuda").manual_seed(seed)
+        g = torch.Generator(device=DEV).manual_seed(seed)
         self.lens = lens
         per = [triton.cdiv(n, BS) for n in lens]
         self.max_blocks = max(per)
         nb = sum(per) + 8
-        perm = torch.randperm(nb, device="cuda", generator=g).int()
+        perm = torch.randperm(nb, device=DEV, generator=g).int()
         table = torch.full((len(lens), self.max_blocks), int(perm[-1]), dtype=torch.int32)
         at = 0
         for i, p in enumerate(per):
             table[i, :p] = perm[at : at + p].cpu()
             at += p
-        self.block_table = table.cuda()
+        self.block_table = table.to(DEV)
         shape = (nb, BS, HKV, D)
-        self.k = torch.randn(shape, device="cuda", generator=g, dtype=torch.bfloat16)
-        self.v = torch.randn(shape, device="cuda", generator=g, dtype=torch.bfloat16)
+        self.k = torch.randn(shape, device=DEV, generator=g, dtype=torch.bfloat16)
+        self.v = torch.randn(shape, device=DEV, generator=g, dtype=torch.bfloat16)
         spare = perm[sum(per) :].long()
         self.k[spare] = float("nan")
         self.v[spare] = float("nan")
         if dtype != torch.bfloat16:
             self.k, self.v = self.k.to(dtype), self.v.to(dtype)
-        self.seq_lens = torch.tensor(lens, dtype=torch.int32, device="cuda")
+        self.seq_lens = torch.tensor(lens, dtype=torch.int32, device=DEV)
 
     def dense(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequence i's K/V as ``[HKV, n, D]`` bf16."""
@@ -96,8 +103,8 @@ class Paged:
 def varlen(q_lens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     qsl = torch.zeros(len(q_lens) + 1, dtype=torch.int32)
     qsl[1:] = torch.tensor(q_lens).cumsum(0)
-    q = torch.randn(int(qsl[-1]), H, D, device="cuda", dtype=torch.bfloat16)
-    return q, qsl.cuda()
+    q = torch.randn(int(qsl[-1]), H, D, device=DEV, dtype=torch.bfloat16)
+    return q, qsl.to(DEV)
 
 
 def sdpa_best(q, k, v, rep, **kw) -> tuple[float, str, torch.Tensor | None]:
@@ -152,16 +159,16 @@ def flex_paged_prefill(cache: Paged, q: torch.Tensor, ctx: int, new: int, rep: i
 
     b = len(cache.lens)
     nb = cache.k.shape[0]
-    pa = PagedAttention(n_pages=nb, page_size=BS, max_batch_size=b, device="cuda")
+    pa = PagedAttention(n_pages=nb, page_size=BS, max_batch_size=b, device=DEV)
     bt = cache.block_table.long()
     pa.page_table[:, : cache.max_blocks] = bt
-    logical = torch.arange(cache.max_blocks, device="cuda").expand(b, -1)
+    logical = torch.arange(cache.max_blocks, device=DEV).expand(b, -1)
     pa.physical_to_logical.scatter_(1, bt, logical)
 
     def causal(bi, h, q_idx, kv_idx):  # type: ignore[no-untyped-def]
         return kv_idx <= q_idx + ctx
 
-    mask = create_block_mask(causal, b, None, new, cache.max_blocks * BS, device="cuda",
+    mask = create_block_mask(causal, b, None, new, cache.max_blocks * BS, device=DEV,
                              BLOCK_SIZE=(128, BS))  # fmt: skip
     block_mask = pa.convert_logical_block_mask(mask, kv_len=cache.seq_lens.long())
     kf = cache.k.permute(2, 0, 1, 3).reshape(1, HKV, nb * BS, D).expand(b, -1, -1, -1)
@@ -180,7 +187,7 @@ def flex_paged_prefill(cache: Paged, q: torch.Tensor, ctx: int, new: int, rep: i
 def chunked_row(b: int, rep: int, flex: bool) -> dict[str, Any]:
     from torch.nn.attention.bias import causal_lower_right
 
-    ctx, new = 16384, 2048
+    ctx, new = CHUNK_CTX, CHUNK_NEW
     s = ctx + new
     cache = Paged([s] * b)
     q, qsl = varlen([new] * b)
@@ -251,7 +258,7 @@ def package_decode_us(cache: Paged, rep: int) -> float | str:
     try:
         from paged_attn_kernels import paged_attention
 
-        q = torch.randn(len(cache.lens), H, D, device="cuda", dtype=torch.bfloat16)
+        q = torch.randn(len(cache.lens), H, D, device=DEV, dtype=torch.bfloat16)
         bt, sl = cache.block_table, cache.seq_lens
         return timed(lambda: paged_attention(q, cache.k, cache.v, bt, sl), rep)
     except Exception as exc:
@@ -260,20 +267,20 @@ def package_decode_us(cache: Paged, rep: int) -> float | str:
 
 def verify_row(dtype: torch.dtype, rep: int) -> dict[str, Any]:
     tag = "bf16" if dtype == torch.bfloat16 else "fp8 cache"
-    cache = Paged([8192] * 64, dtype=dtype)
-    v4, host4 = unified_us(cache, 4, rep)
+    cache = Paged([VERIFY_CTX] * VERIFY_B, dtype=dtype)
+    v4, host4 = unified_us(cache, VERIFY_Q, rep)
     v1, _ = unified_us(cache, 1, rep)
     pkg = package_decode_us(cache, rep) if dtype == torch.bfloat16 else None
-    return {"section": "verify", "shape": f"B64 x 8192 ({tag})", "verify4_us": v4,
+    return {"section": "verify", "shape": f"B{VERIFY_B} x {VERIFY_CTX} ({tag})", "verify4_us": v4,
             "decode1_us": v1, "package_decode_us": pkg, "verify_vs_decode": v4 / v1,
             "host_us_per_run": host4, "kv_gbs_verify": cache.k.nbytes * 2 / v4 / 1e3}  # fmt: skip
 
 
 def window_row(b: int, rep: int) -> dict[str, Any]:
-    w, _ = unified_us(Paged([32768] * b), 1, rep, sliding_window=4096)
-    short = Paged([4096] * b)
+    w, _ = unified_us(Paged([WINDOW_CTX] * b), 1, rep, sliding_window=WINDOW)
+    short = Paged([WINDOW] * b)
     d, _ = unified_us(short, 1, rep)
-    return {"section": "window", "shape": f"B{b}: window 4096 over 32768", "window_us": w,
+    return {"section": "window", "shape": f"B{b}: window {WINDOW} over {WINDOW_CTX}", "window_us": w,
             "decode4k_us": d, "package_decode4k_us": package_decode_us(short, rep),
             "window_vs_decode": w / d}  # fmt: skip
 
@@ -299,15 +306,15 @@ def gather_row(b: int, n: int, rep: int) -> dict[str, Any]:
 
 def copy_blocks_row(pairs: int, rep: int) -> dict[str, Any]:
     nb = 2 * pairs + 16
-    kc = torch.randn((nb, BS, HKV, D), device="cuda", dtype=torch.bfloat16)
+    kc = torch.randn((nb, BS, HKV, D), device=DEV, dtype=torch.bfloat16)
     vc = torch.randn_like(kc)
-    perm = torch.randperm(nb, device="cuda")
+    perm = torch.randperm(nb, device=DEV)
     mapping = torch.stack([perm[:pairs], perm[pairs : 2 * pairs]], 1).contiguous()
     want = kc[mapping[:, 0]].clone()
     copy_blocks_kernel(kc, vc, mapping)
     ok = torch.equal(kc[mapping[:, 1]], want)
     ours = timed(lambda: copy_blocks_kernel(kc, vc, mapping, validate=False), rep)
-    a = torch.empty(pairs * BS * HKV * D * 2, device="cuda", dtype=torch.bfloat16)
+    a = torch.empty(pairs * BS * HKV * D * 2, device=DEV, dtype=torch.bfloat16)
     bbuf = torch.empty_like(a)
     copy = timed(lambda: bbuf.copy_(a), rep)
 
@@ -388,9 +395,9 @@ def main() -> None:
         for b in (8, 64):
             add(window_row, b, args.rep)
     if "cache" in sections:
-        for b, n in ((16, 8192), (64, 8192), (256, 2048)):
+        for b, n in GATHER_SHAPES:
             add(gather_row, b, n, args.rep)
-        for pairs in (8192, 32768):
+        for pairs in COPY_PAIRS:
             add(copy_blocks_row, pairs, args.rep)
     if args.out:
         with open(args.out, "w") as f:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paged_attn_kernels import KernelDtypeError, KernelInputError
-from paged_attn_kernels.unified import plan_unified, unified_attention
+from paged_attn_kernels import KernelDtypeError, KernelInputError, plan_unified, unified_attention
 
 try:
     from ._unified_cases import MIXED, make_varlen_case

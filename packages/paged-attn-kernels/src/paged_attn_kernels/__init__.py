@@ -10,6 +10,10 @@ Engines decode with a plan made once per step and run per layer (``decode_plan.p
     plan = plan_decode(query, key_cache, block_table, seq_lens_host)
     for layer in range(num_layers):
         plan.run(query[layer], key_caches[layer], value_caches[layer], out=out[layer])
+
+Batches that mix prefill, chunked prefill, decode and speculative verification take
+``plan_unified(query, key_cache, block_table, query_start_loc, seq_lens)`` the same way
+(``unified/``, docs/UNIFIED.md).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -33,6 +37,7 @@ from paged_attn_kernels.api import (
     write_kv_cache,
 )
 from paged_attn_kernels.decode_plan import AttentionPlan, DecodePlan
+from paged_attn_kernels.unified import UnifiedPlan, plan_unified, unified_attention
 
 try:
     __version__ = version("paged-attn-kernels")
@@ -46,6 +51,7 @@ __all__ = [
     "DecodePlan",
     "KernelDtypeError",
     "KernelInputError",
+    "UnifiedPlan",
     "__version__",
     "available_backends",
     "copy_blocks",
@@ -57,6 +63,8 @@ __all__ = [
     "gather_kv",
     "paged_attention",
     "plan_decode",
+    "plan_unified",
     "slot_mapping",
+    "unified_attention",
     "write_kv_cache",
 ]

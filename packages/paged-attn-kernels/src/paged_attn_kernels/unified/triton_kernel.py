@@ -162,15 +162,17 @@ def _unified_kernel(
         other=0.0,
     ).to(COMPUTE_DTYPE)
 
-    split = 0
-    if SPLIT:
-        split = tl.load(work_ptr + item * 4 + 2)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-    if USE_SINKS:  # the sink joins one denominator: split 0's
+    if USE_SINKS:  # the sink is one more logit with no value row, in one denominator only
         sink = tl.load(sinks_ptr + heads, mask=row_ok, other=0.0).to(tl.float32)
-        m_i = tl.where(split == 0, sink * 1.4426950408889634, m_i)
-        l_i = tl.where(split == 0, 1.0, l_i)
+        if SPLIT:
+            first_split = tl.load(work_ptr + item * 4 + 2) == 0
+            m_i = tl.where(first_split, sink * 1.4426950408889634, m_i)
+            l_i = tl.where(first_split, 1.0, l_i)
+        else:
+            m_i = sink * 1.4426950408889634
+            l_i = tl.full([BLOCK_M], 1.0, dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_PAD], dtype=tl.float32)
     if USE_ALIBI:
         slope = tl.load(alibi_ptr + heads, mask=row_ok, other=0.0).to(tl.float32)
@@ -189,6 +191,7 @@ def _unified_kernel(
     full_hi = p_first + 1  # every row sees the keys before this (causal)
     if SPLIT:  # this program's share of [lo, hi): tile-aligned, worked out here from the
         # run's window, so one plan balances window and global layers alike
+        split = tl.load(work_ptr + item * 4 + 2)
         num_splits = tl.load(work_ptr + item * 4 + 3)
         per = tl.cdiv(tl.cdiv(hi - lo, num_splits), TILE_N) * TILE_N
         lo = lo + split * per
