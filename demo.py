@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from block_allocator import BlockRemoved, KVCacheManager, Request, pad_block_tables
+from block_allocator.stepthrough import Recorder
 from capacity_planner import EngineSettings, ModelSpec, gpu_from_name, plan
 from frag_sim import LengthDist, SimConfig, SimResult, SyntheticWorkload, simulate
 from paged_attn_kernels import (
@@ -67,16 +68,20 @@ def versus_paper(
 
 
 # ---------------------------------------------------------------- 1-3. the block allocator
-def queue_str(mgr: KVCacheManager, names: dict[int, str]) -> str:
+def queue_str(mgr: Any, names: dict[int, str]) -> str:
     """The free queue from head (evicted first) to tail, cached blocks marked with *."""
     free = mgr.block_pool.get_free_blocks()
     cells = [f"{names.get(b.block_id, str(b.block_id))}{'*' if b.block_hash else ''}" for b in free]
     return "[" + " ".join(cells) + "]"
 
 
-def share_and_evict() -> None:
+def share_and_evict() -> Recorder:
     act(1, "share: two prompts, one system prompt, the same physical blocks")
-    mgr = KVCacheManager(num_blocks=11, block_size=4, enable_kv_cache_events=True)
+    recorder = Recorder(
+        KVCacheManager(num_blocks=11, block_size=4, enable_kv_cache_events=True),
+        title="The demo's acts 1 and 2: share, evict, miss, revive",
+    )
+    mgr = recorder.manager  # the manager, with every call recorded for the step-through page
     system = list(range(100, 108))  # an 8-token system prompt: two full blocks of 4
     say(
         "A pool of 10 usable blocks of 4 tokens (block 0 is vLLM's null block). Request a is "
@@ -108,6 +113,7 @@ def share_and_evict() -> None:
         "came first and found nothing).",
         "  ",
     )
+    recorder.note(f"b shares blocks {shared} with a (ref_cnt 2) and computes 3 tokens.")
     SUMMARY["share"] = {"shared_blocks": shared, "hit_tokens": n_hit, "prompt_tokens_b": 11}
     mgr.take_events()
 
@@ -115,6 +121,7 @@ def share_and_evict() -> None:
     names = {ta[0]: "s0", ta[1]: "s1", ta[2]: "a2", ta[3]: "a3", tb[2]: "b2"}
     mgr.free(a)
     mgr.free(b)
+    recorder.note("Freed tail first: the system prompt's blocks are last in the queue.")
     say(
         "a and b finish. Each frees its blocks in reverse order, so a request's tail reaches "
         "the free queue before its prefix. Free queue, head (evicted first) to tail; * = "
@@ -132,6 +139,7 @@ def share_and_evict() -> None:
     mgr.allocate_slots(c, c.num_tokens)
     c.num_computed_tokens = c.num_tokens
     evicted = sum(len(e.block_hashes) for e in mgr.take_events() if isinstance(e, BlockRemoved))
+    recorder.note("c's seventh block was a's cached third block: its KV is evicted.")
     say(
         f"Request c (28 unrelated tokens) takes 7 blocks from the head: the 5 never used, a's "
         f"uncached tail a3, then a2, whose cached KV is evicted ({evicted} BlockRemoved event). "
@@ -151,6 +159,7 @@ def share_and_evict() -> None:
     positions = [queue_before.index(blk.block_id) + 1 for blk in hit]
     mgr.allocate_slots(d, d.num_tokens - n_hit, hit)
     d.num_computed_tokens = d.num_tokens
+    recorder.note("d hits the system prompt (revived mid-queue) and misses a's evicted block.")
     could = (d.num_tokens - 1) // 4 * 4
     say(
         f"Request d sends a's prompt again. It hits {len(hit)} blocks ({n_hit} tokens) and "
@@ -175,6 +184,7 @@ def share_and_evict() -> None:
         "revived_queue_positions": positions,
         "free_queue_length": len(queue_before),
     }
+    return recorder
 
 
 def fork() -> None:
@@ -316,6 +326,17 @@ def simulate_act(out: Path, quick: bool, plots: list[Path]) -> None:
         )
     )
     plots.append(plot_fig13(figs, out / "fig13-batch.png"))
+    from frag_sim.memmap import default_workload, memory_maps, plot_memory_maps
+
+    maps = memory_maps(default_workload())
+    plot_memory_maps(maps, out / "memory-maps.png", title="Where each request's KV sits")
+    plots.append(out / "memory-maps.png")
+    say(
+        "memory-maps.png draws the address space over time (one colour per request) for "
+        "first-fit and buddy reservation against paged blocks on one small stream: the "
+        "holes and pale reserved tails of the first two are the waste counted above.",
+        "  ",
+    )
 
 
 def plot_fig13(figs: dict[str, SimResult], path: Path) -> Path:
@@ -507,15 +528,17 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     plots: list[Path] = []
-    share_and_evict()
+    recorder = share_and_evict()
     fork()
     simulate_act(args.out, args.quick, plots)
     plan_act()
     attend()
+    page = recorder.write_page(args.out / "allocator-steps.html")
     summary = write_summary(args.out, plots, time.perf_counter() - start)
     print(f"\n{'=' * WIDTH}\nwritten to {args.out}/:")
-    for path in [*plots, summary, args.out / "summary.json"]:
+    for path in [*plots, page, summary, args.out / "summary.json"]:
         print(f"  {path.name}")
+    print(f"open {page.name} in a browser to step through acts 1 and 2 block by block")
     return 0
 
 
