@@ -204,3 +204,58 @@ def test_free_hit_blocks_of_every_group_count_against_the_pool() -> None:
     before = snapshot(mgr.block_pool)
     assert mgr.allocate_slots(b, 1, hits) is None
     assert snapshot(mgr.block_pool) == before
+
+
+def test_full_and_two_windows_as_vllms_prefill_hybrid_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    # vLLM's test_prefill_hybrid_model: one full-attention group and two sliding-window
+    # groups (window of two blocks), 16-token blocks, a pool of 21.
+    bs = 16
+    full = FullAttentionSpec(block_size=bs, num_kv_heads=1, head_size=8)
+    swa = SlidingWindowSpec(block_size=bs, num_kv_heads=1, head_size=8, sliding_window=2 * bs)
+    mgr = HybridKVCacheManager([full, swa, swa], num_blocks=21)
+    common = [i for i in range(3) for _ in range(bs)]
+    req0 = Request("0", [*common, *[3] * 7])
+    hits, num_hit = mgr.get_computed_blocks(req0)
+    assert num_hit == 0
+    new = mgr.allocate_slots(req0, 55, hits)
+    assert new is not None
+    assert [[b.block_id for b in g] for g in new] == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]
+    keys = mgr.group_keys(req0)
+    for i, ids in enumerate([(1, 5, 9), (2, 6, 10), (3, 7, 11)]):
+        for g, block_id in enumerate(ids):
+            block = mgr.block_pool.blocks[block_id]
+            assert block.block_hash == keys[g][i] and block.ref_cnt == 1
+    assert all(mgr.block_pool.blocks[i].block_hash is None for i in (4, 8, 12))
+
+    req1 = Request("1", [*common, *[3] * 5])
+    hits, num_hit = mgr.get_computed_blocks(req1)
+    assert num_hit == 48
+    assert [[b.block_id for b in g] for g in hits] == [[1, 2, 3], [0, 6, 7], [0, 10, 11]]
+    new = mgr.allocate_slots(req1, 53 - 48, hits)
+    assert new is not None and [[b.block_id for b in g] for g in new] == [[13], [14], [15]]
+    assert all(b.ref_cnt == 2 for g in hits for b in g if not b.is_null)
+    mgr.free(req0)
+    mgr.free(req1)
+
+    pool = mgr.block_pool
+    lookup = pool.get_cached_block
+
+    def hit_without(rid: str, evicted: list[tuple[int, int]]) -> int:
+        # Hide (block index, group) keys from the index, as vLLM's test pops them.
+        req = Request(rid, [*common, *[3] * 5])
+        gone = {mgr.group_keys(req)[g][i] for i, g in evicted}
+        monkeypatch.setattr(pool, "get_cached_block", lambda h: None if h in gone else lookup(h))
+        hits, num_hit = mgr.get_computed_blocks(req)
+        assert all(len(g) == num_hit // bs for g in hits)
+        monkeypatch.setattr(pool, "get_cached_block", lookup)
+        mgr.free(req)
+        return num_hit // bs
+
+    assert hit_without("2", [(0, 1), (0, 2)]) == 3  # outside the window: no effect
+    assert hit_without("3", [(0, 0)]) == 0  # full attention's first block: total miss
+    assert hit_without("4", [(2, 0), (2, 1), (2, 2)]) == 2
+    assert hit_without("5", [(2, 0)]) == 2
+    assert hit_without("6", [(2, 1)]) == 2
+    assert hit_without("7", [(2, 2)]) == 2
+    # Full attention offers 2 blocks, the windows 3 but not 2: nothing in common.
+    assert hit_without("8", [(2, 0), (0, 1), (0, 2)]) == 0

@@ -89,7 +89,12 @@ class HybridKVCacheManager:
 
     # -- prefix cache ---------------------------------------------------------------------
     def group_keys(self, request: Request) -> list[Sequence[BlockHash]]:
-        """The request's cache keys in every group (computed once per block and request)."""
+        """The request's cache keys in every group (computed once per block and request).
+
+        Binds the request's block size. Keys of a request that is looked up but never
+        admitted are kept until :meth:`free`.
+        """
+        _check_request(request).bind_block_size(self.block_size)
         hashes = request.block_hashes
         derived = self._keys.setdefault(request.request_id, [[] for _ in self.managers[1:]])
         for g, keys in enumerate(derived, start=1):
