@@ -125,7 +125,8 @@ def share_and_evict() -> Recorder:
     say(
         "a and b finish. Each frees its blocks in reverse order, so a request's tail reaches "
         "the free queue before its prefix. Free queue, head (evicted first) to tail; * = "
-        "still cached (s0, s1 = the system prompt, a2 = a's third block):",
+        "still cached (s0, s1 = the system prompt, a2 = a's third block). This is the "
+        "labs' classic order; vLLM 0.33+ puts blocks without a hash (a3, b2) at the head:",
         "  ",
     )
     print(f"  {queue_str(mgr, names)}")
