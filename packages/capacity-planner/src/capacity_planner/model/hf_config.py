@@ -13,6 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from capacity_planner.errors import ConfigFieldError
+from capacity_planner.model.defaults import (
+    config_dtype,
+    kv_shared_layers,
+    max_model_len_of,
+    mtp_layers,
+    vision_encoder,
+)
 from capacity_planner.model.fields import get_field, require_int
 from capacity_planner.model.mixers import gated_delta_net_state, mamba1_state, mamba2_state
 from capacity_planner.model.parts import (
@@ -37,17 +44,6 @@ _LAYER_TYPE_NAMES: dict[str, LayerKind] = {
     "mamba": "mamba",
     "mamba2": "mamba",
     "ssm": "mamba",
-}
-
-_DTYPES = {
-    "float32": "float32",
-    "float": "float32",
-    "fp32": "float32",
-    "float16": "float16",
-    "half": "float16",
-    "fp16": "float16",
-    "bfloat16": "bfloat16",
-    "bf16": "bfloat16",
 }
 
 # Families whose config carries `sliding_window` but that only use it when
@@ -168,9 +164,7 @@ def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dic
     if isinstance(text, Mapping):
         cfg: dict[str, Any] = {**config, **text}
         cfg.pop("text_config", None)
-        notes.append(
-            "multimodal config: sized from text_config; vision-encoder weights not counted"
-        )
+        notes.append("multimodal config: language model from text_config")
     else:
         cfg = dict(config)
     model_type = str(cfg.get("model_type") or "unknown")
@@ -205,14 +199,16 @@ def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dic
         ),
         "intermediate_size",
     )
-    raw_dtype = str(get_field(cfg, "torch_dtype", "dtype", default="bfloat16")).removeprefix(
-        "torch."
-    )
-    dtype = _DTYPES.get(raw_dtype.lower())
-    if dtype is None:
-        raise ConfigFieldError("torch_dtype", f"unsupported torch_dtype {raw_dtype!r} in config")
+    dtype, dtype_notes = config_dtype(cfg)
+    notes += dtype_notes
     kinds, kind_notes = _layer_kinds(cfg, model_type, n)
     notes += kind_notes
+    if "sliding" in kinds and (
+        cfg.get("use_sliding_window") is False or cfg.get("sliding_window") == 0
+    ):
+        # transformers drops the window (Qwen2/Qwen3 configs); vLLM treats 0 as disabled.
+        kinds = ["full" if k == "sliding" else k for k in kinds]
+        notes.append("sliding window switched off by the config (use_sliding_window / 0)")
     window = cfg.get("sliding_window") if "sliding" in kinds else None
     if "sliding" in kinds:
         window = _positive(
@@ -230,14 +226,10 @@ def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dic
     mamba = _mamba_state(cfg, model_type, hidden) if "mamba" in kinds else None
     quant_cfg = cfg.get("quantization_config")
     quant = quant_from_config(quant_cfg) if isinstance(quant_cfg, Mapping) else None
-    max_pos = get_field(
-        cfg,
-        "max_position_embeddings",
-        "n_positions",
-        "max_sequence_length",
-        "seq_length",
-        default=4096,
-    )
+    max_pos, len_notes = max_model_len_of(cfg, model_type)
+    notes += len_notes
+    full_head = cfg.get("global_head_dim")
+    full_kv = cfg.get("num_global_key_value_heads")
     return dict(
         name=name,
         model_type=model_type,
@@ -258,6 +250,13 @@ def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dic
         # transformers' PretrainedConfig defaults tie_word_embeddings to True.
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", True)),
         max_position_embeddings=_positive(max_pos, "max_position_embeddings"),
+        kv_shared_layers=kv_shared_layers(cfg, n),
+        full_head_dim=None if full_head is None else _positive(full_head, "global_head_dim"),
+        full_num_kv_heads=(
+            None if full_kv is None else _positive(full_kv, "num_global_key_value_heads")
+        ),
+        vision=vision_encoder(config),
+        mtp_layers=mtp_layers(cfg),
         source=source,
         notes=tuple(notes),
     )
