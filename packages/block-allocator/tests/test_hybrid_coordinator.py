@@ -259,3 +259,32 @@ def test_full_and_two_windows_as_vllms_prefill_hybrid_test(monkeypatch: pytest.M
     assert hit_without("7", [(2, 2)]) == 2
     # Full attention offers 2 blocks, the windows 3 but not 2: nothing in common.
     assert hit_without("8", [(2, 0), (0, 1), (0, 2)]) == 0
+
+
+def test_windows_of_different_sizes_agree_on_one_hit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # vLLM's test_partial_cache_hit_different_sliding_windows: full, SW-64 and SW-32.
+    bs = 16
+    attn = {"block_size": bs, "num_kv_heads": 1, "head_size": 8}
+    specs = [
+        FullAttentionSpec(**attn),
+        SlidingWindowSpec(**attn, sliding_window=64),
+        SlidingWindowSpec(**attn, sliding_window=32),
+    ]
+    mgr = HybridKVCacheManager(specs, num_blocks=50)
+    common = [i for i in range(5) for _ in range(bs)]
+    req0 = Request("0", common)
+    assert mgr.allocate_slots(req0, 80) is not None
+    mgr.free(req0)
+    req1 = Request("1", common)
+    hits, num_hit = mgr.get_computed_blocks(req1)
+    assert num_hit == 64 and [len(g) for g in hits] == [4, 4, 4]
+    mgr.free(req1)
+    # Without SW-32's block 2, SW-32 serves 32 at most; SW-64 and full attention follow.
+    pool = mgr.block_pool
+    lookup = pool.get_cached_block
+    gone = mgr.group_keys(Request("2", common))[2][2]
+    monkeypatch.setattr(pool, "get_cached_block", lambda h: None if h == gone else lookup(h))
+    req2 = Request("2", common)
+    hits, num_hit = mgr.get_computed_blocks(req2)
+    assert num_hit == 32 and [len(g) for g in hits] == [2, 2, 2]
+    assert naive_hit(mgr, req2) == 32
