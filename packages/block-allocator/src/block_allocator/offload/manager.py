@@ -1,168 +1,35 @@
-"""A CPU offload tier: a second, larger LRU store that catches the blocks the GPU pool evicts.
+"""The offloading manager: a KVCacheManager whose evicted blocks spill into a CPU tier.
 
-Modelled on vLLM 0.34.0's ``vllm/v1/kv_offload/`` (``cpu/manager.py``'s
-``CPUOffloadingManager`` with ``cpu/policies/lru.py``) and the medium field of
-``vllm/distributed/kv_events.py`` (``MEDIUM_GPU``/``MEDIUM_CPU``). The tier holds block
-hashes only (no KV bytes, like the rest of this package):
-
-- **store**: a full, cached block that the GPU pool evicts (its ``BlockRemoved`` event) is
-  written to the CPU tier as its most recently used entry; when the tier is full, its
-  least recently used entry is dropped.
-- **load**: a lookup continues past the GPU prefix hit into the CPU tier. Admitting the
-  request allocates fresh GPU blocks for the CPU part, which count as computed ("loaded
-  from CPU") and are cached on the GPU again. A load refreshes the entries' recency and
-  keeps them (the tier is inclusive, as vLLM's).
-
-:class:`OffloadingKVCacheManager` wraps a :class:`~block_allocator.KVCacheManager` built with
-``enable_kv_cache_events=True`` and offers the same calls. Differences from vLLM: vLLM's
-connector stores blocks as soon as they are computed and the GPU later frees them with
-``evict_first``; here a block reaches the CPU only when the GPU evicts it (a victim
-cache), and transfers complete at once (no asynchronous store/load).
+Mirrors the scheduler side of vLLM 0.34.0's ``vllm/v1/kv_offload/`` (``cpu/manager.py``'s
+``CPUOffloadingManager``: lookup, prepare_load/complete_load, prepare_store) folded into
+the ``KVCacheManager`` calls: a lookup continues past the GPU hit into the tier, admission
+loads that part into new GPU blocks, and every GPU eviction (a ``BlockRemoved`` event) is
+stored in the tier. Transfers complete at once.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._checks import check_hash, check_int, type_name
-from .block import BlockHash, KVCacheBlock
-from .block_pool import BlockPool
-from .errors import ArgumentTypeError, ArgumentValueError, RequestStateError
-from .events import BlockRemoved, KVCacheEvent
-from .kv_cache_manager import KVCacheManager
-from .request import Request
+from .._checks import type_name
+from ..block import BlockHash, KVCacheBlock
+from ..block_pool import BlockPool
+from ..errors import ArgumentTypeError, ArgumentValueError, RequestStateError
+from ..events import BlockRemoved, KVCacheEvent
+from ..kv_cache_manager import KVCacheManager
+from ..request import Request
+from .tier import (
+    MEDIUM_GPU,
+    CacheHit,
+    CPUOffloadTier,
+    TierBlockLoaded,
+    TierBlockRemoved,
+    TierBlockStored,
+    TierEvent,
+)
 
-__all__ = [
-    "MEDIUM_CPU",
-    "MEDIUM_GPU",
-    "CPUOffloadTier",
-    "CacheHit",
-    "OffloadStats",
-    "OffloadingKVCacheManager",
-    "TierBlockLoaded",
-    "TierBlockRemoved",
-    "TierBlockStored",
-    "TierEvent",
-]
-
-MEDIUM_GPU = "GPU"
-MEDIUM_CPU = "CPU"
-
-
-@dataclass(frozen=True, slots=True)
-class TierBlockStored:
-    """Blocks were written to ``medium`` (an offload), oldest first."""
-
-    block_hashes: tuple[BlockHash, ...]
-    medium: str
-
-
-@dataclass(frozen=True, slots=True)
-class TierBlockRemoved:
-    """Blocks were dropped from ``medium`` (its own LRU eviction or a reset)."""
-
-    block_hashes: tuple[BlockHash, ...]
-    medium: str
-
-
-@dataclass(frozen=True, slots=True)
-class TierBlockLoaded:
-    """Blocks were read from ``medium`` into new GPU blocks for ``request_id``."""
-
-    request_id: str
-    block_hashes: tuple[BlockHash, ...]
-    medium: str
-
-
-@dataclass(frozen=True, slots=True)
-class CacheHit:
-    """A request was admitted with a prefix hit of ``block_hashes`` served by ``medium``."""
-
-    request_id: str
-    block_hashes: tuple[BlockHash, ...]
-    medium: str
-
-
-TierEvent = TierBlockStored | TierBlockRemoved | TierBlockLoaded | CacheHit
-
-
-class CPUOffloadTier:
-    """``num_blocks`` block hashes in LRU order (head = next to drop); no KV bytes."""
-
-    def __init__(self, num_blocks: int, *, medium: str = MEDIUM_CPU) -> None:
-        check_int("num_blocks", num_blocks, 0, " (0 stores nothing)")
-        if not isinstance(medium, str) or not medium:
-            raise ArgumentValueError(f"medium must be a non-empty str, got {medium!r}")
-        self.num_blocks = num_blocks
-        self.medium = medium
-        self._lru: OrderedDict[BlockHash, None] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._lru)
-
-    def __contains__(self, block_hash: object) -> bool:
-        return block_hash in self._lru
-
-    def __iter__(self) -> Iterator[BlockHash]:
-        """Resident hashes, least recently used first."""
-        return iter(self._lru)
-
-    def longest_prefix(self, block_hashes: Iterable[BlockHash]) -> list[BlockHash]:
-        """The leading ``block_hashes`` the tier holds, up to the first miss (no recency change)."""
-        out: list[BlockHash] = []
-        for h in block_hashes:
-            if h not in self._lru:
-                break
-            out.append(h)
-        return out
-
-    def store(self, block_hashes: Iterable[BlockHash]) -> tuple[list[BlockHash], list[BlockHash]]:
-        """Write blocks as most recently used; returns (newly stored, dropped to make room).
-
-        A hash already resident is only refreshed. With ``num_blocks == 0`` nothing is kept.
-        """
-        block_hashes = list(block_hashes)
-        for h in block_hashes:
-            check_hash("block_hashes", h)
-        return self._store(block_hashes)
-
-    def _store(self, block_hashes: Iterable[BlockHash]) -> tuple[list[BlockHash], list[BlockHash]]:
-        # The offloading manager's path: hashes from the pool's own events are valid.
-        lru = self._lru
-        stored: list[BlockHash] = []
-        dropped: list[BlockHash] = []
-        for h in block_hashes:
-            if h in lru:
-                lru.move_to_end(h)
-                continue
-            if not self.num_blocks:
-                continue
-            if len(lru) >= self.num_blocks:
-                dropped.append(lru.popitem(last=False)[0])
-            lru[h] = None
-            stored.append(h)
-        # A hash stored and dropped in the same call never really landed.
-        if dropped and stored:
-            gone = set(dropped) & set(stored)
-            if gone:
-                stored = [h for h in stored if h not in gone]
-                dropped = [h for h in dropped if h not in gone]
-        return stored, dropped
-
-    def touch(self, block_hashes: Iterable[BlockHash]) -> None:
-        """Mark resident blocks most recently used (a load reads them)."""
-        lru = self._lru
-        for h in block_hashes:
-            if h in lru:
-                lru.move_to_end(h)
-
-    def clear(self) -> list[BlockHash]:
-        """Drop everything; returns what was resident, LRU first."""
-        out = list(self._lru)
-        self._lru.clear()
-        return out
+__all__ = ["OffloadStats", "OffloadingKVCacheManager"]
 
 
 @dataclass(frozen=True, slots=True)
