@@ -176,3 +176,21 @@ def test_numba_property(seqs, group, kv_heads, block_size, window, cap, use_sink
     out = _run(case, "numba")
     assert np.isfinite(out).all()
     assert rel_err(out, case.dense()) < 1e-5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_window_reads_only_window_blocks(backend):
+    """Blocks wholly before the first token's window are replaced by the all-NaN padding
+    block in the table: a windowed call never reads them, an unwindowed one does."""
+    seqs = [(61, 1), (40, 3), (70, 9)]
+    case = make_varlen_case(seqs, sliding_window=8, poison_window=8, block_size=4)
+    for i, (ctx, _) in enumerate(seqs):
+        trap = case.block_table[i, -1]
+        assert np.isnan(case.key_cache[trap]).all()
+        case.block_table[i, : (ctx - 8 + 1) // 4] = trap
+    assert rel_err(_run(case, backend), case.dense()) < 1e-6
+    with np.errstate(invalid="ignore"):
+        leak = unified_attention(
+            case.query, case.key_cache, case.value_cache, *case.layout, backend=backend
+        )
+    assert np.isnan(leak).any()

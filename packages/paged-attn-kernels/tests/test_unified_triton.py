@@ -68,8 +68,11 @@ def _case(seqs=MIXED, **kw):
     return make_varlen_case(seqs, **mods, **kw)
 
 
-@pytest.mark.parametrize("block_m", [None, 16, 64], ids=["classes", "m16", "m64"])
-@pytest.mark.parametrize("mods", list(MODS), ids=list(MODS))
+# every modifier with the launch classes; forced tile heights with none and with all
+CASES = [(m, None) for m in MODS] + [(m, bm) for m in ("plain", "all") for bm in (16, 64)]
+
+
+@pytest.mark.parametrize(("mods", "block_m"), CASES, ids=[f"{m}-{bm}" for m, bm in CASES])
 def test_matches_dense_reference(mods, block_m):
     window = MODS[mods].get("sliding_window")
     case = _case(mods=MODS[mods], poison_window=window, pad_tokens=2)
@@ -160,8 +163,9 @@ def test_empty_and_zero_length_queries():
     assert rel_err(out.cpu().numpy(), case.dense()) < 1e-5
 
 
-@pytest.mark.parametrize("mods", ["plain", "window", "sinks", "all"])
-@pytest.mark.parametrize("split_tokens", [16, 40])
+@pytest.mark.parametrize(
+    ("mods", "split_tokens"), [("plain", 16), ("window", 40), ("sinks", 16), ("all", 40)]
+)
 def test_split_keys_merge(mods, split_tokens):
     """Decode and verification items split their keys (FlashDecoding) and are merged: the
     sink joins one split's denominator, the window is shared out at run time."""
