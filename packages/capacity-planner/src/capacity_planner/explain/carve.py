@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from capacity_planner.accounting.kv_config import KVCacheConfig
+from capacity_planner.accounting.versions import get_formula
 from capacity_planner.explain.concurrency import concurrency_checks, tokens_check
 from capacity_planner.explain.failures import error_checks
 from capacity_planner.explain.logmodel import Carving, LogModel, page_formula
@@ -51,8 +52,14 @@ def _kib(value: float) -> str:
 def _carving(settings: dict[str, Setting], version: str) -> Carving:
     kv_dtype = settings.get("kv_cache_dtype")
     dtype = settings.get("dtype")
+    block = settings.get("block_size")
+    if block is None or block.origin.startswith("assumed"):
+        # An unstated block size is the version's default: 64 from 0.34, 16 before.
+        block_size = get_formula(version).default_block_size
+    else:
+        block_size = _int_setting(settings, "block_size") or 16
     return Carving(
-        block_size=_int_setting(settings, "block_size") or 16,
+        block_size=block_size,
         tensor_parallel_size=_int_setting(settings, "tensor_parallel_size") or 1,
         pipeline_parallel_size=_int_setting(settings, "pipeline_parallel_size") or 1,
         kv_cache_dtype="auto" if kv_dtype is None else str(kv_dtype.value),
@@ -85,6 +92,11 @@ def carve_checks(
     blocks_fact = run.get("num_gpu_blocks")
     tokens_fact = run.get("kv_cache_tokens")
     available, every = min_available(run)
+    sized = run.get("warmup_blocks_gib")
+    if version == "v1-extensible" and sized is not None:
+        # 0.34: "Available KV cache memory" is only an upper bound; the cache is what the
+        # post-warm-up measurement committed.
+        available, every = sized, (sized,)
     layout: KVCacheConfig | None = None
     if model is not None:
         nominal = _bounds(available)[0] if available is not None else GiB

@@ -9,6 +9,7 @@ is given or named by the log and known to the planner, comes in through `logmode
 
 from __future__ import annotations
 
+from capacity_planner.accounting.versions import get_formula
 from capacity_planner.explain.carve import carve_checks
 from capacity_planner.explain.logmodel import LogModel, resolve_model, try_resolve_log_model
 from capacity_planner.explain.memory import memory_checks
@@ -16,6 +17,7 @@ from capacity_planner.explain.parse import LogRun, ParsedLog, parse_log
 from capacity_planner.explain.patterns import Value
 from capacity_planner.explain.settings import detect_engine, planner_version, resolve_settings
 from capacity_planner.explain.types import Check, LogExplanation, RunReport, Setting
+from capacity_planner.explain.warmup import warmup_checks
 
 __all__ = ["OVERRIDES", "explain_log", "explain_parsed"]
 
@@ -84,8 +86,13 @@ def _explain_run(
     checks: list[Check] = []
     mem_checks, mem_notes = memory_checks(run, settings)
     checks.extend(mem_checks)
+    checks.extend(warmup_checks(run))
     run_notes.extend(mem_notes)
     formula = planner_version(run, engine, version)
+    block = settings.get("block_size")
+    if block is not None and block.origin.startswith("assumed"):
+        default = get_formula(formula).default_block_size
+        settings["block_size"] = Setting("block_size", default, f"assumed: {formula}'s default")
     carve, carve_notes = carve_checks(run, settings, run_model, engine, formula)
     checks.extend(carve)
     run_notes.extend(carve_notes)
@@ -121,6 +128,7 @@ def _explain_run(
         missing=tuple(_missing(run, settings, run_model)),
         notes=tuple(run_notes),
         model=None if run_model is None else f"{run_model.name} ({run_model.source})",
+        regime=formula,
     )
 
 

@@ -14,6 +14,10 @@ Every pattern is tied to the vLLM code that prints it (paths in vllm-project/vll
   (v0.7.0-v0.7.2) then "GPU KV cache size: N tokens" (PR #13596) and the concurrency line.
 - The start-up errors: V0 ``raise_if_cache_size_invalid`` and V1
   ``_check_enough_kv_cache_memory`` (estimated maximum model length from PR #16168).
+- vLLM >= 0.34 `v1/worker/extensible_kv_cache.py`: "Memory after warmup: ... N KV cache
+  blocks (X GiB) fit within the requested R GiB", "Extended KV cache to N blocks (G GiB)",
+  "Remapping the KV cache from A to B blocks"; "CUDA graph memory profiling is enabled"
+  (0.20+, `gpu_worker.py`).
 - Settings: the "Initializing ... LLM engine (vX) with config: ..." line, the
   "non-default args: {...}" dict, the older "args: Namespace(...)" dump.
 """
@@ -199,6 +203,46 @@ _PATTERNS: list[tuple[re.Pattern[str], list[tuple[str | None, _Conv]]]] = [
         [("auto_fit_from", _int), ("max_model_len", _int)],
     ),
     (re.compile(r"vLLM API server version\s*v?(\d[\w.+-]*)"), [("vllm_version", str)]),
+    # vLLM >= 0.34, `v1/worker/extensible_kv_cache.py`.
+    (
+        re.compile(
+            r"Memory after warmup:\s*"
+            + _F
+            + r"\s*GiB free,\s*"
+            + _F
+            + r"\s*GiB committed to the KV cache,\s*"
+            + _F
+            + r"\s*GiB kept for transient activations\s*\(\s*"
+            + _F
+            + r"\s*GiB allocated at peak,\s*"
+            + _F
+            + r"\s*GiB of torch reservation growth\);\s*"
+            + _N
+            + r"\s*KV cache blocks\s*\(\s*"
+            + _F
+            + r"\s*GiB\)\s*fit within the requested\s*"
+            + _F
+            + _GIB
+        ),
+        [
+            ("warmup_free_gib", _float),
+            ("warmup_committed_gib", _float),
+            ("warmup_kept_gib", _float),
+            ("warmup_peak_gib", _float),
+            ("warmup_growth_gib", _float),
+            ("warmup_blocks", _int),
+            ("warmup_blocks_gib", _float),
+            ("requested_gib", _float),
+        ],
+    ),
+    (
+        re.compile(r"Extended KV cache to\s*" + _N + r"\s*blocks\s*\(\s*" + _F + _GIB),
+        [("extended_blocks", _int), ("extended_gib", _float)],
+    ),
+    (
+        re.compile(r"Remapping the KV cache from\s*" + _N + r"\s*to\s*" + _N + r"\s*blocks"),
+        [("remap_from_blocks", _int), ("remap_to_blocks", _int)],
+    ),
 ]
 
 _BLOCKS = re.compile(r"(?:#\s*)?\b([A-Za-z]+) blocks:\s*(\d+)")
@@ -212,6 +256,7 @@ _FLAGS = {
     "No available memory for the cache blocks": "error_no_memory",
     "Padding mamba page size": "hybrid_mamba_padding",
     "Hybrid KV cache manager is disabled": "hybrid_manager_disabled",
+    "CUDA graph memory profiling is enabled": "cuda_graph_profiling",
 }
 
 # Text that starts a known line; seen without a full match, the line was cut short.
@@ -225,6 +270,8 @@ TRUNCATION_MARKERS = (
     "the rest of the memory reserved",
     "the current vLLM instance can use total_gpu_memory",
     "max seq len (",
+    "Memory after warmup",
+    "Extended KV cache to",
 )
 
 # Multi-part lines: seen with their start but without their end, they were cut short.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from capacity_planner.accounting.versions import resolve_version
+from capacity_planner.errors import CapacityPlannerError
 from capacity_planner.explain.parse import LogRun
 from capacity_planner.explain.patterns import SETTING_KEYS, Value
 from capacity_planner.explain.types import Setting
@@ -18,7 +20,7 @@ __all__ = ["Engine", "detect_engine", "planner_version", "resolve_settings"]
 
 # vLLM's defaults on CUDA where a log leaves a value out.
 _DEFAULTS: dict[str, tuple[Value, str]] = {
-    "block_size": (16, "assumed: vLLM's default on CUDA"),
+    "block_size": (16, "assumed: the version's default (16; 64 from vLLM 0.34)"),
     "tensor_parallel_size": (1, "assumed: no worker prefixes name a second rank"),
     "kv_cache_dtype": ("auto", "assumed: vLLM's default (the model dtype)"),
     "swap_space": (4.0, "assumed: V0's default --swap-space 4 (GiB per GPU)"),
@@ -50,28 +52,34 @@ def detect_engine(run: LogRun) -> Engine:
     return "unknown", "no engine banner or engine-specific line", version_text
 
 
-def _release(version: str | None) -> tuple[int, ...] | None:
-    if version is None:
-        return None
-    parts = []
-    for piece in version.lstrip("v").split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts) or None
-
-
 def planner_version(run: LogRun, engine: str, version: str | None) -> str:
-    """The planner's formula name (`capacity_planner.VLLM_FORMULAS`) for this run."""
+    """The planner's regime (`capacity_planner.VLLM_FORMULAS`) for this run.
+
+    A printed release decides (`resolve_version`); otherwise the lines do: the 0.34
+    warm-up lines mean the extensible cache, "GPU KV cache size" and the concurrency on
+    one line mean 0.21+, "CUDA graph memory profiling is enabled" means 0.20+.
+    """
     if engine == "V0":
         return "v0"
-    release = _release(version)
+    if run.get("warmup_blocks") is not None or run.get("extended_blocks") is not None:
+        return "v1-extensible"
     early = run.get("blocks_line_without_cpu") is not None
-    if early or (release is not None and release < (0, 9)):
+    if version is not None:
+        try:
+            regime = resolve_version(version)
+        except CapacityPlannerError:
+            regime = None
+        if regime is not None:
+            return "v1-0.8" if regime == "v0" or early else regime
+    if early:
         return "v1-0.8"
     if engine == "unknown" and run.get("num_cpu_blocks") is not None:
         return "v0"
+    tokens, conc = run.get("kv_cache_tokens"), run.get("concurrency_len")
+    if tokens is not None and conc is not None and tokens.line_no == conc.line_no:
+        return "v1-2026"
+    if run.get("cuda_graph_profiling") is not None:
+        return "v1-graphs"
     return "v1"
 
 

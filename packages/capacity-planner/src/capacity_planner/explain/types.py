@@ -64,6 +64,7 @@ class RunReport:
     missing: tuple[str, ...]
     notes: tuple[str, ...]
     model: str | None
+    regime: str = ""  # the planner's vLLM regime (`capacity_planner.VLLM_FORMULAS`)
 
     @property
     def consistent(self) -> bool:
