@@ -11,8 +11,12 @@ everything. Timings are wall-clock on whatever machine runs this: read them as r
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import resource
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -195,16 +199,94 @@ def bench_matrix(quick: bool, jobs: int) -> None:
     _ = TRACE_SCENARIOS
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+WEEK = 27_303_999  # Azure 2024 conversation week (DynamoLLM, HPCA 2025): rows upstream
+
+
+def _tiled_child(n: int, policy: str, block_pool: bool) -> None:
+    """In a fresh process: replay azure_conv tiled to ``n`` requests; print JSON."""
+    from frag_sim import simulate
+    from frag_sim.stream import tile
+
+    wl = load_trace("azure_conv")
+    cfg = trace_config(
+        "azure_conv", policy=policy, record_timeseries=False, use_block_pool=block_pool
+    )
+    t0 = time.perf_counter()
+    r = simulate(tile(wl, n), cfg)
+    wall = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    out = {"n": n, "label": cfg.label, "wall": wall, "rss_mb": rss, "usage": r.token_usage}
+    out["completed"] = r.completed
+    print(json.dumps(out))
+
+
+def _tiled(n: int, policy: str, block_pool: bool = False) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--tiled", str(n), "--policy", policy]
+    if block_pool:
+        cmd.append("--block-pool")
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return dict(json.loads(res.stdout.strip().splitlines()[-1]))
+
+
+def bench_stream(quick: bool) -> None:
+    """The streamed Azure conversation trace tiled in time, one fresh process per run."""
+    if default_trace_dir() is None:
+        print("stream: traces not found, skipped")
+        return
+    sizes = (100_000,) if quick else (1_000_000, 3_000_000)
+    print("\n## azure_conv tiled in time, streamed, one core, one fresh process per run")
+    print(f"{'requests':>11} {'policy':<14}{'wall s':>8}{'req/s':>11}{'peak RSS MB':>13}")
+    rate = 0.0
+    for n in sizes:
+        runs = [("paged", False)]
+        if n == sizes[0]:  # the contiguous policies and the real BlockPool beside it
+            runs += [("max", False), ("exact", False), ("paged", True)]
+        for pol, pool in runs:
+            r = _tiled(n, pol, pool)
+            label = r["label"] + (" pool" if pool else "")
+            print(
+                f"{n:>11,} {label:<14}{r['wall']:>8.2f}{n / r['wall']:>11,.0f}{r['rss_mb']:>13.0f}"
+            )
+            if pol == "paged" and not pool:
+                rate = n / r["wall"]
+    print(
+        f"the {WEEK:,}-request week at the last paged/16 rate ({rate:,.0f} req/s): "
+        f"{WEEK / rate / 60:.1f} min (extrapolated, cost is linear in requests)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     ap.add_argument("--jobs", type=int, default=2, help="processes for the matrix")
     ap.add_argument("--skip-matrix", action="store_true")
+    ap.add_argument("--only-stream", action="store_true", help="only the tiled-trace runs")
+    ap.add_argument("--tiled", type=int, help=argparse.SUPPRESS)  # child process mode
+    ap.add_argument("--policy", default="paged", help=argparse.SUPPRESS)
+    ap.add_argument("--block-pool", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.tiled:
+        _tiled_child(a.tiled, a.policy, a.block_pool)
+        return
     print(
         f"frag-sim benchmark on {platform.machine()} / {os.cpu_count()} CPUs / "
+        f"{_cpu_name()} / "
         f"Python {platform.python_version()}"
     )
+    bench_stream(a.quick)
+    if a.only_stream:
+        return
     bench_trace(a.quick)
     bench_synthetic(a.quick)
     bench_block_sizes(a.quick)

@@ -13,5 +13,5 @@ from frag_sim import default_trace_dir
 def trace_dir() -> Path:
     d = default_trace_dir()
     if d is None:
-        pytest.skip("shared/traces not found beside the repository (set FRAG_SIM_TRACES)")
+        pytest.skip("no trace folder: set FRAG_SIM_TRACE_DIR or run 'frag-sim traces fetch all'")
     return d

@@ -21,6 +21,14 @@ def test_run_writes_json_csv_timeseries(tmp_path: Path, capsys: pytest.CaptureFi
             "120",
             "--rate",
             "2",
+            "--capacity-tokens",
+            "15728",
+            "--max-model-len",
+            "2048",
+            "--allocator",
+            "buddy",
+            "--block-size",
+            "16",
             "--policies",
             "max,paged",
             "--json",
@@ -66,7 +74,7 @@ def test_beam_example_config(tmp_path: Path) -> None:
 def test_run_timeseries_json_and_waste_plot(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     args = ["run", "--mix", "alpaca", "--num-requests", "60", "--policies", "exact,paged"]
-    args += ["--n", "2", "--beam-search", "--capacity-tokens", "4000"]
+    args += ["--n", "2", "--beam-search", "--capacity-tokens", "4000", "--block-size", "16"]
     args += ["--timeseries", str(tmp_path / "ts.json"), "--plot-waste", str(tmp_path / "w.svg")]
     assert main(args) == 0
     ts = json.loads((tmp_path / "ts.json").read_text())

@@ -12,6 +12,8 @@ address space, and ``paged`` blocks from ``block_allocator.KVCacheManager``.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .config import POLICIES, SimConfig
 from .contiguous import BuddySpace, FirstFitSpace
 from .errors import ConfigError, EmptyTraceError, FragSimError, TraceFormatError
@@ -20,6 +22,7 @@ from .metrics import Breakdown, SimResult, Timeseries
 from .prefix import PrefixStats, prefix_stats
 from .sharing import SharingResult, simulate_sharing
 from .simulator import simulate
+from .stream import Chunk, RequestStream, stream_trace, tile
 from .sweep import WorkloadSpec, run_sweep
 from .traces import (
     TRACE_FILES,
@@ -31,7 +34,10 @@ from .traces import (
 )
 from .workload import LENGTH_MIXES, LengthDist, SyntheticWorkload, Workload
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("frag-sim")
+except PackageNotFoundError:  # a source tree on sys.path without installed metadata
+    __version__ = "0+unknown"
 
 __all__ = [
     "EXPERIMENTS",
@@ -41,6 +47,7 @@ __all__ = [
     "TRACE_SCENARIOS",
     "Breakdown",
     "BuddySpace",
+    "Chunk",
     "ConfigError",
     "EmptyTraceError",
     "ExperimentReport",
@@ -48,6 +55,7 @@ __all__ = [
     "FragSimError",
     "LengthDist",
     "PrefixStats",
+    "RequestStream",
     "SharingResult",
     "SimConfig",
     "SimResult",
@@ -67,4 +75,6 @@ __all__ = [
     "run_sweep",
     "simulate",
     "simulate_sharing",
+    "stream_trace",
+    "tile",
 ]

@@ -3,18 +3,135 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import IO, Any
 
+from . import simulator
 from ._io import write_csv, write_json
 from .errors import FragSimError
+from .metrics import SimResult
 
-__all__ = ["csv_ints", "load_config", "print_table", "progress", "write_outputs"]
+# tqdm ships no type hints; the few calls below are checked by the tests
+tqdm: Any = importlib.import_module("tqdm").tqdm
+
+__all__ = [
+    "Formatter",
+    "Progress",
+    "csv_ints",
+    "load_config",
+    "print_table",
+    "run_progress",
+    "table_stream",
+    "write_outputs",
+]
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each default; a flag whose default depends on the workload (None
+    here, resolved later) says so in its own help text instead of "(default: None)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or isinstance(action.default, bool):
+            return text
+        return super()._get_help_string(action) or text
+
+
+class Progress:
+    """Progress on stderr through tqdm: a bar on a terminal, else one line per step.
+
+    Nothing shows for the first ``delay`` seconds, so quick commands stay quiet.
+    """
+
+    delay = 2.0
+
+    def __init__(self, desc: str, total: int | None, unit: str = "run") -> None:
+        self.desc, self.total, self.unit = desc, total, unit
+        self.tty = sys.stderr.isatty()
+        self.n = 0
+        self.start = time.perf_counter()
+        self.bar = tqdm(
+            total=total,
+            desc=desc,
+            unit=unit,
+            file=sys.stderr,
+            leave=False,
+            disable=not self.tty,
+            delay=self.delay,
+        )
+        self._last_line = 0.0
+
+    def step(self, what: str) -> None:
+        """One finished step (a run): a bar tick, or one line when not on a terminal."""
+        self.n += 1
+        if self.tty:
+            self.bar.set_postfix_str(what[:40], refresh=False)
+            self.bar.update(1)
+            return
+        elapsed = time.perf_counter() - self.start
+        if elapsed < self.delay:
+            return
+        meter = tqdm.format_meter(self.n, self.total, elapsed, prefix=self.desc, unit=self.unit)
+        print(f"{meter} {what}", file=sys.stderr, flush=True)
+
+    def advance(self, amount: int) -> None:
+        """Bytes or items inside one step: a bar on a terminal, a line every 2 s otherwise."""
+        self.n += amount
+        if self.tty:
+            self.bar.update(amount)
+            return
+        now = time.perf_counter()
+        if now - self.start < self.delay:
+            return
+        if now - self._last_line >= 2.0 or (self.total is not None and self.n >= self.total):
+            self._last_line = now
+            meter = tqdm.format_meter(
+                self.n, self.total, now - self.start, prefix=self.desc, unit=self.unit,
+                unit_scale=self.unit == "B",
+            )  # fmt: skip
+            print(meter, file=sys.stderr, flush=True)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.bar.close()
+
+
+@contextlib.contextmanager
+def run_progress(desc: str, total: int | None) -> Iterator[Progress]:
+    """Report every ``simulate()`` run that finishes inside the block as one step."""
+    with Progress(desc, total) as bar:
+
+        def seen(r: SimResult) -> None:
+            bar.step(f"{r.config.label} on {r.workload}: {r.num_requests:,} requests, "
+                     f"{r.wall_s:.2f} s")  # fmt: skip
+
+        simulator.OBSERVERS.append(seen)
+        try:
+            yield bar
+        finally:
+            simulator.OBSERVERS.remove(seen)
+
+
+def table_stream(a: argparse.Namespace) -> IO[str]:
+    """The table goes to stderr when stdout carries ``--json -`` or ``--csv -``."""
+    if getattr(a, "json_out", None) == "-" or getattr(a, "csv_out", None) == "-":
+        return sys.stderr
+    return sys.stdout
+
 
 _SUMMARY_COLS = (
     "label",
@@ -54,17 +171,17 @@ def load_config(path: str | None) -> dict[str, Any]:
     return dict(data)
 
 
-def csv_ints(text: str, what: str) -> list[int]:
+def csv_ints(text: str, what: str, low: int = 1) -> list[int]:
     try:
         vals = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise FragSimError(f"{what} must be comma-separated integers, got {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise FragSimError(f"{what} must be integers >= 1, got {text!r}")
+    if not vals or min(vals) < low:
+        raise FragSimError(f"{what} must be integers >= {low}, got {text!r}")
     return vals
 
 
-def print_table(rows: Sequence[dict[str, Any]]) -> None:
+def print_table(rows: Sequence[dict[str, Any]], file: IO[str] | None = None) -> None:
     cols = [c for c in _SUMMARY_COLS if any(c in r for r in rows)]
 
     def fmt(v: Any) -> str:
@@ -72,9 +189,10 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
 
     cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False)))
+    out = file or sys.stdout
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False)), file=out)
     for x in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(x, widths, strict=False)))
+        print("  ".join(v.ljust(w) for v, w in zip(x, widths, strict=False)), file=out)
 
 
 def write_outputs(a: argparse.Namespace, rows: list[dict[str, Any]], extra: Any = None) -> None:
@@ -82,18 +200,3 @@ def write_outputs(a: argparse.Namespace, rows: list[dict[str, Any]], extra: Any 
         write_json(a.json_out, extra if extra is not None else rows)
     if a.csv_out:
         write_csv(a.csv_out, rows)
-
-
-def progress() -> Any:
-    if not sys.stderr.isatty():
-        return None
-    start = time.perf_counter()
-
-    def show(done: int, total: int) -> None:
-        el = time.perf_counter() - start
-        sys.stderr.write(f"\r[{done}/{total}] {el:6.1f}s")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -17,6 +18,11 @@ from typing import IO, Any
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
+    """Write through ``write`` into a temp file beside ``path``, then rename; ``-`` is stdout."""
+    if str(path) == "-":
+        write(sys.stdout.buffer)
+        sys.stdout.flush()
+        return Path("-")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

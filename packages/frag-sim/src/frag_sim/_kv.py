@@ -27,6 +27,13 @@ class SimRequest(Request):
         super().append_output_token_ids(token_ids, validate=validate)
 
 
-def make_manager(num_usable_blocks: int, block_size: int, enable_caching: bool) -> KVCacheManager:
+def make_manager(
+    num_usable_blocks: int, block_size: int, enable_caching: bool, events: bool = False
+) -> KVCacheManager:
     """A manager with ``num_usable_blocks`` blocks plus the null block."""
-    return KVCacheManager(num_usable_blocks + 1, block_size, enable_caching=enable_caching)
+    return KVCacheManager(
+        num_usable_blocks + 1,
+        block_size,
+        enable_caching=enable_caching,
+        enable_kv_cache_events=events,
+    )

@@ -29,12 +29,14 @@ __all__ = ["PagedMemory"]
 class PagedMemory(Engine):
     """Paged memory state and its closed-form window integrals (no allocation paths)."""
 
+    kv_events = False  # the pool records KV-cache events (frag_sim.events)
+
     def __init__(self, workload: Workload | RequestStream, config: SimConfig) -> None:
         super().__init__(workload, config)
         self.bs = bs = config.block_size
         self.usable = config.num_gpu_blocks
         self.caching = config.enable_prefix_caching
-        self.kvm = make_manager(self.usable, bs, self.caching)
+        self.kvm = make_manager(self.usable, bs, self.caching, self.kv_events)
         self.pool = self.kvm.block_pool
         self.beam = config.use_beam_search
         # prefix caching and beams share blocks in ways only the pool knows: integrate the

@@ -19,10 +19,12 @@ class ExperimentReport:
     checks: list[tuple[str, bool]]
     notes: list[str] = field(default_factory=list)
     results: dict[str, SimResult] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # absent inputs (traces), with the fix
 
     @property
     def ok(self) -> bool:
-        return all(passed for _, passed in self.checks)
+        """Every check passed and nothing was left out for lack of input."""
+        return all(passed for _, passed in self.checks) and not self.missing
 
     def render(self) -> str:
         lines = [f"== {self.name}: {self.title}"]
@@ -34,6 +36,7 @@ class ExperimentReport:
             lines += [
                 "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) for row in cells
             ]
+        lines += [f"[missing] {m}" for m in self.missing]
         lines += [f"[{'ok' if p else 'FAIL'}] {d}" for d, p in self.checks]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from typing import Any
 
 from ._report import ExperimentReport
 from ._report import row as _row
 from ._repro_synthetic import FIG_CONFIG, sharegpt_workload
+from .catalog import resolve_trace_dir
 from .config import SimConfig
 from .metrics import SimResult
 from .prefix import prefix_stats
 from .simulator import simulate
-from .traces import TRACE_FILES, default_trace_dir, load_trace
+from .traces import TRACE_FILES, load_trace
 from .workload import Workload
 
 # Per-trace memory scenarios for the block-size sweep and the matrix: a budget that keeps
@@ -36,11 +36,19 @@ def trace_config(trace: str, **changes: Any) -> SimConfig:
 
 
 def _available_traces(trace_dir: str | None) -> list[str]:
-    base = trace_dir or default_trace_dir()
-    if base is None:
-        return []
+    base = resolve_trace_dir(trace_dir)
+    return [n for n, f in TRACE_FILES.items() if (base / f).is_file()]
 
-    return [n for n, f in TRACE_FILES.items() if (Path(base) / f).is_file()]
+
+def _missing(names: list[str] | tuple[str, ...], trace_dir: str | None) -> list[str]:
+    """One line per absent trace, with the command that fetches it."""
+    have = set(_available_traces(trace_dir))
+    base = resolve_trace_dir(trace_dir)
+    return [
+        f"trace {n} is not in {base}: fetch it with 'frag-sim traces fetch {n}'"
+        for n in names
+        if n not in have
+    ]
 
 
 def _block_size(quick: bool = False, trace_dir: str | None = None, **_: Any) -> ExperimentReport:
@@ -77,7 +85,13 @@ def _block_size(quick: bool = False, trace_dir: str | None = None, **_: Any) -> 
         "grows as tokens / block_size)"
     ]
     return ExperimentReport(
-        "block_size", "block size 1..512 on every trace", rows, checks, notes, runs
+        "block_size",
+        "block size 1..512 on every trace",
+        rows,
+        checks,
+        notes,
+        runs,
+        missing=_missing(list(TRACE_FILES), trace_dir),
     )
 
 
@@ -149,4 +163,5 @@ def _prefix(quick: bool = False, trace_dir: str | None = None, **_: Any) -> Expe
         checks,
         ["block 512 = the traces' hash block"],
         runs,
+        missing=_missing(("mooncake_conversation", "mooncake_synthetic"), trace_dir),
     )

@@ -1,10 +1,12 @@
-"""Command line: ``frag-sim`` / ``python -m frag_sim`` with run, sweep, plot, experiment, list.
+"""Command line: ``frag-sim`` / ``python -m frag_sim``: run, sweep, plot, experiment, traces.
 
 A config file (TOML or JSON) holds ``[workload]`` (a :class:`WorkloadSpec`), ``[sim]`` (a
 :class:`SimConfig`) and optionally ``[sweep]`` (``policies``, ``block_sizes``,
-``capacities``, ``traces``); flags override it. Results go to stdout as a table, or to
-``--json`` / ``--csv`` files (written atomically). Progress goes to stderr, and only when
-stderr is a terminal.
+``capacities``, ``traces``, ``seeds``); flags override it. Without a workload, ``run`` and
+``sweep`` replay the headline workload (:data:`HEADLINE`). Results go to stdout as a
+table, or to ``--json`` / ``--csv`` files (written atomically; ``-`` is stdout). Progress
+goes to stderr: a tqdm bar on a terminal, one line per finished run otherwise. Every
+failure is one ``frag-sim: error:`` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -16,8 +18,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._cli_util import csv_ints, load_config, print_table, progress, write_outputs
+from block_allocator import LATEST_VLLM, VLLM_DEFAULTS, defaults_for
+
+from . import __version__
+from ._cli_util import (
+    Formatter,
+    Progress,
+    csv_ints,
+    load_config,
+    print_table,
+    run_progress,
+    table_stream,
+    write_outputs,
+)
 from ._io import write_csv, write_json
+from .catalog import ENV_VAR
 from .config import POLICIES, SimConfig
 from .errors import FragSimError
 from .experiments import EXPERIMENTS, TRACE_SCENARIOS, run_experiment
@@ -26,15 +41,31 @@ from .sweep import WorkloadSpec, run_sweep
 from .traces import TRACE_FILES
 from .workload import LENGTH_MIXES
 
+# The bare ``frag-sim run``: the headline workload of the README ("the 'PagedAttention
+# from scratch in 300 lines' capstone" lengths: prompts U[200, 4000], outputs U[50, 500],
+# Poisson 8 req/s) on 32 x 4500 slots, where every request fits.
+HEADLINE: dict[str, Any] = {
+    "mix": "seed003",
+    "num_requests": 1000,
+    "rate": 8.0,
+    "seed": 3,
+    "capacity_tokens": 144_000,
+    "max_model_len": 4500,
+    "allocator": "first_fit",
+    "policies": "max,paged",
+}
+
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("workload")
+    g = p.add_argument_group("workload (default: the headline synthetic workload)")
     g.add_argument("--config", help="TOML or JSON file with [workload], [sim], [sweep]")
     g.add_argument("--trace", help=f"trace name ({', '.join(TRACE_FILES)}) or file path")
-    g.add_argument("--trace-dir", help="folder holding the traces (default: ../shared/traces)")
+    g.add_argument(
+        "--trace-dir", help=f"folder holding the traces (default: ${ENV_VAR}, else user data)"
+    )
     g.add_argument("--csv-trace", help="generic CSV trace (needs --columns)")
     g.add_argument("--columns", help="arrival=COL,prompt_len=COL,output_len=COL for --csv-trace")
-    g.add_argument("--arrival-unit", help="s, ms, us or datetime (generic CSV)")
+    g.add_argument("--arrival-unit", help="s, ms, us or datetime (generic CSV; default: s)")
     g.add_argument("--mix", help=f"synthetic length mix ({', '.join(LENGTH_MIXES)})")
     g.add_argument("--num-requests", type=int, help="synthetic: number of requests")
     g.add_argument("--rate", type=float, help="synthetic: requests per second (inf allowed)")
@@ -43,9 +74,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--head", type=int, help="replay only the first N requests")
     s = p.add_argument_group("memory and scheduler")
     s.add_argument("--policies", help=f"comma list of {', '.join(POLICIES)}")
-    s.add_argument("--capacity-tokens", type=int, help="KV memory in token slots")
+    s.add_argument(
+        "--capacity-tokens", type=int, help="KV memory in token slots (a trace: its scenario)"
+    )
     s.add_argument("--max-model-len", type=int, help="longest request allowed (tokens)")
-    s.add_argument("--block-size", type=int, help="paged block size (tokens)")
+    s.add_argument(
+        "--vllm-version",
+        default=LATEST_VLLM,
+        choices=sorted(VLLM_DEFAULTS),
+        help="the vLLM release whose default block size applies when --block-size is not "
+        "given (" + ", ".join(f"{v}: {d.block_size}" for v, d in VLLM_DEFAULTS.items()) + ")",
+    )
+    s.add_argument("--block-size", type=int, help="paged block size in tokens")
     s.add_argument("--allocator", choices=["buddy", "first_fit"], help="contiguous allocator")
     s.add_argument(
         "--prefix-caching", action="store_true", default=None, help="paged: enable prefix caching"
@@ -63,12 +103,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--beam-seed", type=int, help="seed of the beam selection model")
     o = p.add_argument_group("output")
-    o.add_argument("--json", dest="json_out", help="write results as JSON")
-    o.add_argument("--csv", dest="csv_out", help="write results as CSV")
+    o.add_argument("--json", dest="json_out", help="write results as JSON ('-': stdout)")
+    o.add_argument("--csv", dest="csv_out", help="write results as CSV ('-': stdout)")
+
+
+def _synthetic(spec: WorkloadSpec) -> bool:
+    return spec.kind == "synthetic"
 
 
 def _workload_spec(a: argparse.Namespace, cfg: dict[str, Any]) -> WorkloadSpec:
     d: dict[str, Any] = dict(cfg.get("workload", {}))
+    if not a.config:  # no file: the headline workload fills in what the flags do not give
+        d = {k: HEADLINE[k] for k in ("mix", "num_requests", "rate", "seed")}
     if a.trace:
         d = {"kind": "trace", "trace": a.trace}
     elif a.csv_trace:
@@ -96,9 +142,11 @@ def _workload_spec(a: argparse.Namespace, cfg: dict[str, Any]) -> WorkloadSpec:
 
 
 def _sim_config(a: argparse.Namespace, cfg: dict[str, Any], spec: WorkloadSpec) -> SimConfig:
-    d: dict[str, Any] = {}
+    d: dict[str, Any] = {"block_size": defaults_for(a.vllm_version).block_size}
     if spec.kind == "trace" and spec.trace in TRACE_SCENARIOS:
         d.update(TRACE_SCENARIOS[spec.trace])
+    elif _synthetic(spec) and not a.config:
+        d.update({k: HEADLINE[k] for k in ("capacity_tokens", "max_model_len", "allocator")})
     d.update(cfg.get("sim", {}))
     for flag, key in (
         ("capacity_tokens", "capacity_tokens"),
@@ -118,11 +166,14 @@ def _sim_config(a: argparse.Namespace, cfg: dict[str, Any], spec: WorkloadSpec) 
         if v is not None:
             d[key] = v
     d.pop("policy", None)
+    d["record_timeseries"] = bool(
+        getattr(a, "timeseries", None) or getattr(a, "plot", None) or getattr(a, "plot_waste", None)
+    )
     return SimConfig.from_dict(d)
 
 
-def _policies(a: argparse.Namespace, cfg: dict[str, Any]) -> list[str]:
-    raw = a.policies or ",".join(cfg.get("sweep", {}).get("policies", POLICIES))
+def _policies(a: argparse.Namespace, cfg: dict[str, Any], default: str) -> list[str]:
+    raw = a.policies or ",".join(cfg.get("sweep", {}).get("policies", default.split(",")))
     pols = [p.strip() for p in raw.split(",") if p.strip()]
     bad = [p for p in pols if p not in POLICIES]
     if bad or not pols:
@@ -130,14 +181,51 @@ def _policies(a: argparse.Namespace, cfg: dict[str, Any]) -> list[str]:
     return pols
 
 
+def _check_outputs(a: argparse.Namespace) -> None:
+    """Fail before any work on an output no run could write (nothing is half-written)."""
+    for flag in ("plot", "plot_waste"):
+        path = getattr(a, flag)
+        if path and Path(path).suffix.lower() not in (".png", ".svg"):
+            raise FragSimError(f"--{flag.replace('_', '-')} must end in .png or .svg: {path}")
+    if a.timeseries and a.timeseries == "-":
+        raise FragSimError("--timeseries needs a file (.csv or .json)")
+    for flag in ("json_out", "csv_out", "timeseries", "plot", "plot_waste", "kv_events"):
+        path = getattr(a, flag)
+        if not path or path == "-":
+            continue
+        for parent in Path(path).absolute().parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise FragSimError(f"cannot write {path}: {parent} is not a folder")
+                break
+
+
 def cmd_run(a: argparse.Namespace) -> int:
+    _check_outputs(a)
     cfg = load_config(a.config)
     spec = _workload_spec(a, cfg)
     base = _sim_config(a, cfg, spec)
-    wl = spec.build()
-    results = {p: simulate(wl, base.replace(policy=p)) for p in _policies(a, cfg)}
+    headline = _synthetic(spec) and not a.config
+    pols = _policies(a, cfg, HEADLINE["policies"] if headline else ",".join(POLICIES))
+    if a.tile is not None and spec.kind != "trace":
+        raise FragSimError("--tile needs --trace (a trace to repeat in time)")
+    if a.kv_events and pols != ["paged"]:
+        raise FragSimError("--kv-events needs --policies paged (events are paged blocks)")
+    if a.kv_events:
+        base = base.replace(enable_prefix_caching=True)
+    wl = spec.stream(a.tile) if a.tile is not None else spec.build()
+    results = {}
+    with run_progress(f"run {spec.label}", len(pols)):
+        for p in pols:
+            c = base.replace(policy=p)
+            if a.kv_events:
+                from .events import simulate_with_events
+
+                results[p] = simulate_with_events(wl, c, a.kv_events)
+            else:
+                results[p] = simulate(wl, c)
     rows = [r.summary() for r in results.values()]
-    print_table(rows)
+    print_table(rows, file=table_stream(a))
     for r in results.values():
         if r.rejected:
             i, why = r.rejected[0]
@@ -145,23 +233,14 @@ def cmd_run(a: argparse.Namespace) -> int:
                 f"{r.config.label}: {len(r.rejected)} rejected (first: request {i}: {why})",
                 file=sys.stderr,
             )
-    if a.timeseries:
-        ts_rows = []
-        for p, r in results.items():
-            ts = r.timeseries
-            assert ts is not None
-            ts_rows += [{"policy": p, **row} for row in ts.to_rows()]
-        if Path(a.timeseries).suffix.lower() == ".json":
-            write_json(a.timeseries, ts_rows)
-        else:
-            write_csv(a.timeseries, ts_rows)
+    name = results[pols[0]].workload
     if a.plot:
         from .plot import plot_usage_over_time
 
         plot_usage_over_time(
             {r.config.label: r for r in results.values()},
             a.plot,
-            title=f"KV memory over time: {wl.name}",
+            title=f"KV memory over time: {name}",
         )
     if a.plot_waste:
         from .plot import plot_waste_over_time
@@ -169,8 +248,19 @@ def cmd_run(a: argparse.Namespace) -> int:
         plot_waste_over_time(
             {r.config.label: r for r in results.values()},
             a.plot_waste,
-            title=f"Where KV memory goes over time: {wl.name}",
+            title=f"Where KV memory goes over time: {name}",
         )
+    if a.timeseries:
+        ts_rows = []
+        for p, r in results.items():
+            ts = r.timeseries
+            if ts is None:
+                raise FragSimError("internal: the time series was not recorded")
+            ts_rows += [{"policy": p, **row} for row in ts.to_rows()]
+        if Path(a.timeseries).suffix.lower() == ".json":
+            write_json(a.timeseries, ts_rows)
+        else:
+            write_csv(a.timeseries, ts_rows)
     write_outputs(a, rows)
     return 0
 
@@ -179,11 +269,14 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     cfg = load_config(a.config)
     sw = dict(cfg.get("sweep", {}))
     traces = a.traces.split(",") if a.traces else list(sw.get("traces", []))
-    specs = (
-        [WorkloadSpec(kind="trace", trace=t, trace_dir=a.trace_dir, head=a.head) for t in traces]
-        if traces
-        else [_workload_spec(a, cfg)]
-    )
+    seeds = csv_ints(a.seeds, "--seeds", low=0) if a.seeds else list(sw.get("seeds", []))
+    if traces:
+        specs = [
+            WorkloadSpec(kind="trace", trace=t, trace_dir=a.trace_dir, head=a.head) for t in traces
+        ]
+    else:
+        one = _workload_spec(a, cfg)
+        specs = [one.replace(seed=sd) for sd in seeds] if seeds else [one]
     bss = (
         csv_ints(a.block_sizes, "--block-sizes")
         if a.block_sizes
@@ -195,7 +288,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     tasks = []
     for spec in specs:
         base = _sim_config(a, cfg, spec)
-        for pol in _policies(a, cfg):
+        for pol in _policies(a, cfg, ",".join(POLICIES)):
             for cap in caps or [base.capacity_tokens]:
                 # contiguous policies ignore the block size: one run each
                 for bs in bss if pol == "paged" else bss[:1]:
@@ -203,10 +296,17 @@ def cmd_sweep(a: argparse.Namespace) -> int:
                         (spec, base.replace(policy=pol, block_size=bs, capacity_tokens=cap))
                     )
     t0 = time.perf_counter()
-    rows = run_sweep(tasks, jobs=a.jobs, progress=progress())
+    with Progress("sweep", len(tasks)) as bar:
+        rows = run_sweep(
+            tasks,
+            jobs=a.jobs,
+            cluster=a.cluster,
+            progress=lambda done, total, row: bar.step(f"{row['workload']} {row['label']}"),
+        )
     wall = time.perf_counter() - t0
-    print_table(rows)
-    print(f"{len(rows)} runs in {wall:.2f} s on {a.jobs} process(es)", file=sys.stderr)
+    print_table(rows, file=table_stream(a))
+    where = f"on {a.cluster}" if a.cluster else f"on {a.jobs} process(es)"
+    print(f"{len(rows)} runs in {wall:.2f} s {where}", file=sys.stderr)
     write_outputs(a, rows)
     return 0
 
@@ -229,44 +329,48 @@ def cmd_plot(a: argparse.Namespace) -> int:
     else:
         paths = {k: [Path(a.out_dir) / f"{k}.{f}" for f in fmts] for k in kinds}
     for kind in kinds:
-        if kind == "headline":
+        _plot_one(P, kind, paths[kind], a, PAPER_FIG2)
+        for path in paths[kind]:
+            print(path)
+    return 0
+
+
+def _plot_one(P: Any, kind: str, paths: list[Path], a: argparse.Namespace, fig2: Any) -> None:
+    with run_progress(f"plot {kind}", None):
+        if kind in ("headline", "waste-over-time"):
             rep = run_experiment("seed003", quick=a.quick)
             res = {
                 "naive (max reservation)": rep.results["max"],
                 "paged (block 16)": rep.results["paged"],
             }
-            for path in paths[kind]:
-                P.plot_usage_over_time(
-                    res, path, title="Seed 003: naive contiguous vs paged KV cache"
-                )
-        elif kind == "waste-over-time":
-            rep = run_experiment("seed003", quick=a.quick)
-            res = {
-                "naive (max reservation)": rep.results["max"],
-                "paged (block 16)": rep.results["paged"],
-            }
-            for path in paths[kind]:
-                P.plot_waste_over_time(res, path, title="Seed 003: where KV memory goes over time")
+            for path in paths:
+                if kind == "headline":
+                    P.plot_usage_over_time(
+                        res, path, title="Capstone workload: naive contiguous vs paged KV cache"
+                    )
+                else:
+                    P.plot_waste_over_time(
+                        res, path, title="Capstone workload: where KV memory goes over time"
+                    )
         elif kind == "waste":
             rep = run_experiment("fig2", quick=a.quick)
-            for path in paths[kind]:
-                P.plot_waste_breakdown(rep.results, path, paper=PAPER_FIG2)
+            for path in paths:
+                P.plot_waste_breakdown(rep.results, path, paper=fig2)
         elif kind == "admissions":
             rep = run_experiment("fig13", quick=a.quick)
             sel = {k: rep.results[k] for k in ("max", "exact", "paged")}
-            for path in paths[kind]:
+            for path in paths:
                 P.plot_admissions(sel, path, title="ShareGPT-like at 2 req/s on 15,728 slots")
         else:
             rep = run_experiment("block_size", quick=a.quick, trace_dir=a.trace_dir)
+            for m in rep.missing:
+                print(f"frag-sim: {m}", file=sys.stderr)
             curves: dict[str, list[tuple[int, float]]] = {}
             for key, r in rep.results.items():
                 name, bs = key.rsplit("/", 1)
                 curves.setdefault(name, []).append((int(bs), r.token_usage))
-            for path in paths[kind]:
+            for path in paths:
                 P.plot_block_size(curves, path)
-        for path in paths[kind]:
-            print(path)
-    return 0
 
 
 def cmd_experiment(a: argparse.Namespace) -> int:
@@ -274,11 +378,18 @@ def cmd_experiment(a: argparse.Namespace) -> int:
     ok = True
     dump = {}
     for n in names:
-        rep = run_experiment(n, quick=a.quick, trace_dir=a.trace_dir)
+        with run_progress(f"experiment {n}", None):
+            rep = run_experiment(n, quick=a.quick, trace_dir=a.trace_dir)
         print(rep.render())
         print()
         ok &= rep.ok
-        dump[n] = {"title": rep.title, "rows": rep.rows, "checks": rep.checks, "notes": rep.notes}
+        dump[n] = {
+            "title": rep.title,
+            "rows": rep.rows,
+            "checks": rep.checks,
+            "notes": rep.notes,
+            "missing": rep.missing,
+        }
     if a.json_out:
         write_json(a.json_out, dump)
     return 0 if ok else 1
@@ -288,48 +399,128 @@ def cmd_list(a: argparse.Namespace) -> int:
     print("experiments:")
     for e in EXPERIMENTS.values():
         print(f"  {e.name:12s} {e.title}")
-    print("traces:", ", ".join(TRACE_FILES))
+    print("traces:", ", ".join(TRACE_FILES), "(frag-sim traces: sources, licenses, fetch)")
     print("length mixes:", ", ".join(LENGTH_MIXES))
     print("policies:", ", ".join(POLICIES))
     return 0
 
 
+def cmd_traces(a: argparse.Namespace) -> int:
+    from .catalog import CATALOG, fetch, resolve_trace_dir, sha256_of
+
+    folder = resolve_trace_dir(a.trace_dir)
+    if a.action == "list":
+        if a.names:
+            raise FragSimError("'frag-sim traces list' takes no names")
+        print(f"trace folder: {folder}")
+        for info in CATALOG.values():
+            path = folder / info.file
+            state = "present" if path.is_file() else "absent"
+            if path.is_file() and a.verify:
+                state = "verified" if sha256_of(path) == info.sha256 else "CHECKSUM MISMATCH"
+            print(f"{info.name}  [{state}]  {info.rows:,} requests, {info.size:,} bytes")
+            print(f"    {info.about}")
+            print(f"    source: {info.repo} @ {info.commit[:12]}, {info.path}")
+            print(f"    license: {info.license}; cite {info.cite}")
+        absent = [n for n, i in CATALOG.items() if not (folder / i.file).is_file()]
+        if absent:
+            print(f"fetch the absent ones with: frag-sim traces fetch {' '.join(absent)}")
+        return 0
+    names = list(CATALOG) if a.names == ["all"] else a.names
+    if not names:
+        raise FragSimError("name the traces to fetch (or 'all'): " + ", ".join(CATALOG))
+    unknown = [n for n in names if n not in CATALOG]
+    if unknown:
+        raise FragSimError(f"unknown trace(s) {unknown}; known: {', '.join(CATALOG)}")
+    if a.url and len(names) != 1:
+        raise FragSimError("--url replaces one trace's address: name exactly one trace")
+    for n in names:
+        with Progress(f"fetch {n}", CATALOG[n].size, unit="B") as bar:
+            path = fetch(n, folder, url=a.url, force=a.force, on_bytes=bar.advance)
+        print(f"{n}: {path} (SHA-256 verified)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="frag-sim", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="frag-sim", description=__doc__.splitlines()[0], formatter_class=Formatter
+    )
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("run", help="replay one workload under each policy")
+    p = sub.add_parser(
+        "run",
+        help="replay one workload under each policy",
+        description="Replay one workload under each policy. Without a workload: the headline "
+        "one (" + ", ".join(f"{k}={v}" for k, v in HEADLINE.items()) + ").",
+        formatter_class=Formatter,
+    )
     _add_common(p)
+    p.add_argument("--tile", type=int, help="repeat --trace in time to N requests (streamed)")
     p.add_argument(
         "--timeseries", help="write the per-event time series with its waste split (.csv/.json)"
     )
     p.add_argument("--plot", help="write a usage-over-time plot (.png or .svg)")
     p.add_argument("--plot-waste", help="write the waste split over time (.png or .svg)")
+    p.add_argument(
+        "--kv-events",
+        help="write the paged run's KV-cache events as vLLM-format JSON lines ('-': stdout); "
+        "turns prefix caching on",
+    )
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("sweep", help="policies x block sizes x capacities x traces")
+    p = sub.add_parser(
+        "sweep",
+        help="traces x policies x block sizes x capacities x seeds",
+        formatter_class=Formatter,
+    )
     _add_common(p)
     p.add_argument("--traces", help="comma list of traces (one workload per trace)")
     p.add_argument("--block-sizes", help="comma list, e.g. 4,8,16,32,64,128,256,512")
     p.add_argument("--capacities", help="comma list of capacity_tokens values")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--seeds", help="comma list of synthetic workload seeds")
+    p.add_argument("--jobs", type=int, default=1, help="local worker processes")
+    p.add_argument(
+        "--cluster",
+        help="Dask scheduler address (tcp://host:8786) to run on instead of local processes; "
+        "needs frag-sim[dask]",
+    )
     p.set_defaults(func=cmd_sweep)
-    p = sub.add_parser("plot", help="regenerate the README figures")
+    p = sub.add_parser("plot", help="regenerate the README figures", formatter_class=Formatter)
     p.add_argument(
         "kind",
         choices=["headline", "waste", "waste-over-time", "block-size", "admissions", "all"],
     )
     p.add_argument("--out", help="output file (single kind)")
-    p.add_argument("--out-dir", default=".", help="folder for 'all' (default .)")
+    p.add_argument("--out-dir", default=".", help="folder for 'all'")
     p.add_argument("--formats", default="png", help="comma list: png,svg")
     p.add_argument("--quick", action="store_true", help="small runs (for tests)")
-    p.add_argument("--trace-dir")
+    p.add_argument("--trace-dir", help=f"trace folder (default: ${ENV_VAR}, else user data)")
     p.set_defaults(func=cmd_plot)
-    p = sub.add_parser("experiment", help="run a named reproduction (or 'all')")
+    p = sub.add_parser(
+        "experiment", help="run a named reproduction (or 'all')", formatter_class=Formatter
+    )
     p.add_argument("name", choices=[*EXPERIMENTS, "all"])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--trace-dir")
-    p.add_argument("--json", dest="json_out")
+    p.add_argument("--quick", action="store_true", help="small runs (for tests)")
+    p.add_argument("--trace-dir", help=f"trace folder (default: ${ENV_VAR}, else user data)")
+    p.add_argument("--json", dest="json_out", help="write the reports as JSON ('-': stdout)")
+    p.add_argument("--csv", dest="csv_out", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_experiment)
-    p = sub.add_parser("list", help="experiments, traces, mixes, policies")
+    p = sub.add_parser(
+        "traces",
+        help="list the public traces (sources, licenses) or fetch them",
+        description="List the public traces with their sources and licenses, or download "
+        "them into the trace folder with a SHA-256 check.",
+        formatter_class=Formatter,
+    )
+    p.add_argument("action", nargs="?", default="list", choices=["list", "fetch"])
+    p.add_argument("names", nargs="*", help="traces to fetch, or 'all'")
+    p.add_argument("--trace-dir", help=f"trace folder (default: ${ENV_VAR}, else user data)")
+    p.add_argument("--url", help="fetch from this address instead (a mirror or file:// URL)")
+    p.add_argument("--force", action="store_true", help="download even if already present")
+    p.add_argument("--verify", action="store_true", help="list: check each file's SHA-256")
+    p.set_defaults(func=cmd_traces)
+    p = sub.add_parser(
+        "list", help="experiments, traces, mixes, policies", formatter_class=Formatter
+    )
     p.set_defaults(func=cmd_list)
     return ap
 
@@ -338,6 +529,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (FragSimError, FileNotFoundError, ValueError) as exc:
+    except KeyboardInterrupt:
+        print("frag-sim: interrupted", file=sys.stderr)
+        return 130
+    except (FragSimError, OSError, ValueError, TypeError, KeyError) as exc:
         print(f"frag-sim: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        print(f"frag-sim: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
 from ._engine import Engine
 from ._paged_fast import SingleSeqPagedEngine
@@ -13,7 +14,10 @@ from .paged import PagedEngine
 from .stream import RequestStream
 from .workload import Workload
 
-__all__ = ["simulate"]
+__all__ = ["OBSERVERS", "simulate"]
+
+# called with every finished run's result (the command line's progress lines)
+OBSERVERS: list[Callable[[SimResult], None]] = []
 
 
 def simulate(workload: Workload | RequestStream, config: SimConfig) -> SimResult:
@@ -42,7 +46,10 @@ def simulate(workload: Workload | RequestStream, config: SimConfig) -> SimResult
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return engine.run()
+        result = engine.run()
     finally:
         if was_enabled:
             gc.enable()
+    for fn in OBSERVERS:
+        fn(result)
+    return result

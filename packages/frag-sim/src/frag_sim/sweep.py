@@ -1,13 +1,19 @@
-"""Workload specs (picklable recipes) and process-parallel sweeps over configs.
+"""Workload specs (picklable recipes) and parallel sweeps over configs: local or Dask.
 
-A sweep is a list of (workload spec, config) tasks; each worker process rebuilds a
-workload once from its spec (cached), so traces are parsed per process instead of being
-pickled across. Results come back in task order as flat summary dicts.
+A sweep is a list of (workload spec, config) tasks; each worker rebuilds a workload once
+from its spec (cached), so traces are parsed per worker instead of being pickled across.
+Results come back in task order as flat summary dicts, the same whether the tasks ran in
+this process, in local worker processes (``jobs``) or on a Dask cluster (``cluster``: a
+scheduler address or a ``distributed.Client``; ``pip install frag-sim[dask]``). Every
+task is deterministic (seeded workloads, no wall-clock decisions), so the three agree
+exactly except for ``wall_s``. On a cluster, every worker needs the traces a task names
+in its own trace folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -18,10 +24,13 @@ from typing import Any, Literal
 from .config import SimConfig
 from .errors import ConfigError
 from .simulator import simulate
+from .stream import RequestStream, tile
 from .traces import load_csv, load_trace
 from .workload import LENGTH_MIXES, SyntheticWorkload, Workload
 
 __all__ = ["WorkloadSpec", "run_sweep"]
+
+CONNECT_TIMEOUT = "20s"  # to reach a Dask scheduler given by address
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,13 @@ class WorkloadSpec:
     def build(self) -> Workload:
         return _build(self)
 
+    def replace(self, **changes: Any) -> WorkloadSpec:
+        return dataclasses.replace(self, **changes)
+
+    def stream(self, tile_to: int) -> RequestStream:
+        """The workload repeated in time to ``tile_to`` requests, streamed in chunks."""
+        return tile(self.build(), tile_to)
+
     @property
     def label(self) -> str:
         if self.kind == "synthetic":
@@ -108,28 +124,65 @@ def run_sweep(
     tasks: Sequence[tuple[WorkloadSpec, SimConfig]],
     *,
     jobs: int = 1,
-    progress: Callable[[int, int], None] | None = None,
+    cluster: str | Any | None = None,
+    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every task; ``jobs > 1`` spreads them over processes. Results in task order."""
-    if jobs < 1:
-        raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    """Run every task; results in task order.
+
+    ``cluster`` (a Dask scheduler address such as ``tcp://host:8786``, or a
+    ``distributed.Client``) runs the tasks there; else ``jobs > 1`` spreads them over local
+    processes; else they run here. ``progress(done, total, row)`` follows each result.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs must be an integer >= 1, got {jobs!r}")
     n = len(tasks)
     out: list[dict[str, Any] | None] = [None] * n
-    if jobs == 1 or n <= 1:
-        for k, (spec, cfg) in enumerate(tasks):
-            out[k] = _task(spec, cfg)
-            if progress:
-                progress(k + 1, n)
+    # longest first: a big trace run started last would dominate the wall time
+    order = sorted(range(n), key=lambda k: _cost(tasks[k]), reverse=True)
+
+    def done(k: int, row: dict[str, Any], count: int) -> None:
+        out[k] = row
+        if progress:
+            progress(count, n, row)
+
+    if cluster is not None:
+        _run_dask(tasks, order, cluster, done)
+    elif jobs == 1 or n <= 1:
+        for count, (k, (spec, cfg)) in enumerate(enumerate(tasks), start=1):
+            done(k, _task(spec, cfg), count)
     else:
-        # longest first: a big trace run started last would dominate the wall time
-        order = sorted(range(n), key=lambda k: _cost(tasks[k]), reverse=True)
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futs = {pool.submit(_task, *tasks[k]): k for k in order}
-            for done, fut in enumerate(as_completed(futs), start=1):
-                out[futs[fut]] = fut.result()
-                if progress:
-                    progress(done, n)
+            for count, fut in enumerate(as_completed(futs), start=1):
+                done(futs[fut], fut.result(), count)
     return [r for r in out if r is not None]
+
+
+def _run_dask(
+    tasks: Sequence[tuple[WorkloadSpec, SimConfig]],
+    order: list[int],
+    cluster: str | Any,
+    done: Callable[[int, dict[str, Any], int], None],
+) -> None:
+    try:  # an optional extra, typed as Any (dask's annotations are partial)
+        dd: Any = importlib.import_module("dask.distributed")
+    except ImportError:
+        raise ConfigError("a cluster sweep needs Dask: pip install 'frag-sim[dask]'") from None
+    own = isinstance(cluster, str)
+    if own:
+        try:
+            client = dd.Client(cluster, timeout=CONNECT_TIMEOUT)
+        except OSError as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {cluster!r}: {exc}") from None
+    else:
+        client = cluster
+    try:
+        futs = {client.submit(_task, *tasks[k], pure=False): k for k in order}
+        for count, fut in enumerate(dd.as_completed(futs), start=1):
+            done(futs[fut], fut.result(), count)
+    finally:
+        if own:
+            client.close()
 
 
 def _cost(task: tuple[WorkloadSpec, SimConfig]) -> float:

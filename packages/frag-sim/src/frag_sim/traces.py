@@ -1,11 +1,13 @@
 """Real trace loaders: Azure LLM inference 2023 CSV, Mooncake FAST'25 JSONL, generic CSV.
 
-Formats are described in ``shared/traces/README.md``: Azure rows are
-``TIMESTAMP,ContextTokens,GeneratedTokens`` (Patel et al., Splitwise, ISCA 2024); Mooncake
-rows are ``{"timestamp": ms, "input_length", "output_length", "hash_ids"}`` with 512-token
-prefix blocks (Qin et al., Mooncake, FAST 2025). Trace data is never copied into this
-package: :func:`default_trace_dir` finds ``<repo>/../shared/traces`` or ``$FRAG_SIM_TRACES``.
-Every malformed row raises :class:`TraceFormatError` naming the file and line.
+Azure rows are ``TIMESTAMP,ContextTokens,GeneratedTokens`` (Patel et al., Splitwise, ISCA
+2024; the upstream ``AzureLLMInferenceDataset2023.md``); Mooncake rows are
+``{"timestamp": ms, "input_length", "output_length", "hash_ids"}`` with 512-token prefix
+blocks (Qin et al., Mooncake, FAST 2025; the upstream ``FAST25-release/README.md``). No
+trace ships with this package: ``frag-sim traces fetch NAME`` downloads one (see
+:mod:`frag_sim.catalog`), and the folder is ``--trace-dir``, ``$FRAG_SIM_TRACE_DIR`` or the
+user data folder. Every malformed row raises :class:`TraceFormatError` naming the file
+and line.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .catalog import CATALOG, TraceNotFoundError, resolve_trace_dir
 from .errors import ConfigError, EmptyTraceError, TraceFormatError
 from .workload import Workload
 
@@ -29,42 +32,34 @@ __all__ = [
     "load_csv",
     "load_mooncake_jsonl",
     "load_trace",
+    "trace_path",
 ]
 
-TRACE_FILES: dict[str, str] = {
-    "azure_code": "azure2023_code.csv",
-    "azure_conv": "azure2023_conv.csv",
-    "mooncake_conversation": "mooncake_fast25_conversation.jsonl",
-    "mooncake_synthetic": "mooncake_fast25_synthetic.jsonl",
-}
+TRACE_FILES: dict[str, str] = {name: info.file for name, info in CATALOG.items()}
 
 _UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 
 
 def default_trace_dir() -> Path | None:
-    """``$FRAG_SIM_TRACES``, else the first ``shared/traces`` beside an ancestor folder."""
-    env = os.environ.get("FRAG_SIM_TRACES")
-    if env:
-        return Path(env) if Path(env).is_dir() else None
-    for parent in Path(__file__).resolve().parents:
-        cand = parent.parent / "shared" / "traces"
-        if cand.is_dir():
-            return cand
-    return None
+    """The trace folder (``$FRAG_SIM_TRACE_DIR`` or the user data one) if it exists."""
+    d = resolve_trace_dir()
+    return d if d.is_dir() else None
+
+
+def trace_path(name: str, trace_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where catalogued trace ``name`` lives; :class:`TraceNotFoundError` (with the fetch
+    command) when it is not there."""
+    base = resolve_trace_dir(trace_dir)
+    path = base / TRACE_FILES[name]
+    if not path.is_file():
+        raise TraceNotFoundError(name, base)
+    return path
 
 
 def load_trace(name: str, trace_dir: str | os.PathLike[str] | None = None) -> Workload:
     """Load one of :data:`TRACE_FILES` by short name (or any path to a .csv / .jsonl)."""
     if name in TRACE_FILES:
-        base = Path(trace_dir) if trace_dir is not None else default_trace_dir()
-        if base is None:
-            raise FileNotFoundError(
-                "trace folder not found: pass trace_dir or set FRAG_SIM_TRACES "
-                "(expected <repo>/../shared/traces)"
-            )
-        path = base / TRACE_FILES[name]
-        if not path.is_file():
-            raise FileNotFoundError(f"trace file {path} not found")
+        path = trace_path(name, trace_dir)
     else:
         path = Path(name)
         if not path.is_file():
