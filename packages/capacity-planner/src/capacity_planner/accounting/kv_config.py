@@ -28,6 +28,7 @@ from capacity_planner.accounting.layout import (
 )
 from capacity_planner.accounting.versions import DEFAULT_VERSION, VllmFormula, get_formula
 from capacity_planner.errors import SettingError, UnsupportedModelError
+from capacity_planner.model.defaults import canonical_dtype
 from capacity_planner.model.spec import LayerKind, ModelSpec
 
 __all__ = [
@@ -45,19 +46,10 @@ def resolve_model_dtype(dtype: str, model: ModelSpec) -> str:
     key = dtype.lower()
     if key == "auto":
         return model.dtype if model.dtype in ("bfloat16", "float16") else "bfloat16"
-    names = {
-        "half": "float16",
-        "float16": "float16",
-        "fp16": "float16",
-        "bfloat16": "bfloat16",
-        "bf16": "bfloat16",
-        "float": "float32",
-        "float32": "float32",
-        "fp32": "float32",
-    }
-    if key not in names:
+    name = canonical_dtype(key)
+    if name is None:
         raise SettingError(f"--dtype must be auto, float16, bfloat16 or float32, got {dtype!r}")
-    return names[key]
+    return name
 
 
 @dataclass(frozen=True)

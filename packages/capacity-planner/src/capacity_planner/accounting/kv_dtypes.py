@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 
 from capacity_planner.errors import SettingError
+from capacity_planner.model.defaults import canonical_dtype
 
 __all__ = ["KV_CACHE_DTYPES", "KVDtype", "resolve_kv_dtype"]
 
@@ -49,7 +50,6 @@ KV_CACHE_DTYPES: tuple[str, ...] = (
     "nvfp4",
     "nvfp4_4over6",
 )
-_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16"}
 _TURBOQUANT_BITS = {  # (key bits, value bits); 8 = fp8 keys
     "turboquant_k8v4": (8, 4),
     "turboquant_4bit_nc": (4, 4),
@@ -107,7 +107,9 @@ def resolve_kv_dtype(
     """
     if not isinstance(kv_cache_dtype, str):
         raise SettingError(f"--kv-cache-dtype must be a string, got {kv_cache_dtype!r}")
-    key = _ALIASES.get(kv_cache_dtype.lower(), kv_cache_dtype.lower())
+    key = kv_cache_dtype.lower()
+    if canonical_dtype(key) in ("float16", "bfloat16"):
+        key = canonical_dtype(key) or key  # bf16, fp16, half: the same two choices
     known = KV_CACHE_DTYPES if all_choices else CLASSIC
     if key not in known:
         raise SettingError(

@@ -26,6 +26,8 @@ from capacity_planner.model.parts import VisionEncoder
 
 __all__ = [
     "DEFAULT_MAX_LEN",
+    "MODEL_DTYPES",
+    "canonical_dtype",
     "config_dtype",
     "kv_shared_layers",
     "max_model_len_of",
@@ -54,7 +56,9 @@ _SCALED_ALREADY = {
     "deepseek_llama_scaling",
     "default",
 }
-_DTYPES = {
+# The one table of weight-dtype spellings (vLLM `--dtype`, torch and config names); byte
+# sizes come from `block_allocator.kv_cache_spec.dtype_size`.
+MODEL_DTYPES = {
     "float32": "float32",
     "float": "float32",
     "fp32": "float32",
@@ -65,6 +69,11 @@ _DTYPES = {
     "bf16": "bfloat16",
 }
 _DTYPE_WORD = re.compile(r"\b(bfloat16|bf16|float16|fp16|half|float32|fp32)\b", re.I)
+
+
+def canonical_dtype(name: str) -> str | None:
+    """'bf16' -> 'bfloat16', 'torch.half' -> 'float16'; None for names outside the table."""
+    return MODEL_DTYPES.get(name.strip().lower().removeprefix("torch."))
 
 
 def max_model_len_of(cfg: Mapping[str, Any], model_type: str) -> tuple[int, list[str]]:
@@ -106,15 +115,15 @@ def config_dtype(cfg: Mapping[str, Any]) -> tuple[str, list[str]]:
     if raw is None:
         return "bfloat16", []
     text = str(raw).strip().removeprefix("torch.")
-    if text.lower() in _DTYPES:
-        return _DTYPES[text.lower()], []
+    if text.lower() in MODEL_DTYPES:
+        return MODEL_DTYPES[text.lower()], []
     if re.fullmatch(r"[\w.]+", text):
         raise ConfigFieldError(
             "torch_dtype",
             f"unsupported torch_dtype {text!r}: vLLM serves float16, bfloat16 or float32 weights "
             "(quantised checkpoints say so in quantization_config)",
         )
-    named = {_DTYPES[m.lower()] for m in _DTYPE_WORD.findall(text)}
+    named = {MODEL_DTYPES[m.lower()] for m in _DTYPE_WORD.findall(text)}
     if len(named) == 1:
         (dtype,) = named
         return dtype, [f"torch_dtype {text[:40]!r} read as {dtype}"]
