@@ -159,9 +159,16 @@ def test_plan_run_equals_the_3d_grid(order):
     want = case.decode(case.poisoned_out())
     plan = plan_decode(case.query, case.key_cache, case.block_table, lens, chunk=chunk, order=order)
     assert plan.grid.work_list is not None
-    for _ in range(2):
+    for _ in range(2):  # the second run takes the plan's cached launcher
         got = plan.run(case.query, case.key_cache, case.value_cache, out=case.poisoned_out())
         assert torch.equal(got, want)
+    # another "layer" whose caches are views of one [num_blocks, 2, ...] tensor (another block
+    # stride, so another specialisation): still the same answer
+    kv = torch.stack([case.key_cache, case.value_cache], dim=1)
+    for _ in range(2):
+        got = plan.run(case.query, kv[:, 0], kv[:, 1], out=case.poisoned_out())
+        assert torch.equal(got, want)
+    assert len(plan._runners) >= 3  # two specialisations and the constant tail
 
 
 def test_plan_graph_replay_follows_updates():

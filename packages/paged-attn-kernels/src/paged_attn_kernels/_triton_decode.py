@@ -444,8 +444,16 @@ def launch(
     scale: float,
     k_scale: float | torch.Tensor | None,
     v_scale: float | torch.Tensor | None,
+    runners: dict[Any, Any] | None = None,
 ) -> torch.Tensor:
-    """One decode launch (plus the reduce kernel past ``fused_merge_max_splits`` splits)."""
+    """One decode launch (plus the reduce kernel past ``fused_merge_max_splits`` splits).
+
+    ``runners``: a plan's cache of compiled launchers. Triton's ``kernel[grid](...)``
+    recomputes the arguments' specialisation on every call; a plan launches the same
+    specialisation for every layer, so after the first launch it calls the compiled
+    kernel's launcher directly (``CompiledKernel[grid]``), keyed by what Triton
+    specialises on here (pointer alignment, strides, the scale mode).
+    """
     if isinstance(k_scale, torch.Tensor) or isinstance(v_scale, torch.Tensor):
         dev = query.device
         ks = (
@@ -465,13 +473,33 @@ def launch(
         vs_val, from_ptr = 1.0 if v_scale is None else v_scale, False
     part_out, part_lse = partials if partials is not None else (out, out)  # unread unless split
     work = grid.work_list if grid.work_list is not None else seq_lens
-    _paged_decode_kernel[grid.programs](
+    args = (
         query, key_cache, value_cache, block_table, seq_lens, out, part_out, part_lse,
         sems if sems is not None else seq_lens, work, ks, vs,
         qk_scale, vs_val, grid.chunk, grid.num_splits,
         query.stride(0), key_cache.stride(0), value_cache.stride(0), block_table.stride(0),
-        out.stride(0), SCALES_FROM_PTR=from_ptr, **meta,
+        out.stride(0),
     )  # fmt: skip
+    runner = None
+    if runners is not None:
+        key = (
+            from_ptr, query.data_ptr() % 16, key_cache.data_ptr() % 16,
+            value_cache.data_ptr() % 16, out.data_ptr() % 16, ks.data_ptr() % 16,
+            vs.data_ptr() % 16, args[16], args[17], args[18], args[20],
+        )  # fmt: skip
+        runner = runners.get(key)
+    if runner is not None and runners is not None:
+        runner(*args, *runners[from_ptr])
+    else:
+        compiled = _paged_decode_kernel[grid.programs](*args, SCALES_FROM_PTR=from_ptr, **meta)
+        if runners is not None and hasattr(
+            compiled, "packed_metadata"
+        ):  # compiled, not interpreted
+            names = _paged_decode_kernel.arg_names[len(args) :]
+            runners[from_ptr] = tuple(
+                from_ptr if n == "SCALES_FROM_PTR" else meta[n] for n in names
+            )
+            runners[key] = compiled[(*grid.programs, 1, 1)[:3]]
     if meta["MERGE"] == 1:
         head_pad = meta["HEAD_PAD"]
         _paged_decode_reduce_kernel[(query.shape[0], query.shape[1])](

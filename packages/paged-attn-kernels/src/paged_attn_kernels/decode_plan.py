@@ -121,6 +121,7 @@ class DecodePlan:
         self._cache_tail = tuple(key_cache.shape[1:])
         self._slot_strides = (self.num_kv_heads * self.head_dim, self.head_dim, 1)
         self._launch = td.launch
+        self._runners: dict[Any, Any] = {}  # compiled launchers of this plan's launch
 
     # ------------------------------------------------------------ per layer
 
@@ -177,6 +178,7 @@ class DecodePlan:
         return self._launch(
             self._meta, self.grid, query, key_cache, value_cache, self.block_table,
             self.seq_lens, out, self._partials, self._sems, self.scale, k_scale, v_scale,
+            self._runners,
         )  # fmt: skip
 
     # ------------------------------------------------------------ per step
