@@ -252,3 +252,19 @@ OffloadMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestOffloadMachine = OffloadMachine.TestCase
+
+
+def test_keep_events_false_keeps_no_log_but_counts() -> None:
+    kv = OffloadingKVCacheManager(
+        KVCacheManager(6, BS, enable_kv_cache_events=True), CPUOffloadTier(8), keep_events=False
+    )
+    for rid, base in (("a", 0), ("b", 100), ("c", 0)):
+        req = Request(rid, list(range(base, base + 17)))
+        _serve(kv, req)
+        kv.free(req)
+    assert kv.take_events() == []
+    stats = kv.offload_stats
+    assert (stats.stores, stats.loads, stats.cpu_hits) == (8, 4, 16)
+    gpu = KVCacheManager(6, BS, enable_kv_cache_events=True)
+    with pytest.raises(TypeError, match="keep_events"):
+        OffloadingKVCacheManager(gpu, CPUOffloadTier(8), keep_events=0)  # type: ignore[arg-type]

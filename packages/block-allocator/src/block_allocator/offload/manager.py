@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .._checks import type_name
+from .._checks import check_bool, type_name
 from ..block import BlockHash, KVCacheBlock
 from ..block_pool import BlockPool
 from ..errors import ArgumentTypeError, ArgumentValueError, RequestStateError
@@ -66,9 +66,14 @@ class OffloadingKVCacheManager:
     ``get_computed_blocks`` returns the GPU hit blocks and a hit length that also counts
     the CPU part; pass both to ``allocate_slots`` unchanged (``num_new_tokens`` counted
     from the full hit), which allocates GPU blocks for the CPU part and reports the load.
+
+    ``keep_events=False`` drops the events once the tier has seen them, so a long
+    simulation that never calls :meth:`take_events` keeps no event log (stats still count).
     """
 
-    def __init__(self, manager: KVCacheManager, cpu_tier: CPUOffloadTier) -> None:
+    def __init__(
+        self, manager: KVCacheManager, cpu_tier: CPUOffloadTier, *, keep_events: bool = True
+    ) -> None:
         if not isinstance(manager, KVCacheManager):
             raise ArgumentTypeError(f"manager must be a KVCacheManager, got {type_name(manager)}")
         if not isinstance(cpu_tier, CPUOffloadTier):
@@ -78,6 +83,7 @@ class OffloadingKVCacheManager:
                 "the manager needs enable_kv_cache_events=True: the CPU tier learns which "
                 "blocks the GPU evicts from its BlockRemoved events"
             )
+        self.keep_events = check_bool("keep_events", keep_events)
         self.manager = manager
         self.cpu_tier = cpu_tier
         self.block_size = manager.block_size
@@ -164,6 +170,8 @@ class OffloadingKVCacheManager:
                 if stored:
                     self._counts[4] += len(stored)
                     out.append(TierBlockStored(tuple(stored), medium))
+        if not self.keep_events:
+            out.clear()
 
     def free(self, request: Request) -> None:
         self._pending.pop(request.request_id, None)
@@ -177,7 +185,7 @@ class OffloadingKVCacheManager:
         self._drain()
         dropped = self.cpu_tier.clear()
         self._pending.clear()
-        if dropped:
+        if dropped and self.keep_events:
             self._events.append(TierBlockRemoved(tuple(dropped), self.cpu_tier.medium))
         return True
 
