@@ -243,3 +243,18 @@ def test_mamba_none_holds_one_block_and_refuses_caching() -> None:
 def test_full_attention_spec_is_not_a_window() -> None:
     spec = FullAttentionSpec(block_size=2, num_kv_heads=1, head_size=1)
     assert FullAttentionManager(spec, BlockPool(4), 0, True).get_num_skipped_tokens(100) == 0
+
+
+def test_mamba_all_keeps_every_boundary_state() -> None:
+    pool = BlockPool(20)
+    mgr = MambaManager(_mamba("all"), pool, 0, True)
+    req = Request("r", list(range(13)), block_size=4)
+    assert mgr.get_num_blocks_to_allocate("r", 13, [], 0) == 4
+    blocks = mgr.allocate_new_blocks("r", 13)
+    mgr.cache_blocks(req, 13, req.block_hashes)
+    mgr.remove_skipped_blocks("r", 13)  # nothing is skipped in "all" mode
+    assert _table_ids(mgr, "r") == [b.block_id for b in blocks]
+    assert [b.block_hash for b in blocks[:3]] == req.block_hashes
+    hits, length = mgr.find_longest_cache_hit(req.block_hashes, 12)
+    assert length == 12 and hits[-1] is blocks[2] and all(b.is_null for b in hits[:2])
+    assert mgr.find_longest_cache_hit(req.block_hashes, 11)[1] == 8
