@@ -1,7 +1,7 @@
 """Invariant checks and state snapshots shared by the spec tests.
 
-The seeds' lab-01 names four invariants I1-I4 without listing them; this suite reads them
-from the mini-build (seed 004) as the four bug classes an allocator can have:
+Phase 02 lab-01 names four invariants I1-I4 without listing them; this suite reads them
+from the Phase 02 mini-build as the four bug classes an allocator can have:
 
 - I1 ref counts: ``ref_cnt >= 0`` and equals the number of block tables holding the block.
 - I2 null block: block 0 is never handed out, freed, queued or cached.
@@ -11,7 +11,7 @@ from the mini-build (seed 004) as the four bug classes an allocator can have:
   block table, block ``i``'s hash is None or the request's chained hash of blocks ``0..i``
   (a reused block never keeps a stale hash).
 
-and adds the issue's four:
+and adds four more of its own:
 
 - E1 the free queue holds exactly the non-null blocks with ``ref_cnt == 0``;
 - E2 a block is in the hash index iff it holds a hash (under that hash);

@@ -1,4 +1,4 @@
-"""The biography of a cached block (seed lab-05 "share and evict").
+"""The biography of a cached block (Phase 02 lab-05, "share and evict").
 
 Two identical prompts converge on the same physical blocks, freed blocks linger as
 eviction candidates, eviction consumes tails before shared prefixes, a newcomer revives
@@ -56,7 +56,7 @@ def test_freed_blocks_linger_as_eviction_candidates() -> None:
 
 
 def test_eviction_takes_tails_before_shared_prefixes() -> None:
-    # seed 002 exercise 6/9: reverse-order free puts the prefix behind the tails.
+    # Phase 02 exercises, ex. 6 and 9: reverse-order free puts the prefix behind the tails.
     mgr = impl.KVCacheManager(9, BS)  # 8 usable blocks
     a = impl.Request("a", [*PREFIX, 1, 1, 1, 1, 2, 2, 2, 2])  # prefix + 2 own blocks
     b = impl.Request("b", [*PREFIX, 3, 3, 3, 3, 4, 4, 4, 4])
@@ -79,7 +79,7 @@ def blocks_of_ids(req, mgr) -> list[int]:
 
 
 def test_forward_order_free_would_evict_the_prefix_early() -> None:
-    # The counterexample of seed 002 exercise 6, on the raw pool: freeing head first puts
+    # The counterexample of the Phase 02 exercises, ex. 6, on the raw pool: freeing head first puts
     # the shared root at the front of the queue, ahead of the tails.
     pool = impl.BlockPool(6)
     root, tail = pool.get_new_blocks(2)

@@ -1,6 +1,6 @@
 """BlockPool: allocation, ref counts, lazy eviction, free orders, CoW, events, priorities.
 
-Mirrors the behaviours of ``vllm/v1/core/block_pool.py`` (seed 004 step 3, lab-01).
+Mirrors the behaviours of ``vllm/v1/core/block_pool.py`` (the Phase 02 mini-build, step 3; Phase 02 lab-01).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def test_free_blocks_in_given_order_classic_appends() -> None:
 
 @pytest.mark.extended
 def test_free_order_fresh_first_matches_vllm_033() -> None:
-    # reference §4: pool of 10, allocate [1,2,3] (no hashes), free reversed -> [3,2,1,4..9]
+    # vLLM 0.33 (PR #42656): pool of 10, allocate [1,2,3] (no hashes), free reversed -> [3,2,1,4..9]
     pool = impl.BlockPool(10, free_order="fresh_first")
     blocks = pool.get_new_blocks(3)
     pool.free_blocks(reversed(blocks))
@@ -113,7 +113,7 @@ def test_touch_skips_the_null_block() -> None:
 
 @pytest.mark.lab01
 def test_usage_excludes_the_null_block() -> None:
-    # seed 002 exercise 8: 0.0 with only the null block used, 1.0 when all are handed out.
+    # Phase 02 exercises, ex. 8: 0.0 with only the null block used, 1.0 when all are handed out.
     pool = impl.BlockPool(5)
     assert pool.get_usage() == 0.0
     got = pool.get_new_blocks(2)
@@ -183,7 +183,7 @@ def test_reset_prefix_cache_events() -> None:
 
 @pytest.mark.cow
 def test_fork_block_copy_on_write() -> None:
-    # seed 002 exercise 7: two requests share a block, one forks, the other's view is unchanged.
+    # Phase 02 exercises, ex. 7: two requests share a block, one forks, the other's view is unchanged.
     pool = impl.BlockPool(4)
     (shared,) = pool.get_new_blocks(1)
     pool.touch([shared])

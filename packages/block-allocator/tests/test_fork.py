@@ -1,6 +1,7 @@
 """Forking a running request: shared blocks, copy-on-write of the partial tail.
 
-Seed 003 step 04 and seed 002 exercise 7; vLLM v0's ``BlockSpaceManager.fork``. The seed's
+The 'PagedAttention from scratch in 300 lines' capstone, step 04, and the Phase 02
+exercises, ex. 7; vLLM v0's ``BlockSpaceManager.fork``. The capstone's
 checkpoint says "fork at position 100 ... blocks 0-6 stay shared, blocks 7+ diverge". With
 ``block_size = 16`` that is off by one: position 100 lies in block 6 (positions 96-111),
 which holds only 4 tokens at the fork, so the first write into it copies it. Correct
@@ -37,7 +38,7 @@ def decode(mgr, model: KVModel, req, token: int) -> None:
 
 
 @pytest.mark.parametrize("first_writer", ["parent", "child"])
-def test_seed_003_fork_at_position_100(first_writer: str) -> None:
+def test_capstone_fork_at_position_100(first_writer: str) -> None:
     bs = 16
     mgr = impl.KVCacheManager(64, bs)
     model = KVModel(bs)
@@ -97,7 +98,7 @@ def test_fork_at_a_block_boundary_needs_no_copy() -> None:
 
 
 def test_n_way_fork_counts_references_per_block() -> None:
-    # seed 003 watch-out: a block can be shared by N > 2 sequences.
+    # capstone watch-out: a block can be shared by N > 2 sequences.
     mgr = impl.KVCacheManager(32, 4)
     model = KVModel(4)
     parent = start(mgr, model, "p", [9] * 6)

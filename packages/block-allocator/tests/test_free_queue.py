@@ -1,4 +1,4 @@
-"""KVCacheBlock and FreeKVCacheBlockQueue (lab-01; seed 004 steps 1-2)."""
+"""KVCacheBlock and FreeKVCacheBlockQueue (Phase 02 lab-01; the Phase 02 mini-build, steps 1-2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One test per invariant (I1-I4 of lab-01, E1-E4 of the issue; defined in _invariants.py).
+"""One test per invariant (I1-I4 of Phase 02 lab-01, our E1-E4; defined in _invariants.py).
 
 Each test drives the allocator through a scenario that stresses the invariant and checks
 it, then corrupts the state the way the matching bug would and shows the check catches it
@@ -35,7 +35,7 @@ def scenario():
         req.num_computed_tokens = req.num_tokens
         reqs[rid] = req
     mgr.free(reqs.pop("gone"))
-    if hasattr(mgr, "fork"):  # the seed API has no fork; the scenario works without it
+    if hasattr(mgr, "fork"):  # the mini-build's API has no fork; the scenario works without it
         reqs["a2"] = mgr.fork(reqs["a"], "a2")
     return mgr, reqs
 

@@ -1,6 +1,7 @@
 """KVCacheManager: allocate_slots, free, get_computed_blocks, block tables, slot_mapping.
 
-Mirrors ``vllm/v1/core/kv_cache_manager.py`` (seed 004 step 5, seed 003 steps 02-03).
+Mirrors ``vllm/v1/core/kv_cache_manager.py`` (the Phase 02 mini-build, step 5; the 'PagedAttention from scratch in 300
+lines' capstone, steps 02-03).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def decode(mgr, req, token: int, model: KVModel | None = None):
 
 
 def test_allocate_on_demand_one_block_per_boundary() -> None:
-    # seed 003 step 02: allocate a new block only when a sequence crosses a block boundary
+    # capstone, step 02: allocate a new block only when a sequence crosses a block boundary
     mgr = impl.KVCacheManager(32, 4)
     req = impl.Request("r", [1, 2, 3])
     admit(mgr, req)
@@ -112,7 +113,7 @@ def test_slot_mapping_and_block_table_translate_positions() -> None:
 
 
 def test_append_1000_tokens_and_read_back() -> None:
-    # seed 003 step 03 checkpoint: append 1000 tokens and read any of them back
+    # capstone, step 03 checkpoint: append 1000 tokens and read any of them back
     mgr = impl.KVCacheManager(300, 4)
     model = KVModel(4)
     rng = random.Random(0)
@@ -128,7 +129,7 @@ def test_append_1000_tokens_and_read_back() -> None:
 
 
 def test_100_sequences_share_1000_blocks_without_running_out() -> None:
-    # seed 003 step 02 checkpoint
+    # capstone, step 02 checkpoint
     rng = random.Random(1)
     mgr = impl.KVCacheManager(1001, 16, enable_caching=False)
     running = {}

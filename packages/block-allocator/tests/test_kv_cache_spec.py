@@ -65,7 +65,7 @@ def test_tensor_parallel_heads() -> None:
 
 
 def test_mla_deepseek_v2_lite_page() -> None:
-    # Reference (issue #15871): 27 layers x 2048 blocks x 16 x 576 x 2 B = 0.95 GiB at 32768.
+    # vLLM issue #15871: 27 layers x 2048 blocks x 16 x 576 x 2 B = 0.95 GiB at 32768.
     spec = MLAAttentionSpec(block_size=16, kv_lora_rank=512, qk_rope_head_dim=64)
     assert spec.head_size == 576
     assert spec.page_size_bytes == 16 * 576 * 2

@@ -4,7 +4,7 @@ Mirrors ``BlockPool`` in ``vllm/v1/core/block_pool.py`` (single KV-cache group).
 the null block: never handed out, never free, excluded from usage. Caching is lazy: a freed
 block keeps its hash and stays findable until ``get_new_blocks`` reuses it.
 
-Two free orders. ``"classic"`` (default; vLLM before PR #42656, the seeds' labs): a block
+Two free orders. ``"classic"`` (default; vLLM before PR #42656, the Phase 02 labs): a block
 whose ``ref_cnt`` drops to 0 is appended at the tail. ``"fresh_first"`` (vLLM 0.33): blocks
 without a hash go to the head, so they are reused before any cached block is evicted;
 hashed blocks go to the tail (LRU).

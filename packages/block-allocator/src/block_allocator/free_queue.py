@@ -101,12 +101,12 @@ class FreeKVCacheBlockQueue:
     def append(self, block: KVCacheBlock) -> None:
         """Link ``block`` at the tail (it becomes the last to be evicted)."""
         try:
-            linked = block.prev_free is not None or block.next_free is not None
+            linked = block.prev_free  # a queued block has both links set (I3): one suffices
         except AttributeError:
             raise ArgumentTypeError(
                 f"block must be a KVCacheBlock, got {type_name(block)}"
             ) from None
-        if linked:
+        if linked is not None:
             raise InvalidBlockError(f"block {block.block_id} is already in a free queue")
         tail = self._tail
         last: KVCacheBlock = tail.prev_free  # type: ignore[assignment]

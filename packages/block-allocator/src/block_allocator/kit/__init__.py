@@ -2,8 +2,8 @@
 
 ``python -m block_allocator.kit --impl my_allocator`` imports ``my_allocator`` (a module
 name on the path, or a ``.py`` file) and runs three sections: ``lab01`` (the Phase 02
-mini-build's block, free queue, pool and chained hash, with lab-01's invariants),
-``lab05`` (lab-05's share-and-evict biography on the mini-build's ``KVCacheManager``)
+mini-build's block, free queue, pool and chained hash, with Phase 02 lab-01's invariants),
+``lab05`` (Phase 02 lab-05's share-and-evict biography on the mini-build's ``KVCacheManager``)
 and ``ext`` (forks, events, vLLM 0.34 calls: skipped when absent, never scored). It
 prints each check, what changed when one fails ("block 3: ref_cnt 1 -> 0, entered the
 free queue at position 4") and a score per lab, and exits 1 when a scored check fails.
