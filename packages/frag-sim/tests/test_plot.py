@@ -46,3 +46,24 @@ def test_cli_headline_plot(tmp_path: Path) -> None:
     out = tmp_path / "headline.png"
     assert main(["plot", "headline", "--quick", "--out", str(out)]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plots_label_idle_and_readmissions_on_own_scales(
+    monkeypatch: pytest.MonkeyPatch,
+    results: dict,  # type: ignore[type-arg]
+) -> None:
+    from frag_sim import plot
+
+    figs: list[object] = []
+    monkeypatch.setattr(plot, "_save", lambda fig, path: figs.append(fig) or Path(path))
+    plot_waste_over_time(results, "w.png")
+    plot_admissions(results, "a.png")
+    waste, adm = figs
+    legend = [t.get_text() for t in waste.legends[0].get_texts()]  # type: ignore[attr-defined]
+    assert "idle (free, nobody waiting)" in legend
+    limits = [ax.get_xlim()[1] for ax in waste.axes]  # type: ignore[attr-defined]
+    assert limits[0] > 1.2 * limits[1]  # max queues for longer; paged keeps its own axis
+    titles = [ax.get_title() for ax in adm.axes]  # type: ignore[attr-defined]
+    paged = results["paged"]
+    assert f"{paged.preemptions:,} of them re-admissions after preemption" in " ".join(titles)
+    assert len({ax.get_xlim() for ax in adm.axes[::2]}) == 2  # type: ignore[attr-defined]

@@ -32,6 +32,8 @@ _COLORS = {
     "internal": "#c44e52",
     "external": "#8c8c8c",
 }
+_IDLE = "#e6e6e6"
+_BAND_LABELS = {"idle": "idle (free, nobody waiting)"}
 
 
 def _figure(w: float = 7.0, h: float = 4.0) -> Any:
@@ -161,17 +163,19 @@ def plot_waste_over_time(
     """One panel per result: the Breakdown split of memory per event window, stacked.
 
     Bands are the time series' exact window integrals (``Timeseries.shares``): token
-    states, reservation, internal and external fragmentation; the rest up to 100 % is idle.
+    states, reservation, internal and external fragmentation, and idle memory (free while
+    nobody waits), which fill 100 %. Each panel has its own time axis: a policy that
+    queues for long does not squeeze the others.
     """
     fig = _figure(8.0, 1.0 + 2.0 * len(results))
-    axes = fig.subplots(len(results), 1, sharex=True, squeeze=False)[:, 0]
+    axes = fig.subplots(len(results), 1, sharex=False, squeeze=False)[:, 0]
     for ax, (label, r) in zip(axes, results.items(), strict=True):
         ts = _series(r)
         sh = ts.shares()
         # a window spans [time_s, next time_s): draw it as a step held to its end
         x = np.append(ts.time_s, r.sim_time_s + ts.time_s[0] if len(ts) else 0.0)
         lo = np.zeros(len(ts))
-        for key, color in _COLORS.items():
+        for key, color in (*_COLORS.items(), ("idle", _IDLE)):
             hi = lo + 100 * sh[key]
             ax.fill_between(
                 x,
@@ -180,7 +184,7 @@ def plot_waste_over_time(
                 step="post",
                 color=color,
                 lw=0,
-                label=key.replace("_", " "),
+                label=_BAND_LABELS.get(key, key.replace("_", " ")),
             )
             lo = hi
         f = r.breakdown.fig2_row()
@@ -190,10 +194,12 @@ def plot_waste_over_time(
             fontsize=9,
         )
         ax.set_ylim(0, 100)
+        ax.set_xlim(x[0], x[-1])
         ax.set_ylabel("% of memory")
+        ax.set_xlabel("simulated time (s)", fontsize=8)
         ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("simulated time (s)")
-    axes[-1].legend(ncols=2, fontsize=7, loc="upper right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, ncols=5, fontsize=7, loc="outside lower center")
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -223,13 +229,26 @@ def plot_admissions(
     path: str | os.PathLike[str],
     title: str = "Admissions and running requests over time",
 ) -> Path:
-    """Top: cumulative admissions; bottom: requests running at once."""
-    fig, ax1, _ = _two_panels(
-        results,
-        lambda r, ts: (ts.admitted_total, ts.running),
-        ("admissions (cumulative)", "running"),
-        1.0,
-    )
-    ax1.legend(fontsize=8)
-    ax1.set_title(title)
+    """One row per result, each on its own time axis: cumulative admissions (re-admissions
+    after preemption drawn apart from first admissions) and requests running at once."""
+    fig = _figure(8.0, 0.8 + 1.9 * len(results))
+    axes = fig.subplots(len(results), 2, squeeze=False)
+    for (ax1, ax2), (label, r) in zip(axes, results.items(), strict=True):
+        ts = _series(r)
+        first = ts.admitted_total - ts.preemptions_total  # every preemption re-admits once
+        ax1.step(ts.time_s, ts.admitted_total, where="post", lw=1.2, label="all admissions")
+        ax1.step(ts.time_s, first, where="post", lw=1.0, ls="--", label="first admissions")
+        ax1.set_title(
+            f"{label}: {r.admissions:,} admissions, {r.preemptions:,} of them "
+            "re-admissions after preemption",
+            fontsize=8,
+        )
+        ax1.set_ylabel("admissions", fontsize=8)
+        ax1.legend(fontsize=7, loc="lower right")
+        ax2.step(ts.time_s, ts.running, where="post", lw=1.0, color="#55a868")
+        ax2.set_title(f"{label}: running (peak {r.peak_running})", fontsize=8)
+        for ax in (ax1, ax2):
+            ax.grid(alpha=0.3)
+            ax.set_xlabel("simulated time (s)", fontsize=8)
+    fig.suptitle(title)
     return _save(fig, path)
