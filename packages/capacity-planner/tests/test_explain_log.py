@@ -141,14 +141,14 @@ def test_v0_error_under_tp_gives_smallest_rank_memory_issue_13061() -> None:
 
 
 def test_seed_as_quoted_is_inconsistent_and_says_why() -> None:
-    exp = _explain("seed-000-lab03-as-quoted.constructed.log")
+    exp = _explain("phase02-lab03-as-quoted.constructed.log")
     check = exp.runs[0].check("maximum concurrency")
     assert check is not None and check.status == "inconsistent"
     assert "68.66x" in (check.note or "") and "truncated" in (check.note or "")
 
 
 def test_seed_vllm_reading_is_consistent() -> None:
-    exp = _explain("seed-000-lab03-llama3.1-8b.constructed.log")
+    exp = _explain("phase02-lab03-llama3.1-8b.constructed.log")
     assert exp.consistent
     assert _status(exp.runs[0], "maximum concurrency") == "consistent"
 

@@ -20,7 +20,7 @@ from capacity_planner.explain import (
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "logs"
 GOOD = DOCS / "v0.6.4-issue-10517-llama3.1-8b-rtx3090.log"
-SEED = DOCS / "seed-000-lab03-as-quoted.constructed.log"
+SEED = DOCS / "phase02-lab03-as-quoted.constructed.log"
 
 
 def _parent() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Prefix caching at block granularity (seed 002, exercise 10)."""
+"""Prefix caching at block granularity (the Phase 02 exercises, ex. 10)."""
 
 from __future__ import annotations
 

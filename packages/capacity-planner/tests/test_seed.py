@@ -1,4 +1,4 @@
-"""Seed 000 lab-03: "# GPU blocks: 8788" and "Maximum concurrency: 68.65x", explained.
+"""The Phase 02 labs, lab-03: "# GPU blocks: 8788" and "Maximum concurrency: 68.65x", explained.
 
 8788 blocks at block_size 16 print 68.66x at max_model_len 2048 under every vLLM formula
 (V0: 8788*16/2048 = 68.656; V1: 8788/cdiv(2048, 16) = 68.656); 68.65x is what 8787
@@ -45,7 +45,7 @@ def test_carve_8788_blocks_from_llama3_8b_memory() -> None:
 
 def test_named_end_to_end_configuration() -> None:
     # Meta-Llama-3-8B on an A100-40GB (39.38 GiB), vLLM V0, --max-model-len 2048,
-    # --gpu-memory-utilization 0.83: the planner lands within one block of the seed.
+    # --gpu-memory-utilization 0.83: the planner lands within one block of the lab.
     p = plan(
         LLAMA3,
         gpu_from_name("A100-40GB"),
@@ -53,7 +53,7 @@ def test_named_end_to_end_configuration() -> None:
     )
     assert p.kv.num_blocks == 8789
     assert "Maximum concurrency for 2048 tokens per request: 68.66x" in p.log_lines()
-    # A profile peak 2 MiB above the estimate (0.01% of the budget) gives the seed's 8788.
+    # A profile peak 2 MiB above the estimate (0.01% of the budget) gives the lab's 8788.
     exact = plan(
         LLAMA3,
         gpu_from_name("A100-40GB"),

@@ -8,7 +8,7 @@ last, partial block is private to every request together with the request's own 
     without caching: U * cdiv(P + S, block_size)
     with caching:    floor(P / block_size) + U * cdiv(P mod block_size + S, block_size)
 
-Decode growth is ignored (each user holds only prompt tokens), as in seed 002 exercise 10.
+Decode growth is ignored (each user holds only prompt tokens), as in the Phase 02 exercises, ex. 10.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def prefix_caching_estimate(
     bytes_per_block: int | None = None,
     pool_blocks: int | None = None,
 ) -> PrefixCachingEstimate:
-    """Seed 002 exercise 10: `prefix_caching_estimate(4096, 1000, 50)` -> 260,000 vs 4,256."""
+    """Blocks with and without prefix caching (the Phase 02 exercises, ex. 10: 4096, 1000, 50)."""
     p = _non_negative("prefix_tokens", prefix_tokens)
     u = _non_negative("users", users, 1)
     s = _non_negative("suffix_tokens", suffix_tokens)

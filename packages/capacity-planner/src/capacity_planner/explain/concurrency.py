@@ -7,7 +7,7 @@
 
 The two concurrency formulas agree when max_model_len is a multiple of block_size, so
 a log tells them apart only otherwise. vLLM prints ``%.2f``, which rounds; a quoted
-value that matches only when truncated was copied or computed by hand (the lab-03 seed's
+value that matches only when truncated was copied or computed by hand (the Phase 02 lab-03's
 "68.65x" for 8788 blocks at 2048 tokens is such a value: vLLM prints 68.66x).
 """
 

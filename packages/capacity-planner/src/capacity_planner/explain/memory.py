@@ -1,6 +1,6 @@
 """Profile and subtract: recompute a run's memory budget and its KV share.
 
-vLLM's formula, per GPU (see /shared/reference/vllm-capacity-accounting.md section 1a):
+vLLM's formula, per GPU (`Worker.determine_available_memory`, `vllm/v1/worker/gpu_worker.py`):
 
     budget    = total_gpu_memory x gpu_memory_utilization
     available = budget - weights - activation peak - non-torch memory [- CUDA graphs]
