@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from capacity_planner._checks import check_positive_int
 from capacity_planner.accounting.startup import EngineSettings
 from capacity_planner.errors import CapacityPlannerError, SettingError
 from capacity_planner.gpus import GPUSpec
@@ -39,8 +40,7 @@ class InverseResult:
 def _check_target(target_concurrency: float, context_len: int) -> None:
     if not isinstance(target_concurrency, (int, float)) or target_concurrency <= 0:
         raise SettingError(f"target concurrency must be > 0, got {target_concurrency!r}")
-    if isinstance(context_len, bool) or not isinstance(context_len, int) or context_len <= 0:
-        raise SettingError(f"context length must be a positive integer, got {context_len!r}")
+    check_positive_int("context length", context_len)
 
 
 def _meets(p: CapacityPlan, target: float) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from block_allocator.kv_cache_spec import cdiv
+from capacity_planner._checks import check_int_at_least
 from capacity_planner.errors import SettingError
 
 __all__ = ["PrefixCachingEstimate", "prefix_caching_estimate"]
@@ -66,14 +67,6 @@ class PrefixCachingEstimate:
         return (self.pool_blocks - self.shared_blocks) // self.blocks_per_user_with
 
 
-def _non_negative(name: str, value: object, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SettingError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise SettingError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 def prefix_caching_estimate(
     prefix_tokens: int,
     users: int,
@@ -84,16 +77,16 @@ def prefix_caching_estimate(
     pool_blocks: int | None = None,
 ) -> PrefixCachingEstimate:
     """Blocks with and without prefix caching (the Phase 02 exercises, ex. 10: 4096, 1000, 50)."""
-    p = _non_negative("prefix_tokens", prefix_tokens)
-    u = _non_negative("users", users, 1)
-    s = _non_negative("suffix_tokens", suffix_tokens)
-    bs = _non_negative("block_size", block_size, 1)
+    p = check_int_at_least("prefix_tokens", prefix_tokens, 0)
+    u = check_int_at_least("users", users, 1)
+    s = check_int_at_least("suffix_tokens", suffix_tokens, 0)
+    bs = check_int_at_least("block_size", block_size, 1)
     if p + s == 0:
         raise SettingError("prefix_tokens + suffix_tokens must be > 0")
     if bytes_per_block is not None:
-        _non_negative("bytes_per_block", bytes_per_block, 1)
+        check_int_at_least("bytes_per_block", bytes_per_block, 1)
     if pool_blocks is not None:
-        _non_negative("pool_blocks", pool_blocks)
+        check_int_at_least("pool_blocks", pool_blocks, 0)
     shared = p // bs
     per_without = cdiv(p + s, bs)
     per_with = cdiv(p % bs + s, bs)

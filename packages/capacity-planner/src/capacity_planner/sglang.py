@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from block_allocator.kv_cache_spec import dtype_size, kv_heads_per_rank
+from capacity_planner._checks import check_fraction
 from capacity_planner._units import GiB, MiB
 from capacity_planner.accounting.kv_config import resolve_model_dtype
 from capacity_planner.accounting.kv_dtypes import resolve_kv_dtype
@@ -130,8 +131,8 @@ def sglang_plan(
 ) -> SGLangPlan:
     """SGLang's `max_total_num_tokens` for `model` on `gpu` (one rank)."""
     f = mem_fraction_static
-    if f is not None and (isinstance(f, bool) or not 0.0 < float(f) <= 1.0):
-        raise SettingError(f"--mem-fraction-static must be in (0, 1], got {f!r}")
+    if f is not None:
+        f = check_fraction("--mem-fraction-static", f)
     settings = EngineSettings(tensor_parallel_size=tensor_parallel_size)
     if f is None:
         f = default_mem_fraction_static(gpu, tensor_parallel_size)

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from capacity_planner._checks import check_non_negative_int, check_positive_int
+from capacity_planner._checks import (
+    check_fraction,
+    check_non_negative_int,
+    check_positive_int,
+)
 from capacity_planner.accounting.kv_config import DEFAULT_SWAP_SPACE, check_block_size
 from capacity_planner.accounting.versions import DEFAULT_VERSION, VllmFormula, get_formula
 from capacity_planner.errors import SettingError
@@ -52,11 +56,8 @@ class EngineSettings:
 
     def __post_init__(self) -> None:
         formula = get_formula(self.vllm_version)  # raises on an unknown version
-        u = self.gpu_memory_utilization
-        if u is not None and (
-            isinstance(u, bool) or not isinstance(u, (int, float)) or not 0.0 < u <= 1.0
-        ):
-            raise SettingError(f"--gpu-memory-utilization must be in (0, 1], got {u!r}")
+        if self.gpu_memory_utilization is not None:
+            check_fraction("--gpu-memory-utilization", self.gpu_memory_utilization)
         for name in ("max_model_len", "max_num_batched_tokens", "max_num_seqs"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))

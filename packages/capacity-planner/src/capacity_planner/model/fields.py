@@ -7,7 +7,7 @@ from typing import Any
 
 from capacity_planner.errors import ConfigFieldError
 
-__all__ = ["get_field", "require_int"]
+__all__ = ["get_field", "positive_field", "require_int"]
 
 
 def get_field(cfg: Mapping[str, Any], *names: str, default: Any = None) -> Any:
@@ -27,5 +27,13 @@ def require_int(cfg: Mapping[str, Any], *names: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigFieldError(
             names[0], f"config field {names[0]!r} must be an integer >= {minimum}, got {value!r}"
+        )
+    return value
+
+
+def positive_field(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigFieldError(
+            field, f"config field {field!r} must be an integer >= 1, got {value!r}"
         )
     return value

@@ -20,7 +20,7 @@ from capacity_planner.model.defaults import (
     mtp_layers,
     vision_encoder,
 )
-from capacity_planner.model.fields import get_field, require_int
+from capacity_planner.model.fields import get_field, positive_field, require_int
 from capacity_planner.model.mixers import gated_delta_net_state, mamba1_state, mamba2_state
 from capacity_planner.model.parts import (
     LayerKind,
@@ -49,14 +49,6 @@ _LAYER_TYPE_NAMES: dict[str, LayerKind] = {
 # Families whose config carries `sliding_window` but that only use it when
 # `use_sliding_window` is true (Qwen2/Qwen3 keep the field for reference).
 _OPT_IN_SLIDING = {"qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen2_vl", "qwen2_5_vl"}
-
-
-def _positive(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigFieldError(
-            field, f"config field {field!r} must be an integer >= 1, got {value!r}"
-        )
-    return value
 
 
 def _layer_kinds(
@@ -181,7 +173,7 @@ def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dic
     )
     if kv is None:
         kv = 1 if cfg.get("multi_query") else heads
-    kv = _positive(kv, "num_key_value_heads")
+    kv = positive_field(kv, "num_key_value_heads")
     head_dim = get_field(cfg, "head_dim", "kv_channels")
     if head_dim is None:
         if hidden % heads:
@@ -191,9 +183,9 @@ def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dic
                 f"multiple of num_attention_heads={heads}",
             )
         head_dim = hidden // heads
-    head_dim = _positive(head_dim, "head_dim")
+    head_dim = positive_field(head_dim, "head_dim")
     vocab = require_int(cfg, "vocab_size", "padded_vocab_size")
-    intermediate = _positive(
+    intermediate = positive_field(
         get_field(
             cfg, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size", default=4 * hidden
         ),
@@ -211,7 +203,7 @@ def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dic
         notes.append("sliding window switched off by the config (use_sliding_window / 0)")
     window = cfg.get("sliding_window") if "sliding" in kinds else None
     if "sliding" in kinds:
-        window = _positive(
+        window = positive_field(
             window if window is not None else cfg.get("attention_chunk_size"), "sliding_window"
         )
     mla = None
@@ -249,11 +241,11 @@ def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dic
         quantization=quant,
         # transformers' PretrainedConfig defaults tie_word_embeddings to True.
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", True)),
-        max_position_embeddings=_positive(max_pos, "max_position_embeddings"),
+        max_position_embeddings=positive_field(max_pos, "max_position_embeddings"),
         kv_shared_layers=kv_shared_layers(cfg, n),
-        full_head_dim=None if full_head is None else _positive(full_head, "global_head_dim"),
+        full_head_dim=None if full_head is None else positive_field(full_head, "global_head_dim"),
         full_num_kv_heads=(
-            None if full_kv is None else _positive(full_kv, "num_global_key_value_heads")
+            None if full_kv is None else positive_field(full_kv, "num_global_key_value_heads")
         ),
         vision=vision_encoder(config),
         mtp_layers=mtp_layers(cfg),
