@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from capacity_planner._units import GiB
+from capacity_planner._units import GiB, fmt_gib
 from capacity_planner.accounting.kv_config import KVCacheConfig
 from capacity_planner.accounting.startup import (
     EngineSettings,
@@ -53,8 +53,8 @@ class CapacityPlan:
             # vLLM never reaches its memory report: the load itself runs out of memory.
             return (
                 "torch.OutOfMemoryError: CUDA out of memory (loading "
-                f"{m.weights_bytes / GiB:.2f} GiB of weights onto a "
-                f"{m.total_bytes / GiB:.2f} GiB GPU)",
+                f"{fmt_gib(m.weights_bytes)} of weights onto a "
+                f"{fmt_gib(m.total_bytes)} GPU)",
             )
         if kv.formula.name == "v0":
             lines.append(f"Loading model weights took {m.weights_bytes / GiB:.4f} GB")
@@ -71,7 +71,7 @@ class CapacityPlan:
                     f"Cache is {m.available_kv_bytes / GiB:.2f}GiB."
                 )
         else:
-            lines.append(f"Model loading took {m.weights_bytes / GiB:.2f} GiB memory")
+            lines.append(f"Model loading took {fmt_gib(m.weights_bytes)} memory")
         if m.sizing == "extensible":
             return (*lines, *_extensible_lines(m, kv))
         return (*lines, *kv.log_lines())
@@ -179,12 +179,12 @@ def _extensible_lines(m: MemoryProfile, kv: KVCacheConfig) -> tuple[str, ...]:
     """0.34's lines: the profiled upper bound, the post-warm-up sizing, the extension."""
     blocks_gib = kv.num_blocks * kv.bytes_per_block / GiB
     lines = [
-        f"Available KV cache memory: {max(0, m.profile_estimate_bytes) / GiB:.2f} GiB",
-        f"Memory after warmup: {m.free_after_warmup_bytes / GiB:.2f} GiB free, 0.00 GiB "
-        f"committed to the KV cache, {m.transient_bytes / GiB:.2f} GiB kept for transient "
-        f"activations ({m.transient_bytes / GiB:.2f} GiB allocated at peak, 0.00 GiB of "
+        f"Available KV cache memory: {fmt_gib(max(0, m.profile_estimate_bytes))}",
+        f"Memory after warmup: {fmt_gib(m.free_after_warmup_bytes)} free, 0.00 GiB "
+        f"committed to the KV cache, {fmt_gib(m.transient_bytes)} kept for transient "
+        f"activations ({fmt_gib(m.transient_bytes)} allocated at peak, 0.00 GiB of "
         f"torch reservation growth); {kv.num_blocks} KV cache blocks ({blocks_gib:.2f} GiB) "
-        f"fit within the requested {m.requested_bytes / GiB:.2f} GiB.",
+        f"fit within the requested {fmt_gib(m.requested_bytes)}.",
     ]
     if kv.error is None:
         lines.append(f"Extended KV cache to {kv.num_blocks} blocks ({blocks_gib:.2f} GiB).")

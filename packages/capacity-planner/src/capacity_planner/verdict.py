@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from capacity_planner._units import GiB
+from capacity_planner._units import fmt_gib
 from capacity_planner.accounting.settings import EngineSettings
 from capacity_planner.accounting.terms import CUDA_CONTEXT
 from capacity_planner.errors import CapacityPlannerError
@@ -69,14 +69,14 @@ def _diagnose(p: CapacityPlan) -> tuple[Stage, str]:
     if not m.weights_fit:
         free = m.total_bytes - CUDA_CONTEXT
         return "load", (
-            f"the weights do not fit: {m.weights_bytes / GiB:.2f} GiB per GPU ({rank}TP "
-            f"{p.settings.tensor_parallel_size}) against {free / GiB:.2f} GiB free on a "
+            f"the weights do not fit: {fmt_gib(m.weights_bytes)} per GPU ({rank}TP "
+            f"{p.settings.tensor_parallel_size}) against {fmt_gib(free)} free on a "
             f"{p.gpu.name}; vLLM fails while loading with CUDA out of memory"
         )
     if kv.num_blocks <= 0:
         return "profile", (
             f"{kv.error} (the {rank}weights, activation peak and the rest exceed the "
-            f"{m.requested_bytes / GiB:.2f} GiB budget by {m.shortfall_bytes / GiB:.2f} GiB)"
+            f"{fmt_gib(m.requested_bytes)} budget by {fmt_gib(m.shortfall_bytes)})"
         )
     if kv.error is not None:
         return "check", kv.error

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from block_allocator.kv_cache_spec import cdiv
 from capacity_planner._checks import check_non_negative_int, check_positive_int
-from capacity_planner._units import GiB
+from capacity_planner._units import GiB, fmt_gib
 from capacity_planner.accounting.kv_dtypes import resolve_kv_dtype
 from capacity_planner.accounting.layout import (
     KVCacheGroup,
@@ -115,8 +115,8 @@ class KVCacheConfig:
         whose = "model's" if self.formula.sizing == "extensible" else "models's"
         head = (
             f"To serve at least one request with the {whose} max seq len ({self.max_model_len}),"
-            f" ({self.required_bytes / GiB:.2f} GiB KV cache is needed, which is larger than "
-            f"the available KV cache memory ({self.checked_bytes / GiB:.2f} GiB)."
+            f" ({fmt_gib(self.required_bytes)} KV cache is needed, which is larger than "
+            f"the available KV cache memory ({fmt_gib(self.checked_bytes)})."
         )
         if self.formula.estimates_max_model_len and self.estimated_max_model_len > 0:
             head += (
@@ -153,7 +153,7 @@ class KVCacheConfig:
             )
         else:
             shown = max(0, self.available_bytes)  # a shortfall is the error's job, not a figure
-            lines.append(f"Available KV cache memory: {shown / GiB:.2f} GiB")
+            lines.append(f"Available KV cache memory: {fmt_gib(shown)}")
             if self.error is None:
                 size = f"GPU KV cache size: {self.num_tokens:,} tokens"
                 conc = (

@@ -25,7 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from capacity_planner._units import GiB
+from capacity_planner._units import GiB, fmt_gib
 from capacity_planner.accounting.kv_config import KVCacheConfig, compute_kv_cache_config
 from capacity_planner.accounting.settings import EngineSettings
 from capacity_planner.accounting.terms import (
@@ -159,7 +159,7 @@ def estimate_stage_memory(
     notes: list[str] = []
     if draft:
         notes.append(
-            f"{settings.speculative_method} draft: {draft / GiB:.2f} GiB of weights on the last "
+            f"{settings.speculative_method} draft: {fmt_gib(draft)} of weights on the last "
             f"stage, {draft_layers(model, settings)} extra KV layer(s)"
         )
     w_label = "- model weights" + (" + draft" if draft else "")
@@ -196,7 +196,7 @@ def estimate_stage_memory(
             MemoryStep(
                 "- margin",
                 margin if device_bound <= requested - non_kv else 0,
-                f"max(1 GiB, 0.75 x transient) below the {free_start / GiB:.2f} GiB free "
+                f"max(1 GiB, 0.75 x transient) below the {fmt_gib(free_start)} free "
                 "at start-up (CUDA context ~0.5 GiB)",
             ),
         ]
@@ -230,7 +230,7 @@ def estimate_stage_memory(
             raw -= graphs
         elif not settings.enforce_eager:
             notes.append(
-                f"CUDA graphs (~{graphs / GiB:.2f} GiB) are captured after the KV cache is "
+                f"CUDA graphs (~{fmt_gib(graphs)}) are captured after the KV cache is "
                 f"allocated in {formula.name}: they must fit in the (1 - utilisation) headroom"
             )
     profiled = settings.kv_cache_memory_bytes is None
@@ -240,7 +240,7 @@ def estimate_stage_memory(
     available = max(0, raw)
     shortfall = max(0, -raw)
     label = "= available KV cache memory"
-    detail = "carved into blocks below" if raw > 0 else f"none: short by {shortfall / GiB:.2f} GiB"
+    detail = "carved into blocks below" if raw > 0 else f"none: short by {fmt_gib(shortfall)}"
     steps.append(MemoryStep(label, available, detail))
     return MemoryProfile(
         total_bytes=total,
