@@ -54,6 +54,30 @@ def test_block_size_and_prefix_on_traces_quick(trace_dir: Path) -> None:
     assert pre.ok, pre.render()
 
 
+@pytest.mark.traces
+@pytest.mark.slow
+def test_offload_tier_raises_the_hit_rate_quick(trace_dir: Path) -> None:
+    rep = run_experiment("offload", quick=True, trace_dir=str(trace_dir))
+    assert rep.ok, rep.render()
+    conv = {k: r for k, r in rep.results.items() if k.startswith("mooncake_conversation/262144")}
+    none, biggest = conv["mooncake_conversation/262144/0"], conv[max(conv, key=len)]
+    assert none.cpu_hit_rate == 0 and biggest.cpu_hit_rate > 0
+    assert biggest.prefix_hit_rate > none.prefix_hit_rate
+
+
+def test_cpu_tier_config_is_checked() -> None:
+    from frag_sim import SimConfig
+
+    for bad, msg in (
+        ({"cpu_cache_tokens": 64}, "needs enable_prefix_caching"),
+        ({"cpu_cache_tokens": -1, "enable_prefix_caching": True}, ">= 0"),
+        ({"cpu_cache_tokens": 64, "enable_prefix_caching": True, "n": 2}, "n=1"),
+        ({"cpu_cache_tokens": 8, "enable_prefix_caching": True}, "holds no block"),
+    ):
+        with pytest.raises(ConfigError, match=msg):
+            SimConfig(**bad)  # type: ignore[arg-type]
+
+
 def test_fig15_sharing_quick() -> None:
     rep = run_experiment("fig15", quick=True)
     assert rep.ok, rep.render()
@@ -75,6 +99,7 @@ def test_registry_and_unknown_name() -> None:
         "fig13",
         "block_size",
         "prefix",
+        "offload",
         "fig15",
         "groups",
     }

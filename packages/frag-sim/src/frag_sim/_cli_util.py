@@ -147,6 +147,7 @@ _SUMMARY_COLS = (
     "share.internal",
     "share.external",
     "prefix_hit_rate",
+    "cpu_hit_rate",
     "wall_s",
 )
 

@@ -197,7 +197,7 @@ class Engine:
         raise NotImplementedError
 
     def extras(self) -> dict[str, float]:
-        return {"prefix_hit_rate": 0.0, "cow_copies": 0}
+        return {"prefix_hit_rate": 0.0, "cpu_hit_rate": 0.0, "cow_copies": 0}
 
     # -- shared mechanics ---------------------------------------------------------------
     def chunk_fits(self, p: npt.NDArray[np.int64], o: npt.NDArray[np.int64]) -> list[bool]:
@@ -429,4 +429,5 @@ class Engine:
             wall_s=wall,
             timeseries=ts,
             cow_copies=int(ex["cow_copies"]),
+            cpu_hit_rate=ex["cpu_hit_rate"],
         )

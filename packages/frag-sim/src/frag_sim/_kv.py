@@ -11,8 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from block_allocator import KVCacheBlock, KVCacheManager, Request
+from block_allocator.offload import CPUOffloadTier, OffloadingKVCacheManager
 
-__all__ = ["KVCacheBlock", "KVCacheManager", "Request", "SimRequest", "make_manager"]
+__all__ = [
+    "KVCacheBlock",
+    "KVCacheManager",
+    "OffloadingKVCacheManager",
+    "Request",
+    "SimRequest",
+    "make_manager",
+    "make_offloading_manager",
+]
 
 
 class SimRequest(Request):
@@ -37,3 +46,12 @@ def make_manager(
         enable_caching=enable_caching,
         enable_kv_cache_events=events,
     )
+
+
+def make_offloading_manager(
+    num_usable_blocks: int, block_size: int, cpu_blocks: int, events: bool = False
+) -> OffloadingKVCacheManager:
+    """A prefix-caching manager whose evicted blocks spill into a ``cpu_blocks`` CPU tier
+    (the tier learns the evictions from the pool's events)."""
+    kvm = make_manager(num_usable_blocks, block_size, True, events=True)
+    return OffloadingKVCacheManager(kvm, CPUOffloadTier(cpu_blocks), keep_events=events)

@@ -17,7 +17,14 @@ import numpy.typing as npt
 
 from ._engine import Engine, Window
 from ._groups import SequenceGroups
-from ._kv import KVCacheBlock, SimRequest, make_manager
+from ._kv import (
+    KVCacheBlock,
+    KVCacheManager,
+    OffloadingKVCacheManager,
+    SimRequest,
+    make_manager,
+    make_offloading_manager,
+)
 from ._phases import PhaseHistogram, SlackTracker
 from .config import SimConfig
 from .stream import RequestStream
@@ -36,16 +43,22 @@ class PagedMemory(Engine):
         self.bs = bs = config.block_size
         self.usable = config.num_gpu_blocks
         self.caching = config.enable_prefix_caching
-        self.kvm = make_manager(self.usable, bs, self.caching, self.kv_events)
+        cpu_blocks = config.cpu_cache_tokens // bs
+        self.kvm: KVCacheManager | OffloadingKVCacheManager = (
+            make_offloading_manager(self.usable, bs, cpu_blocks, self.kv_events)
+            if cpu_blocks
+            else make_manager(self.usable, bs, self.caching, self.kv_events)
+        )
         self.pool = self.kvm.block_pool
         self.beam = config.use_beam_search
         # prefix caching and beams share blocks in ways only the pool knows: integrate the
         # physical blocks per window; otherwise release() knows them in closed form
         self.phys_by_window = self.caching or self.beam
         self.defer_arrivals = not self.caching
-        self.groups = (
-            SequenceGroups(self.kvm, config.n, self.caching, config.seed) if config.n > 1 else None
-        )
+        self.groups = None
+        if config.n > 1:  # SimConfig keeps groups off the offloading manager
+            assert isinstance(self.kvm, KVCacheManager)
+            self.groups = SequenceGroups(self.kvm, config.n, self.caching, config.seed)
         self.reqs: dict[int, SimRequest] = {}  # one sequence, prefix caching on
         self.tables: dict[int, list[KVCacheBlock]] = {}  # one sequence, no prefix caching
         self.parents: dict[int, SimRequest] = {}  # looked-up group prompts not yet admitted
@@ -56,6 +69,7 @@ class PagedMemory(Engine):
         self.cross = 0
         self.lsync = 0  # blocks the running sequences hold as if unshared, as synced
         self.hit_tokens = 0
+        self.cpu_hit_tokens = 0  # the part of hit_tokens loaded from the CPU tier
         self.query_tokens = 0
         # time series only: exact internal fragmentation per window
         self.slack = SlackTracker()
@@ -150,5 +164,6 @@ class PagedMemory(Engine):
         q = self.query_tokens
         return {
             "prefix_hit_rate": self.hit_tokens / q if q else 0.0,
+            "cpu_hit_rate": self.cpu_hit_tokens / q if q else 0.0,
             "cow_copies": self.groups.copies if self.groups is not None else 0,
         }

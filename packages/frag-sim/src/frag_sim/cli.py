@@ -90,6 +90,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--prefix-caching", action="store_true", default=None, help="paged: enable prefix caching"
     )
+    s.add_argument(
+        "--cpu-cache-tokens",
+        type=int,
+        help="paged + prefix caching: a CPU offload tier of this many token slots",
+    )
     s.add_argument("--preemption", choices=["recompute", "swap"], help="paged preemption mode")
     s.add_argument("--swap-time-per-block", type=float, help="seconds per swapped block")
     s.add_argument("--step-time", type=float, help="seconds per decode step")
@@ -154,6 +159,7 @@ def _sim_config(a: argparse.Namespace, cfg: dict[str, Any], spec: WorkloadSpec) 
         ("block_size", "block_size"),
         ("allocator", "allocator"),
         ("prefix_caching", "enable_prefix_caching"),
+        ("cpu_cache_tokens", "cpu_cache_tokens"),
         ("preemption", "preemption"),
         ("swap_time_per_block", "swap_time_per_block_s"),
         ("step_time", "step_time_s"),

@@ -31,6 +31,9 @@ class SimConfig:
     block_size: int = 16  # vLLM's default (config/cache.py DEFAULT_BLOCK_SIZE)
     allocator: Literal["buddy", "first_fit"] = "buddy"  # contiguous policies only
     enable_prefix_caching: bool = False
+    # a CPU offload tier behind the GPU prefix cache, in token slots (0: none); blocks the
+    # GPU evicts are kept there and loaded back on a later hit (block_allocator.offload)
+    cpu_cache_tokens: int = 0
     preemption: Literal["recompute", "swap"] = "recompute"
     swap_time_per_block_s: float = 0.0
     prefill_time_per_token_s: float = 0.0
@@ -85,6 +88,17 @@ class SimConfig:
         for fname in ("record_timeseries", "use_block_pool", "enable_prefix_caching"):
             if not isinstance(getattr(self, fname), bool):
                 raise ConfigError(f"{fname} must be a bool, got {getattr(self, fname)!r}")
+        c = self.cpu_cache_tokens
+        if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+            raise ConfigError(f"cpu_cache_tokens must be an integer >= 0, got {c!r}")
+        if c and not self.enable_prefix_caching:
+            raise ConfigError("cpu_cache_tokens (a CPU offload tier) needs enable_prefix_caching")
+        if c and self.n > 1:
+            raise ConfigError("cpu_cache_tokens works with one sequence per request (n=1)")
+        if c and c < self.block_size:
+            raise ConfigError(
+                f"cpu_cache_tokens={c} holds no block of block_size={self.block_size}"
+            )
         if self.enable_prefix_caching and self.policy != "paged":
             raise ConfigError("enable_prefix_caching needs policy='paged'")
 
@@ -95,6 +109,8 @@ class SimConfig:
             return self.name
         if self.policy == "paged":
             base = f"paged/{self.block_size}" + ("+prefix" if self.enable_prefix_caching else "")
+            if self.cpu_cache_tokens:
+                base += f"+cpu{self.cpu_cache_tokens // self.block_size}"
         else:
             base = f"{self.policy} ({self.allocator})"
         if self.n == 1:

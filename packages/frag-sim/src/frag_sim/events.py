@@ -40,6 +40,9 @@ from .workload import Workload
 
 __all__ = ["event_to_dict", "simulate_with_events"]
 
+# the GPU pool's events (a CPU tier adds its own, which vLLM reports per medium)
+_GPU_EVENTS = (BlockStored, BlockRemoved, AllBlocksCleared)
+
 
 def _hex(h: bytes | int | None) -> str | int | None:
     return h.hex() if isinstance(h, bytes) else h
@@ -80,7 +83,7 @@ class _EventEngine(PagedEngine):
 
     def integrate(self, t: int, k: int, live: int, waiting: bool) -> Any:
         self.sync_all(t)  # the owed blocks exist in the pool before the batch is cut
-        evs = self.kvm.take_events()
+        evs = [e for e in self.kvm.take_events() if isinstance(e, _GPU_EVENTS)]
         if evs:
             self.batches.append((t * self.cfg.step_time_s, evs))
         return super().integrate(t, k, live, waiting)
@@ -105,7 +108,7 @@ def simulate_with_events(
         raise ConfigError("KV events need policy='paged' with enable_prefix_caching=True")
     eng = _EventEngine(workload, config)
     result = eng.run()
-    tail = eng.kvm.take_events()
+    tail = [e for e in eng.kvm.take_events() if isinstance(e, _GPU_EVENTS)]
     if tail:
         eng.batches.append((eng.busy * config.step_time_s, tail))
     if isinstance(out, (str, os.PathLike)) and str(out) != "-":

@@ -22,7 +22,14 @@ from ._repro_synthetic import (
     _lab02,
     _seed003,
 )
-from ._repro_traces import BLOCK_SIZES, TRACE_SCENARIOS, _block_size, _prefix, trace_config
+from ._repro_traces import (
+    BLOCK_SIZES,
+    TRACE_SCENARIOS,
+    _block_size,
+    _offload,
+    _prefix,
+    trace_config,
+)
 from .errors import ConfigError
 
 __all__ = [
@@ -48,6 +55,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("fig13", "PagedAttention Fig. 13: max admits 7, paged ~30", _fig13),
         Experiment("block_size", "block size 1..512 on every trace", _block_size),
         Experiment("prefix", "Mooncake prefix sharing and hit rate vs cache size", _prefix),
+        Experiment("offload", "Mooncake hit rate vs GPU cache and CPU tier size", _offload),
         Experiment("fig15", "PagedAttention Fig. 15: sharing via fork + CoW", _fig15),
         Experiment("groups", "parallel sampling and beam search in the scheduler", _groups),
     )

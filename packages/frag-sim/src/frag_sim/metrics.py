@@ -144,6 +144,7 @@ class SimResult:
     wall_s: float
     timeseries: Timeseries | None
     cow_copies: int = 0  # block copies queued by copy-on-write (sequence groups)
+    cpu_hit_rate: float = 0.0  # the part of prefix_hit_rate loaded from the CPU tier
 
     def summary(self) -> dict[str, Any]:
         """Flat, JSON-ready summary (no time series)."""
@@ -163,6 +164,7 @@ class SimResult:
             "sim_time_s": self.sim_time_s,
             "token_usage": self.token_usage,
             "prefix_hit_rate": self.prefix_hit_rate,
+            "cpu_hit_rate": self.cpu_hit_rate,
             "sharing_saved": self.sharing_saved,
             "cow_copies": self.cow_copies,
             "mean_latency_s": self.mean_latency_s,

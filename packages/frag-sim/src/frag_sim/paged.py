@@ -152,6 +152,8 @@ class PagedEngine(PagedMemory):
             raise RuntimeError(f"internal: admission of request {i} failed after the check")
         r.num_computed_tokens = c
         self._started(i, t, c, nhit)
+        if not self.emitted[i]:
+            self.cpu_hit_tokens += nhit - len(hits) * bs  # loaded from the CPU tier
         return True
 
     def _admit_group(self, i: int, t: int, c: int) -> bool:
