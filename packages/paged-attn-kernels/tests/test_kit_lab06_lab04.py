@@ -152,3 +152,11 @@ def test_assert_lab_skips_lab04_where_nothing_can_run(monkeypatch: pytest.Monkey
     with pytest.raises(unittest.SkipTest):
         assert_lab(FIXTURES / "lab06_solution.py", "lab04")
     assert assert_lab(FIXTURES / "lab06_solution.py", "lab06").ok
+
+
+def test_softmax_without_the_max_is_caught_by_the_stability_check_only() -> None:
+    report = grade(FIXTURES / "lab06_no_max.py")
+    failed = {r.name for r in report.results if r.status != "pass"}
+    assert failed == {"attention_stable"}, report.render()
+    msg = next(r.message for r in report.results if r.name == "attention_stable")
+    assert "overflow" in msg and "poisoned" not in msg
