@@ -88,8 +88,8 @@ def _synthetic_cases(n: int) -> dict[str, tuple[SyntheticWorkload, SimConfig]]:
             SyntheticWorkload.from_mix("sharegpt", num_requests=n, rate=1.5, seed=0),
             SimConfig(),
         ),
-        "seed003 6 req/s": (
-            SyntheticWorkload.from_mix("seed003", num_requests=n, rate=6.0, seed=3),
+        "capstone 6 req/s": (
+            SyntheticWorkload.from_mix("capstone", num_requests=n, rate=6.0, seed=3),
             SimConfig(capacity_tokens=144_000, max_model_len=4500),
         ),
     }

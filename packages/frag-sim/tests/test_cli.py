@@ -86,7 +86,7 @@ def test_run_timeseries_json_and_waste_plot(tmp_path: Path) -> None:
 def test_config_file_plus_flag_override(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text(
-        '[workload]\nkind = "synthetic"\nmix = "seed003"\nnum_requests = 80\n'
+        '[workload]\nkind = "synthetic"\nmix = "capstone"\nnum_requests = 80\n'
         "rate = 8.0\n[sim]\ncapacity_tokens = 144000\nmax_model_len = 4500\n"
         "block_size = 32\n"
     )

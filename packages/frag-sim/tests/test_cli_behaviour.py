@@ -50,7 +50,7 @@ def test_headline_cli_example_prints_the_readme_numbers(
 def test_help_shows_defaults_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
     text = run.format_help()
-    assert "(default: 0.34)" in text and "mix=seed003" in text and "(default: None)" not in text
+    assert "(default: 0.34)" in text and "mix=capstone" in text and "(default: None)" not in text
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0

@@ -10,7 +10,7 @@ from frag_sim import EXPERIMENTS, ConfigError, run_experiment
 
 
 @pytest.mark.parametrize("quick", [False, True])
-@pytest.mark.parametrize("name", ["lab02", "seed003", "fig2", "fig13"])
+@pytest.mark.parametrize("name", ["lab02", "capstone", "fig2", "fig13"])
 def test_synthetic_reproductions_hold(name: str, quick: bool) -> None:
     rep = run_experiment(name, quick=quick)  # the root demo runs the quick ones
     failed = [d for d, ok in rep.checks if not ok]
@@ -94,7 +94,7 @@ def test_groups_in_the_scheduler_quick() -> None:
 def test_registry_and_unknown_name() -> None:
     assert set(EXPERIMENTS) == {
         "lab02",
-        "seed003",
+        "capstone",
         "fig2",
         "fig13",
         "block_size",

@@ -38,7 +38,7 @@ def test_request_that_cannot_fit_memory_is_rejected_with_reason() -> None:
 
 
 def test_paged_returns_every_block_to_the_real_pool() -> None:
-    wl = SyntheticWorkload.from_mix("seed003", num_requests=200, rate=20.0).generate()
+    wl = SyntheticWorkload.from_mix("capstone", num_requests=200, rate=20.0).generate()
     cfg = SimConfig(policy="paged", capacity_tokens=40_000, max_model_len=4500)
     eng = PagedEngine(wl, cfg)
     r = eng.run()
@@ -48,7 +48,7 @@ def test_paged_returns_every_block_to_the_real_pool() -> None:
 
 
 def test_swap_costs_time_recompute_does_not_here() -> None:
-    wl = SyntheticWorkload.from_mix("seed003", num_requests=150, rate=20.0).generate()
+    wl = SyntheticWorkload.from_mix("capstone", num_requests=150, rate=20.0).generate()
     base = SimConfig(policy="paged", capacity_tokens=40_000, max_model_len=4500)
     rec = simulate(wl, base)
     swap = simulate(wl, base.replace(preemption="swap", swap_time_per_block_s=1e-3))
@@ -132,7 +132,7 @@ def test_parallel_sampling_shares_prompt_blocks_in_the_scheduler() -> None:
 
 def test_prefix_caching_run_returns_every_block_and_preempts_cleanly() -> None:
     wl = SyntheticWorkload.from_mix(
-        "seed003", num_requests=150, rate=20.0, shared_prefix_len=512
+        "capstone", num_requests=150, rate=20.0, shared_prefix_len=512
     ).generate()
     cfg = SimConfig(
         policy="paged", capacity_tokens=40_000, max_model_len=5200, enable_prefix_caching=True
@@ -156,7 +156,7 @@ def test_prefix_caching_run_returns_every_block_and_preempts_cleanly() -> None:
 )
 def test_hot_loop_matches_the_general_engine(extra: dict[str, object]) -> None:
     """simulate()'s inlined loop (no time series) against PagedEngine on the hooks."""
-    wl = SyntheticWorkload.from_mix("seed003", num_requests=150, rate=20.0).generate()
+    wl = SyntheticWorkload.from_mix("capstone", num_requests=150, rate=20.0).generate()
     cfg = SimConfig.from_dict(
         {
             "policy": "paged",

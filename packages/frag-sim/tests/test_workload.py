@@ -8,9 +8,9 @@ import pytest
 from frag_sim import ConfigError, EmptyTraceError, LengthDist, SyntheticWorkload, Workload
 
 
-def test_seed003_mix_bounds_and_determinism() -> None:
-    a = SyntheticWorkload.from_mix("seed003", num_requests=2000, rate=4.0, seed=1).generate()
-    b = SyntheticWorkload.from_mix("seed003", num_requests=2000, rate=4.0, seed=1).generate()
+def test_capstone_mix_bounds_and_determinism() -> None:
+    a = SyntheticWorkload.from_mix("capstone", num_requests=2000, rate=4.0, seed=1).generate()
+    b = SyntheticWorkload.from_mix("capstone", num_requests=2000, rate=4.0, seed=1).generate()
     assert np.array_equal(a.prompt_len, b.prompt_len)
     assert np.array_equal(a.arrival_s, b.arrival_s)
     assert a.prompt_len.min() >= 200 and a.prompt_len.max() <= 4000

@@ -1,4 +1,4 @@
-"""Reproductions on synthetic streams: seed lab-02, seed 003, PagedAttention Fig. 2 / 13 / 15."""
+"""Reproductions on synthetic streams: Phase 02 lab-02, the capstone, PagedAttention Figs. 2/13/15."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ PAPER_FIG2 = {  # token states, reservation, internal, external (percent)
 PAPER_FIG13 = {"max": 7.00, "pow2": 9.81, "exact": 13.62, "paged": 30.42}
 
 
-# -- 1. seed 000 lab-02 --------------------------------------------------------------------
+# -- 1. Phase 02 lab-02 --------------------------------------------------------------------
 def _lab02(quick: bool = False, **_: Any) -> ExperimentReport:
     n = 2000  # fast (~0.2 s); fewer requests let warm-up and drain blur the levels
     base = SimConfig(capacity_tokens=8 * 2048, max_model_len=2048, allocator="first_fit")
@@ -88,23 +88,23 @@ def _lab02(quick: bool = False, **_: Any) -> ExperimentReport:
         "implies ~16x. Both hold together only with a scheduler cap (max_num_seqs=64).",
     ]
     return ExperimentReport(
-        "lab02", "seed lab-02: 8 admissions vs 64, 94% waste vs ~0", rows, checks, notes, runs
+        "lab02", "Phase 02 lab-02: 8 admissions vs 64, 94% waste vs ~0", rows, checks, notes, runs
     )
 
 
-# -- 2. seed 003 step 05 -------------------------------------------------------------------
-def seed003_workload(num_requests: int = 1000, rate: float = 8.0) -> Workload:
+# -- 2. the capstone, step 05 --------------------------------------------------------------
+def capstone_workload(num_requests: int = 1000, rate: float = 8.0) -> Workload:
     return SyntheticWorkload.from_mix(
-        "seed003", num_requests=num_requests, rate=rate, seed=3, name="seed003"
+        "capstone", num_requests=num_requests, rate=rate, seed=3, name="capstone"
     ).generate()
 
 
-SEED003_CONFIG = SimConfig(capacity_tokens=32 * 4500, max_model_len=4500, allocator="first_fit")
+CAPSTONE_CONFIG = SimConfig(capacity_tokens=32 * 4500, max_model_len=4500, allocator="first_fit")
 
 
-def _seed003(quick: bool = False, **_: Any) -> ExperimentReport:
-    wl = seed003_workload(300 if quick else 1000)
-    runs = {p: simulate(wl, SEED003_CONFIG.replace(policy=p)) for p in ("max", "paged")}
+def _capstone(quick: bool = False, **_: Any) -> ExperimentReport:
+    wl = capstone_workload(300 if quick else 1000)
+    runs = {p: simulate(wl, CAPSTONE_CONFIG.replace(policy=p)) for p in ("max", "paged")}
     rows = [_row(r, policy=p, waste_of_alloc=round(1 - r.token_usage, 3)) for p, r in runs.items()]
     naive, paged = runs["max"], runs["paged"]
     checks = [
@@ -117,7 +117,12 @@ def _seed003(quick: bool = False, **_: Any) -> ExperimentReport:
         "max_model_len 4500 = the longest possible request"
     ]
     return ExperimentReport(
-        "seed003", "seed 003: naive ~50% waste ceiling vs paged ~100%", rows, checks, notes, runs
+        "capstone",
+        "the capstone workload: naive ~50% waste ceiling vs paged ~100%",
+        rows,
+        checks,
+        notes,
+        runs,
     )
 
 

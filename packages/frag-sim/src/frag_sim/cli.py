@@ -45,7 +45,7 @@ from .workload import LENGTH_MIXES
 # from scratch in 300 lines' capstone" lengths: prompts U[200, 4000], outputs U[50, 500],
 # Poisson 8 req/s) on 32 x 4500 slots, where every request fits.
 HEADLINE: dict[str, Any] = {
-    "mix": "seed003",
+    "mix": "capstone",
     "num_requests": 1000,
     "rate": 8.0,
     "seed": 3,
@@ -344,7 +344,7 @@ def cmd_plot(a: argparse.Namespace) -> int:
 def _plot_one(P: Any, kind: str, paths: list[Path], a: argparse.Namespace, fig2: Any) -> None:
     with run_progress(f"plot {kind}", None):
         if kind in ("headline", "waste-over-time"):
-            rep = run_experiment("seed003", quick=a.quick)
+            rep = run_experiment("capstone", quick=a.quick)
             res = {
                 "naive (max reservation)": rep.results["max"],
                 "paged (block 16)": rep.results["paged"],

@@ -28,7 +28,10 @@ class SimConfig:
     policy: Policy = "paged"
     capacity_tokens: int = 15_728  # PagedAttention Table 1: OPT-13B on an A100-40GB
     max_model_len: int = 2048
-    block_size: int = 16  # vLLM's default (config/cache.py DEFAULT_BLOCK_SIZE)
+    # vLLM's CacheConfig.DEFAULT_BLOCK_SIZE up to 0.33; 0.34 runs dense models at 64
+    # (block_allocator.defaults_for). The paper's block, kept here so every reproduction
+    # keeps its numbers; the command line follows --vllm-version.
+    block_size: int = 16
     allocator: Literal["buddy", "first_fit"] = "buddy"  # contiguous policies only
     enable_prefix_caching: bool = False
     # a CPU offload tier behind the GPU prefix cache, in token slots (0: none); blocks the

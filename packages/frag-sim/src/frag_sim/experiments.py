@@ -1,9 +1,10 @@
-"""Named reproductions (issue #3 items 1-6): each prints its numbers beside its config.
+"""Named reproductions: each prints its numbers beside the config that produced them.
 
 ``EXPERIMENTS[name].run(quick=...)`` returns an :class:`ExperimentReport` whose ``checks``
-are the relations the paper or seed claims (tests assert them). Sources: PagedAttention
+are the relations the paper or the course claims (tests assert them). Sources: PagedAttention
 (Kwon et al., SOSP 2023) §3.1 Fig. 2, §6.2 Fig. 13, §6.3 Figs. 14-15, §7.2 Fig. 18b,
-Table 1; seed 000 lab-02; seed 003 step 05; Mooncake (FAST'25) traces. ``quick``
+Table 1; the Phase 02 labs (lab-02); the "PagedAttention from scratch in 300 lines"
+capstone (step 05); the Mooncake (FAST'25) traces. ``quick``
 shrinks request counts for tests; the documented numbers use the full runs.
 """
 
@@ -16,11 +17,11 @@ from ._repro_synthetic import (
     PAPER_FIG2,
     PAPER_FIG13,
     PAPER_FIG15,
+    _capstone,
     _fig2,
     _fig13,
     _fig15,
     _lab02,
-    _seed003,
 )
 from ._repro_traces import (
     BLOCK_SIZES,
@@ -49,8 +50,8 @@ __all__ = [
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in (
-        Experiment("lab02", "seed lab-02: 8 vs 64 admissions, 94% vs ~0 waste", _lab02),
-        Experiment("seed003", "seed 003: naive ~50% waste ceiling, paged ~100%", _seed003),
+        Experiment("lab02", "Phase 02 lab-02: 8 vs 64 admissions, 94% vs ~0 waste", _lab02),
+        Experiment("capstone", "capstone workload: naive ~50% waste, paged ~100%", _capstone),
         Experiment("fig2", "PagedAttention Fig. 2 waste breakdown", _fig2),
         Experiment("fig13", "PagedAttention Fig. 13: max admits 7, paged ~30", _fig13),
         Experiment("block_size", "block size 1..512 on every trace", _block_size),

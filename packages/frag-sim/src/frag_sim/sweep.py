@@ -38,7 +38,7 @@ class WorkloadSpec:
     """How to build a workload: ``synthetic`` (a length mix), ``trace`` or ``csv``."""
 
     kind: Literal["synthetic", "trace", "csv"] = "synthetic"
-    mix: str = "seed003"
+    mix: str = "capstone"
     num_requests: int = 1000
     rate: float = 1.0
     burstiness: float = 1.0

@@ -3,7 +3,8 @@
 Arrivals follow vLLM's ``benchmarks/benchmark_serving.py``: inter-arrival gaps drawn from
 ``gamma(shape=burstiness, scale=1/(rate*burstiness))`` (burstiness 1 = Poisson, < 1 =
 burstier, > 1 = smoother). Lengths come from a :class:`LengthDist`. Named length mixes:
-seed 003's prompts U[200, 4000] / outputs U[50, 500], and "paper-mean-matched" ShareGPT and
+the "PagedAttention from scratch in 300 lines" capstone's prompts U[200, 4000] / outputs
+U[50, 500] (``capstone``), and "paper-mean-matched" ShareGPT and
 Alpaca stand-ins (PagedAttention §6.1, Fig. 11 means; the paper gives no variances, so the
 spreads are our choice and are labelled as such).
 """
@@ -150,8 +151,9 @@ class LengthDist:
 
 
 LENGTH_MIXES: dict[str, tuple[LengthDist, LengthDist]] = {
-    # seed 003 step 05: prompts U[200, 4000], outputs U[50, 500]
-    "seed003": (LengthDist.uniform(200, 4000), LengthDist.uniform(50, 500)),
+    # the 'PagedAttention from scratch in 300 lines' capstone, step 05: prompts
+    # U[200, 4000], outputs U[50, 500]
+    "capstone": (LengthDist.uniform(200, 4000), LengthDist.uniform(50, 500)),
     # synthetic, paper-mean-matched (PagedAttention Fig. 11 means 161.31 / 337.99); the
     # spreads (cv) are ours: the paper shows only densities. Prompts capped at 1024 as in
     # vLLM's ShareGPT filter; the ~0.1% with prompt + output > 2048 are rejected by the run.
@@ -174,8 +176,8 @@ class SyntheticWorkload:
     num_requests: int = 1000
     rate: float = 1.0
     burstiness: float = 1.0
-    prompt: LengthDist = field(default_factory=lambda: LENGTH_MIXES["seed003"][0])
-    output: LengthDist = field(default_factory=lambda: LENGTH_MIXES["seed003"][1])
+    prompt: LengthDist = field(default_factory=lambda: LENGTH_MIXES["capstone"][0])
+    output: LengthDist = field(default_factory=lambda: LENGTH_MIXES["capstone"][1])
     seed: int = 0
     shared_prefix_len: int = 0
     name: str = "synthetic"
