@@ -1,4 +1,4 @@
-"""Reproductions on synthetic streams: Phase 02 lab-02, the capstone, PagedAttention Figs. 2/13/15."""
+"""Reproductions on synthetic streams: Phase 02 lab-02, the capstone, PagedAttention Figs 2-15."""
 
 from __future__ import annotations
 
