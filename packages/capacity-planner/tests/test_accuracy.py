@@ -173,6 +173,25 @@ def test_end_to_end_within_five_percent_or_documented(record: IssueRecord) -> No
             assert abs(check.e2e_tokens_error) <= 0.05
 
 
+@pytest.mark.parametrize("record", ISSUE_RECORDS, ids=_ids(list(ISSUE_RECORDS)))
+def test_start_up_verdict_matches_the_outcome_or_is_a_documented_miss(record: IssueRecord) -> None:
+    # "Will it start?" against what happened: a wrong verdict must be an end-to-end miss.
+    check = CHECKS[record.key]
+    if check.verdict_agrees is False:
+        assert "e2e" in record.mismatch, record.key
+    if record.started is False and check.plan is not None and "e2e" not in record.mismatch:
+        assert check.plan.starts is False
+
+
+def test_failed_start_ups_carry_the_refusal_or_an_oom() -> None:
+    # A refusal that vLLM printed is consistent with the record's outcome.
+    for r in ISSUE_RECORDS:
+        if r.logged.needed_gib or r.logged.error_tokens:
+            assert r.started is False, r.key
+        if r.logged.available_gib is not None and r.logged.available_gib <= 0:
+            assert r.started is False, r.key
+
+
 WEIGHTS = [r for r in ISSUE_RECORDS if r.logged.weights_gib]
 
 

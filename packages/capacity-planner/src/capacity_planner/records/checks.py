@@ -55,6 +55,13 @@ class RecordCheck:
     weights_error: float | None
 
     @property
+    def verdict_agrees(self) -> bool | None:
+        """The planner's "will it start?" matches what the source reports happened."""
+        if self.plan is None or self.record.started is None:
+            return None
+        return self.plan.starts == self.record.started
+
+    @property
     def headline_error(self) -> float | None:
         """End-to-end error on available memory, or on tokens where only a count was logged."""
         return self.e2e_error if self.e2e_error is not None else self.e2e_tokens_error
@@ -168,6 +175,7 @@ def accuracy_summary(checks: tuple[RecordCheck, ...]) -> dict[str, Any]:
     carved = [c for c in checks if c.given_consistent is not None]
     counted = [c for c in checks if c.count_consistent is not None]
     errors = sorted(abs(e) for c in checks if (e := c.headline_error) is not None)
+    verdicts = [c.verdict_agrees for c in checks if c.verdict_agrees is not None]
     return {
         "records": len(checks),
         "sources": len({c.record.source.url for c in checks}),
@@ -180,6 +188,9 @@ def accuracy_summary(checks: tuple[RecordCheck, ...]) -> dict[str, Any]:
         "within_5": sum(e <= 0.05 for e in errors),
         "within_10": sum(e <= 0.10 for e in errors),
         "median": statistics.median(errors) if errors else None,
+        "verdicts": len(verdicts),
+        "verdicts_agree": sum(verdicts),
+        "refusals": sum(c.record.started is False for c in checks if c.verdict_agrees is not None),
         "releases": sorted(
             {m.group(0) for c in checks if (m := _RELEASE.match(c.record.release))},
             key=lambda v: tuple(int(x) for x in v.split(".")),

@@ -65,6 +65,9 @@ def _e2e_cell(c: RecordCheck) -> str:
         parts.append(f"{c.plan.memory.available_kv_bytes / GiB:.2f} GiB ({c.e2e_error:+.1%})")
     if c.e2e_tokens_error is not None:
         parts.append(f"{c.plan.kv.num_tokens:,} tokens ({c.e2e_tokens_error:+.1%})")
+    if c.verdict_agrees is not None:
+        said = "starts" if c.plan.starts else "refuses"
+        parts.append(f"{said} {'✓' if c.verdict_agrees else '✗'}")
     return ", ".join(parts) or "n/a"
 
 
@@ -110,6 +113,9 @@ def summary_markdown(checks: tuple[RecordCheck, ...] | None = None) -> str:
             f"the GPU of a setup the planner models: "
             f"within 1% on {s['within_1']}, within 5% on {s['within_5']}, within 10% on "
             f"{s['within_10']}; median absolute error {median}.",
+            f"- Will it start: the planner's verdict matches the outcome the source reports on "
+            f"{s['verdicts_agree']} of {s['verdicts']} of those records ({s['refusals']} of "
+            f"them failed start-ups).",
         ]
     )
 

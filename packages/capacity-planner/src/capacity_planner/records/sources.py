@@ -69,6 +69,7 @@ class IssueRecord:
     gpu: str | None  # catalog name or a size such as "24564MiB"; None: not stated
     settings: dict[str, Any]
     logged: Logged
+    started: bool | None = None  # the start-up came up (False: refused or out of memory)
     quote: tuple[str, ...] = ()
     served_model: str = ""
     note: str = ""
