@@ -187,7 +187,7 @@ def test_overrides_are_validated() -> None:
         explain_log(b"# GPU blocks: 1")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("version", ["v0", "v1-0.8", "v1"])
+@pytest.mark.parametrize("version", ["v0", "v1-0.8", "v1", "v1-2026", "v1-extensible"])
 def test_round_trip_against_the_planner_for_every_catalog_model(version: str) -> None:
     """What the planner says vLLM prints, explain-log must find consistent (and vice versa)."""
     from capacity_planner import GiB, ModelSpec, catalog_names, compute_kv_cache_config
@@ -196,6 +196,8 @@ def test_round_trip_against_the_planner_for_every_catalog_model(version: str) ->
         "v0": "Initializing an LLM engine (v0.6.3) with config: ",
         "v1-0.8": "Initializing a V1 LLM engine (v0.8.3) with config: ",
         "v1": "Initializing a V1 LLM engine (v0.10.0) with config: ",
+        "v1-2026": "Initializing a V1 LLM engine (v0.25.0) with config: ",
+        "v1-extensible": "Initializing a V1 LLM engine (v0.34.0) with config: ",
     }[version]
     checked = 0
     for name in catalog_names():
@@ -224,3 +226,31 @@ def test_round_trip_against_the_planner_for_every_catalog_model(version: str) ->
             assert run.check("GPU blocks") is not None or version == "v0", (name, run.checks)
             checked += 1
     assert checked >= 30
+
+
+def test_round_trip_of_034_plans_with_their_warmup_lines() -> None:
+    """0.34 plans (warm-up and extension lines included) read back as consistent."""
+    from capacity_planner import EngineSettings, ModelSpec, gpu_from_name, plan
+
+    for name, gpu, tp in (
+        ("meta-llama/Llama-3.1-8B-Instruct", "H100", 1),
+        ("Qwen/Qwen3-32B", "A100-80GB", 2),
+        ("meta-llama/Llama-3.1-70B-Instruct", "H200", 4),
+    ):
+        p = plan(
+            ModelSpec.from_name(name),
+            gpu_from_name(gpu),
+            EngineSettings(max_model_len=16384, tensor_parallel_size=tp),
+        )
+        assert p.starts
+        text = (
+            "Initializing a V1 LLM engine (v0.34.0) with config: "
+            f"model='{name}', max_seq_len=16384, tensor_parallel_size={tp}\n"
+            + "\n".join(p.log_lines())
+            + "\n"
+        )
+        (run,) = explain_log(text).runs
+        assert run.regime == "v1-extensible"
+        bad = [c for c in run.checks if c.status == "inconsistent"]
+        assert not bad, (name, p.log_lines(), bad)
+        assert run.check("extended KV cache blocks") is not None

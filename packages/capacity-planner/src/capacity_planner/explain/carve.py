@@ -45,6 +45,10 @@ def _implied_block_bytes(available: Fact, blocks: int) -> tuple[float, float]:
     return (avail - half) * GiB / (blocks + 1), (avail + half) * GiB / max(blocks, 1)
 
 
+def _int_fact(fact: Fact | None) -> int | None:
+    return None if fact is None or isinstance(fact.value, (str, bool)) else int(fact.value)
+
+
 def _kib(value: float) -> str:
     return f"{value / 1024:,.1f} KiB"
 
@@ -118,7 +122,25 @@ def carve_checks(
     groups = 1 if layout is None else max(1, len(layout.groups))
     slack = 0
     blocks: int | None = None if blocks_fact is None else int(blocks_fact.value)
-    if blocks is None and tokens_fact is not None:
+    per_request = None
+    if model is not None and how.max_model_len is not None:
+        carved = model.try_carve(GiB, how)
+        per_request = None if isinstance(carved, str) else carved.blocks_per_request
+    length = how.max_model_len or _int_fact(run.get("concurrency_len"))
+    from_concurrency = get_formula(version).token_formula.startswith("int(")
+    if blocks is None and tokens_fact is not None and from_concurrency and length:
+        # 0.21+: tokens = int(blocks / blocks_per_request x max_model_len), so the blocks
+        # lie in [ceil(t x bpr / L), ceil((t + 1) x bpr / L) - 1].
+        tokens = int(tokens_fact.value)
+        bpr = per_request or -(-length // block_size)
+        lo = -(-tokens * bpr // length)
+        hi = max(lo, -(-(tokens + 1) * bpr // length) - 1)
+        blocks, slack = lo, hi - lo
+        checks.append(Check("carve", "GPU blocks from tokens", f"tokens {tokens:,} x {bpr:,} "
+                            f"blocks per request / {length:,} (tokens = int(concurrency x "
+                            "max_model_len))", f"{lo:,}" if hi == lo else f"{lo:,}..{hi:,}",
+                            None, "derived", "this version prints tokens, not blocks"))  # fmt: skip
+    elif blocks is None and tokens_fact is not None:
         tokens = int(tokens_fact.value)
         if tokens % block_size == 0:
             blocks = tokens // block_size * groups
@@ -150,10 +172,6 @@ def carve_checks(
     _cpu_blocks(checks, run, settings, available, blocks, block_bytes)
     tokens_line = tokens_check(tokens_fact, blocks_fact, block_size, groups)
     checks += [tokens_line] if tokens_line is not None else []
-    per_request = None
-    if model is not None and how.max_model_len is not None:
-        carved = model.try_carve(GiB, how)
-        per_request = None if isinstance(carved, str) else carved.blocks_per_request
     checks += concurrency_checks(run, blocks, block_size, how.max_model_len, engine, model,
                                  per_request, slack)  # fmt: skip
     checks += error_checks(run, blocks, block_size, model, how, available)
