@@ -1,6 +1,7 @@
 """BlockPool: allocation, ref counts, lazy eviction, free orders, CoW, events, priorities.
 
-Mirrors the behaviours of ``vllm/v1/core/block_pool.py`` (the Phase 02 mini-build, step 3; Phase 02 lab-01).
+Mirrors the behaviours of ``vllm/v1/core/block_pool.py`` (the Phase 02 mini-build, step 3;
+Phase 02 lab-01).
 """
 
 from __future__ import annotations
@@ -183,7 +184,8 @@ def test_reset_prefix_cache_events() -> None:
 
 @pytest.mark.cow
 def test_fork_block_copy_on_write() -> None:
-    # Phase 02 exercises, ex. 7: two requests share a block, one forks, the other's view is unchanged.
+    # Phase 02 exercises, ex. 7: two requests share a block, one forks, the other's view
+    # is unchanged.
     pool = impl.BlockPool(4)
     (shared,) = pool.get_new_blocks(1)
     pool.touch([shared])

@@ -1,7 +1,7 @@
 """KVCacheManager: allocate_slots, free, get_computed_blocks, block tables, slot_mapping.
 
-Mirrors ``vllm/v1/core/kv_cache_manager.py`` (the Phase 02 mini-build, step 5; the 'PagedAttention from scratch in 300
-lines' capstone, steps 02-03).
+Mirrors ``vllm/v1/core/kv_cache_manager.py`` (the Phase 02 mini-build, step 5; the
+'PagedAttention from scratch in 300 lines' capstone, steps 02-03).
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 pytestmark = [pytest.mark.lab05, pytest.mark.cow]
 
-# The mini-build's API (Phase 02 lab-05) gets the same machine without events, free orders and priorities.
+# The mini-build's API (Phase 02 lab-05) gets the same machine without events, free orders
+# and priorities.
 FULL = all(hasattr(impl, name) for name in ("BlockStored", "RetentionPriority"))
 
 PREFIXES = ([7, 7, 7, 7, 7, 7], [1, 2, 3], [7, 7, 7, 7, 9], [4])
