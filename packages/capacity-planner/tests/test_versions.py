@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capacity_planner import (
     DEFAULT_VERSION,
@@ -14,7 +16,9 @@ from capacity_planner import (
     SettingError,
     gpu_from_name,
     plan,
+    resolve_gpu,
     resolve_version,
+    will_it_start,
 )
 from capacity_planner.accounting.startup import MARGIN_FLOOR, estimate_stage_memory
 from capacity_planner.accounting.terms import CUDA_CONTEXT
@@ -128,3 +132,55 @@ def test_034_checks_one_request_without_the_null_block() -> None:
         with_cold_start=False,
     )
     assert old.kv.fits  # 0.33 compares the same bytes with no block held back
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    gib=st.floats(8, 200),
+    version=st.sampled_from(["0.6.4", "0.10.0", "0.20.0", "0.33.0", "0.34.0"]),
+    util=st.one_of(st.none(), st.floats(0.3, 1.0)),
+    name=st.sampled_from(
+        ["meta-llama/Llama-3.1-8B-Instruct", "openai/gpt-oss-120b", "Qwen/Qwen3-32B"]
+    ),
+)
+def test_no_negative_figure_and_the_verdict_matches_the_plan(
+    gib: float, version: str, util: float | None, name: str
+) -> None:
+    gpu = resolve_gpu(f"{gib:.2f}GiB")
+    s = EngineSettings(vllm_version=version, gpu_memory_utilization=util, max_model_len=8192)
+    p = plan(ModelSpec.from_name(name), gpu, s, with_cold_start=False)
+    m = p.memory
+    assert m.available_kv_bytes >= 0 and m.shortfall_bytes >= 0
+    assert not (m.available_kv_bytes and m.shortfall_bytes)
+    assert all(step.bytes >= 0 for step in m.steps)
+    assert all("GiB" not in line or " -" not in line for line in p.log_lines())
+    v = will_it_start(p, suggest=False)
+    assert v.starts == p.starts
+    if not m.weights_fit:
+        assert v.stage == "load"
+
+
+@settings(max_examples=15, deadline=None)
+@given(gib=st.floats(20, 150), more=st.floats(0.5, 40))
+def test_extensible_cache_grows_with_the_gpu(gib: float, more: float) -> None:
+    small = estimate_stage_memory(LLAMA, resolve_gpu(f"{gib:.2f}GiB"), EngineSettings())
+    big = estimate_stage_memory(LLAMA, resolve_gpu(f"{gib + more:.2f}GiB"), EngineSettings())
+    assert big.available_kv_bytes >= small.available_kv_bytes
+
+
+def test_compatibility_import_paths() -> None:
+    from capacity_planner import KVCacheConfig
+    from capacity_planner.explain import explain_log
+    from capacity_planner.explain_log import explain_log as old_explain
+    from capacity_planner.kv_config import KVCacheConfig as OldKV
+    from capacity_planner.model_spec import ModelSpec as OldSpec
+    from capacity_planner.startup import EngineSettings as OldSettings
+    from capacity_planner.startup import kv_config_for, weight_bytes_per_rank
+
+    assert (OldKV, OldSpec, OldSettings, old_explain) == (
+        KVCacheConfig,
+        ModelSpec,
+        EngineSettings,
+        explain_log,
+    )
+    assert callable(kv_config_for) and callable(weight_bytes_per_rank)
