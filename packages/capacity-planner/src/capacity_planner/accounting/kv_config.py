@@ -84,6 +84,7 @@ class KVCacheConfig:
     notes: tuple[str, ...]
     deciding_stage: int = 0
     stage_available_bytes: tuple[int, ...] = ()
+    gpu_memory_utilization: float = 1.0  # only for the wording of 0.34's error hint
 
     @property
     def fits(self) -> bool:
@@ -93,16 +94,35 @@ class KVCacheConfig:
     @property
     def error(self) -> str | None:
         """The exception message vLLM would raise at start-up, or None."""
+        docs = (
+            "See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
+        )
         if self.formula.sizing == "extensible":
-            retry = (
-                "The extensible KV cache already takes all device memory left after the "
-                "model, its activations, CUDA graphs and warmup; decrease `max_model_len` "
-                "or `max_num_seqs`, or the model needs a device with more memory."
+            # `_more_kv_cache_memory_hint(after_warmup=True)` in 0.34.
+            graphs = (
+                " CUDA graphs take less with fewer or smaller capture sizes in the compilation "
+                "config."
             )
+            used_by = "the model, its activations, CUDA graphs and warmup"
+            u = self.gpu_memory_utilization
+            if u < 1.0:
+                retry = (
+                    f"The KV cache gets what is left after {used_by} within "
+                    f"`gpu_memory_utilization`={u:g}; increase it (with the extensible KV cache "
+                    "it defaults to 1.0) or decrease `max_model_len` or `max_num_seqs`."
+                    f"{graphs}"
+                )
+            else:
+                retry = (
+                    f"The extensible KV cache already takes all device memory left after "
+                    f"{used_by}; decrease `max_model_len` or `max_num_seqs`, or the model needs "
+                    f"a device with more memory.{graphs}"
+                )
         else:
             retry = "Try increasing `gpu_memory_utilization` when initializing the engine."
         if self.available_bytes <= 0 or self.num_blocks <= 0:
-            return f"No available memory for the cache blocks. {retry}"
+            tail = f" {docs}" if self.formula.sizing == "extensible" else ""
+            return f"No available memory for the cache blocks. {retry}{tail}"
         if self.fits:
             return None
         if self.formula.name == "v0":
@@ -124,7 +144,7 @@ class KVCacheConfig:
                 f"{self.estimated_max_model_len}."
             )
         if self.formula.sizing == "extensible":
-            return f"{head} {retry}"
+            return f"{head} {retry} Decreasing `max_model_len` also reduces what is needed. {docs}"
         return (
             f"{head} Try increasing `gpu_memory_utilization` or decreasing `max_model_len` "
             "when initializing the engine."
@@ -232,6 +252,7 @@ def compute_kv_cache_config(
     mamba_cache_mode: str = "none",
     swap_space_bytes: int = DEFAULT_SWAP_SPACE,
     draft_layers: int = 0,
+    gpu_memory_utilization: float = 1.0,
 ) -> KVCacheConfig:
     """KV-cache layout, block count and logged numbers for the memory each worker has.
 
@@ -359,4 +380,5 @@ def compute_kv_cache_config(
         notes=notes,
         deciding_stage=stage,
         stage_available_bytes=tuple(per_stage),
+        gpu_memory_utilization=gpu_memory_utilization,
     )

@@ -295,4 +295,5 @@ def kv_config_for(
         mamba_cache_mode=settings.mamba_cache_mode,
         swap_space_bytes=settings.swap_space_bytes,
         draft_layers=draft_layers(model, settings),
+        gpu_memory_utilization=settings.resolved_gpu_memory_utilization,
     )
