@@ -203,3 +203,31 @@ def test_unsorted_chunks_are_rejected() -> None:
 
     with pytest.raises(ConfigError, match="sorted"):
         simulate(RequestStream("bad", gen), SimConfig())
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    policy=st.sampled_from(["max", "pow2", "exact"]),
+    allocator=st.sampled_from(["buddy", "first_fit"]),
+    cap=st.integers(60, 600),
+    rate=st.sampled_from([0.5, 5.0, 50.0]),
+    seqs=st.sampled_from([None, 3]),
+)
+def test_contiguous_loop_equals_the_general_engine(
+    seed: int, policy: str, allocator: str, cap: int, rate: float, seqs: int | None
+) -> None:
+    wl = random_workload(seed, 50, rate, 40, 40)
+    cfg = SimConfig(
+        policy=policy,  # type: ignore[arg-type]
+        allocator=allocator,  # type: ignore[arg-type]
+        capacity_tokens=cap,
+        max_model_len=80,
+        max_num_seqs=seqs,
+        prefill_time_per_token_s=0.001,
+        record_timeseries=False,
+    )
+    fast = simulate(wl, cfg)
+    general = super(ContiguousEngine, ContiguousEngine(wl, cfg)).run()
+    assert _same(fast) == _same(general)
+    assert fast.mean_latency_s == pytest.approx(general.mean_latency_s, nan_ok=True)

@@ -15,6 +15,7 @@ from bisect import bisect_left, insort
 from ._engine import Engine, Window
 from .config import SimConfig
 from .errors import ConfigError
+from .metrics import SimResult
 from .stream import RequestStream
 from .workload import Workload
 
@@ -226,3 +227,10 @@ class ContiguousEngine(Engine):
 
     def allocated_tokens(self) -> int:
         return self.sum_a
+
+    def run(self) -> SimResult:
+        if self.ts is None and self.ns == 1:
+            from ._contiguous_loop import run_contiguous
+
+            return run_contiguous(self)  # the same steps with the hooks inlined
+        return super().run()
