@@ -18,6 +18,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # before the first @triton.jit
 pytest.importorskip("triton")
 
+from paged_attn_kernels import KernelDtypeError, KernelInputError  # noqa: E402
 from paged_attn_kernels import _dtypes as dt  # noqa: E402
 from paged_attn_kernels.unified import plan_unified as _plan_unified  # noqa: E402
 from paged_attn_kernels.unified import unified_attention as _unified_attention  # noqa: E402
@@ -202,3 +203,41 @@ def test_is_an_attention_plan():
     case = _case()
     plan = plan_unified(_t(case.query), _t(case.key_cache), *map(_t, case.layout))
     assert isinstance(plan, AttentionPlan)
+
+
+def test_fp8_cache_fp16_query():
+    """16-bit queries over fp8 caches run fp16 dots with the scale folded into the query."""
+    case = _case(kind=dt.FP8_E4M3, k_scale=0.4, v_scale=1.7, mods=MODS["all"])
+    q = _t(case.query).half()
+    case.query = q.float().numpy()
+    args = _device_mods(MODS["all"])
+    out = unified_attention(
+        q, _t(case.key_cache), _t(case.value_cache), *map(_t, case.layout),
+        k_scale=0.4, v_scale=1.7, **args,
+    )  # fmt: skip
+    assert out.dtype == torch.float16
+    assert rel_err(out.float().cpu().numpy(), case.dense()) < 2e-3
+
+
+def test_run_checks_tensors_against_the_plan():
+    case = _case(pad_tokens=1)
+    q, kc, vc = _t(case.query), _t(case.key_cache), _t(case.value_cache)
+    plan = plan_unified(q, kc, *map(_t, case.layout))
+    out = torch.full_like(q, 7.0)
+    bad = [
+        ({"query": q[:-1]}, KernelInputError, "query must be .* as planned"),
+        ({"value_cache": vc[:-1]}, KernelInputError, "value_cache must be .* as planned"),
+        ({"query": q.double()}, KernelDtypeError, "query dtype torch.float64"),
+        ({"value_cache": vc.half()}, KernelDtypeError, "caches torch.float32/torch.float16"),
+        ({"query": q.numpy()}, KernelDtypeError, "query must be a torch tensor"),
+        ({"out": out[:, :2]}, KernelDtypeError, "out must have query's shape"),
+        ({"k_scale": 0.5}, KernelInputError, "k_scale applies to fp8 caches only"),
+        ({"sinks": torch.zeros(3)}, KernelInputError, r"sinks must have shape \[num_heads=4\]"),
+        ({"sliding_window": -2}, KernelInputError, "sliding_window must be an int >= 1"),
+        ({"scale": float("nan")}, KernelInputError, "scale must be a finite non-zero float"),
+    ]
+    for change, error, match in bad:
+        args = {"query": q, "key_cache": kc, "value_cache": vc, "out": out, **change}
+        with pytest.raises(error, match=match):
+            plan.run(**args)
+        assert (out == 7.0).all()  # nothing was written

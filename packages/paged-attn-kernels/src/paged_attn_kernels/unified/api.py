@@ -241,6 +241,17 @@ def run_plan(
     """``UnifiedPlan.run``: metadata checks, then the backend."""
     if not isinstance(plan, UnifiedPlan):
         raise KernelInputError(f"plan must be a UnifiedPlan from plan_unified(), got {type(plan)}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(plan.head_dim)
+    elif isinstance(scale, bool) or not math.isfinite(float(scale)) or float(scale) == 0.0:
+        raise KernelInputError(f"scale must be a finite non-zero float, got {scale!r}")
+    if plan.backend == "triton":
+        ks, vs = _check_torch_run(plan, query, key_cache, value_cache, out, k_scale, v_scale)
+        mods = make_mods(
+            plan.num_heads, sliding_window=sliding_window, soft_cap=soft_cap, sinks=sinks,
+            alibi_slopes=alibi_slopes, read_values=False,
+        )  # fmt: skip
+        return _run_triton(plan, query, key_cache, value_cache, out, float(scale), mods, ks, vs)
     q = describe(query, "query")
     kc = describe(key_cache, "key_cache")
     vc = describe(value_cache, "value_cache")
@@ -251,17 +262,11 @@ def run_plan(
         raise KernelDtypeError(
             f"query dtype {q.kind} must equal the cache dtype {cache.kind} (only fp8 caches mix)"
         )
-    if scale is None:
-        scale = 1.0 / math.sqrt(plan.head_dim)
-    elif isinstance(scale, bool) or not math.isfinite(float(scale)) or float(scale) == 0.0:
-        raise KernelInputError(f"scale must be a finite non-zero float, got {scale!r}")
     mods = make_mods(
         plan.num_heads, sliding_window=sliding_window, soft_cap=soft_cap, sinks=sinks,
-        alibi_slopes=alibi_slopes, read_values=plan.backend != "triton",
+        alibi_slopes=alibi_slopes,
     )  # fmt: skip
     ks, vs = float(cache.k_scale), float(cache.v_scale)
-    if plan.backend == "triton":
-        return _run_triton(plan, query, key_cache, value_cache, out, float(scale), mods, ks, vs)
     bt = host_of(describe(plan.block_table, "block_table")).astype(np.int32, copy=False)
     kch, vch = host_of(cache.key_cache), host_of(cache.value_cache)
     qf = dt.decode(host_of(q), q.kind)
@@ -286,6 +291,58 @@ def run_plan(
             plan.items,
         ).reshape(q.shape)  # fmt: skip
     return to_float_output(result, q, out)
+
+
+def _check_torch_run(
+    plan: UnifiedPlan, query: Any, key_cache: Any, value_cache: Any, out: Any, ks: Any, vs: Any
+) -> tuple[float, float]:
+    """The per-layer checks of a Triton run, from tensor attributes only (a few µs): the
+    plan's shapes, dtypes and device; float scales (fp8 caches only)."""
+    import torch
+
+    named = [("query", query), ("key_cache", key_cache), ("value_cache", value_cache)]
+    if out is not None:
+        named.append(("out", out))
+    for name, t in named:
+        if not isinstance(t, torch.Tensor):
+            raise KernelDtypeError(f"{name} must be a torch tensor like the plan's, got {type(t)}")
+        if str(t.device) != plan.device:
+            raise KernelDtypeError(f"{name} is on {t.device}, the plan on {plan.device}")
+    want_q = (plan.num_tokens, plan.num_heads, plan.head_dim)
+    if tuple(query.shape) != want_q:
+        raise KernelInputError(f"query must be {list(want_q)} as planned, got {list(query.shape)}")
+    want_c = (plan.num_blocks, plan.block_size, plan.num_kv_heads, plan.head_dim)
+    for name, c in named[1:3]:
+        if tuple(c.shape) != want_c:
+            raise KernelInputError(f"{name} must be {list(want_c)} as planned, got {list(c.shape)}")
+    if query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        raise KernelDtypeError(f"query dtype {query.dtype} must be float16/bfloat16/float32")
+    fp8 = key_cache.dtype in (torch.float8_e4m3fn, torch.uint8)
+    if value_cache.dtype != key_cache.dtype or not (fp8 or key_cache.dtype == query.dtype):
+        raise KernelDtypeError(
+            f"caches {key_cache.dtype}/{value_cache.dtype} must both equal the query dtype "
+            f"{query.dtype}, or both be fp8"
+        )
+    if out is not None and (out.shape != query.shape or out.dtype != query.dtype):
+        raise KernelDtypeError(
+            f"out must have query's shape {tuple(query.shape)} and dtype {query.dtype}, got "
+            f"{tuple(out.shape)} {out.dtype}"
+        )
+    scales = []
+    for name, x in (("k_scale", ks), ("v_scale", vs)):
+        if x is None:
+            scales.append(1.0)
+            continue
+        if not fp8 and x != 1.0:
+            raise KernelInputError(f"{name} applies to fp8 caches only")
+        if isinstance(x, torch.Tensor):
+            if x.numel() != 1:
+                raise KernelInputError(f"{name} must be a float or a one-element tensor")
+            x = float(x)  # a device scalar is read here: pass floats to avoid the sync
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < math.inf:
+            raise KernelInputError(f"{name} must be a finite positive float, got {x!r}")
+        scales.append(float(x))
+    return scales[0], scales[1]
 
 
 def _device_vector(x: Any, device: Any) -> Any:

@@ -22,7 +22,8 @@ Score modifiers (``options.py``) are constexpr switches, as in vLLM's kernel: so
 (``tanh`` written with one ``exp2`` so the interpreter runs it too), ALiBi
 (``slope * (k - p)``), attention sinks (the running max starts at the sink, the running sum
 at 1). fp8 caches are dequantised per tile: ``k_scale`` folds into the softmax scale and
-``v_scale`` into the final division.
+``v_scale`` into the final division; with a 16-bit query their dots run in fp16 with the
+scale folded into the query (the decode kernel's choice).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _tiles(
     MASK: tl.constexpr, BLOCK_SIZE: tl.constexpr, TILE_N: tl.constexpr,
     HEAD_DIM: tl.constexpr, HEAD_PAD: tl.constexpr, COMPUTE_DTYPE: tl.constexpr,
     IEEE_DOT: tl.constexpr, USE_WINDOW: tl.constexpr, USE_SOFTCAP: tl.constexpr,
-    USE_ALIBI: tl.constexpr,
+    USE_ALIBI: tl.constexpr, PRESCALE_Q: tl.constexpr,
 ):  # fmt: skip
     """Online softmax over key tiles starting at ``start`` up to ``stop`` (log2 domain)."""
     offs_n = tl.arange(0, TILE_N)
@@ -88,7 +89,8 @@ def _tiles(
             s = tl.dot(q, tl.trans(k.to(COMPUTE_DTYPE)), input_precision="ieee")
         else:
             s = tl.dot(q, tl.trans(k.to(COMPUTE_DTYPE)))
-        s = s * qk_scale  # natural units when a modifier follows, else already log2
+        if not PRESCALE_Q:
+            s = s * qk_scale  # natural units when a modifier follows, else already log2
         if USE_SOFTCAP:
             s = soft_cap * _tanh(s / soft_cap)
         if USE_ALIBI:
@@ -135,7 +137,7 @@ def _unified_kernel(
     HEAD_DIM: tl.constexpr, HEAD_PAD: tl.constexpr, BLOCK_SIZE: tl.constexpr,
     TILE_N: tl.constexpr, COMPUTE_DTYPE: tl.constexpr, IEEE_DOT: tl.constexpr,
     USE_WINDOW: tl.constexpr, USE_SOFTCAP: tl.constexpr, USE_SINKS: tl.constexpr,
-    USE_ALIBI: tl.constexpr, SPLIT: tl.constexpr,
+    USE_ALIBI: tl.constexpr, SPLIT: tl.constexpr, PRESCALE_Q: tl.constexpr,
 ):  # fmt: skip
     # KV head fastest: programs start in the plan's longest-first order across all heads
     item = tl.program_id(0) // num_kv_heads
@@ -160,7 +162,12 @@ def _unified_kernel(
         q_ptr + tok_row[:, None] * stride_qt + heads[:, None] * stride_qh + offs_d[None, :],
         mask=io_mask,
         other=0.0,
-    ).to(COMPUTE_DTYPE)
+    )
+    if PRESCALE_Q:
+        # fp8 caches: fp16 dots (e4m3 -> fp16 is exact); the score scale is folded into q
+        # first, which also keeps a bf16 query inside fp16's range
+        q = tl.clamp(q.to(tl.float32) * qk_scale, -65504.0, 65504.0)
+    q = q.to(COMPUTE_DTYPE)
 
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -210,19 +217,19 @@ def _unified_kernel(
         q, m_i, l_i, acc, lo, mid, hi, pos, slope, bt_row, k_head, v_head,
         qk_scale, soft_cap, window, stride_kb, stride_ks, stride_vb, stride_vs,
         True, BLOCK_SIZE, TILE_N, HEAD_DIM, HEAD_PAD, COMPUTE_DTYPE, IEEE_DOT,
-        USE_WINDOW, USE_SOFTCAP, USE_ALIBI,
+        USE_WINDOW, USE_SOFTCAP, USE_ALIBI, PRESCALE_Q,
     )  # fmt: skip
     m_i, l_i, acc = _tiles(
         q, m_i, l_i, acc, mid, tail, hi, pos, slope, bt_row, k_head, v_head,
         qk_scale, soft_cap, window, stride_kb, stride_ks, stride_vb, stride_vs,
         False, BLOCK_SIZE, TILE_N, HEAD_DIM, HEAD_PAD, COMPUTE_DTYPE, IEEE_DOT,
-        USE_WINDOW, USE_SOFTCAP, USE_ALIBI,
+        USE_WINDOW, USE_SOFTCAP, USE_ALIBI, PRESCALE_Q,
     )  # fmt: skip
     m_i, l_i, acc = _tiles(
         q, m_i, l_i, acc, tail, hi, hi, pos, slope, bt_row, k_head, v_head,
         qk_scale, soft_cap, window, stride_kb, stride_ks, stride_vb, stride_vs,
         True, BLOCK_SIZE, TILE_N, HEAD_DIM, HEAD_PAD, COMPUTE_DTYPE, IEEE_DOT,
-        USE_WINDOW, USE_SOFTCAP, USE_ALIBI,
+        USE_WINDOW, USE_SOFTCAP, USE_ALIBI, PRESCALE_Q,
     )  # fmt: skip
 
     inv = tl.where(l_i > 0.0, v_scale / tl.where(l_i > 0.0, l_i, 1.0), 0.0)
@@ -342,6 +349,9 @@ def launch_unified(
     natural = soft_cap is not None or alibi_slopes is not None
     qk_scale = scale * k_scale * (1.0 if natural else _LOG2E)
     compute = query.dtype
+    prescale = key_cache.element_size() == 1 and compute != torch.float32
+    if prescale:
+        compute = torch.float16  # the decode kernel measured bf16 dots on fp8 K/V slower
     placeholder = seq_lens  # never read when its switch is off
     part_o, part_lse = (merge[1], merge[2]) if merge is not None else (placeholder, placeholder)
     grid = (work.shape[0] * num_kv_heads,)
@@ -361,7 +371,7 @@ def launch_unified(
         COMPUTE_DTYPE=_TL[compute], IEEE_DOT=compute == torch.float32,
         USE_WINDOW=sliding_window is not None, USE_SOFTCAP=soft_cap is not None,
         USE_SINKS=sinks is not None, USE_ALIBI=alibi_slopes is not None,
-        SPLIT=merge is not None,
+        SPLIT=merge is not None, PRESCALE_Q=prescale,
         num_warps=shape.num_warps, num_stages=shape.num_stages,
     )  # fmt: skip
     if merge is None:
