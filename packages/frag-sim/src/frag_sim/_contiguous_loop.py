@@ -110,8 +110,8 @@ def run_contiguous(eng: ContiguousEngine) -> SimResult:
         while waiting and not head_failed and len(running) < max_seqs:
             i = waiting[0]
             p, o, a, r, ra = live_rows[i]
-            off = alloc(r)
-            if off is None:
+            got = alloc(r)
+            if got is None:
                 head_failed = True
                 break
             waiting.popleft()
@@ -119,7 +119,7 @@ def run_contiguous(eng: ContiguousEngine) -> SimResult:
             sum_r += r
             sum_a += ra
             extra += p * prefill
-            running[i] = (t, off)
+            running[i] = (t, got)
             S += p + 1 - t
             admissions += 1
             heappush(heap, (t + o, i))
