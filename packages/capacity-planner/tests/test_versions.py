@@ -163,8 +163,11 @@ def test_no_negative_figure_and_the_verdict_matches_the_plan(
 @settings(max_examples=15, deadline=None)
 @given(gib=st.floats(20, 150), more=st.floats(0.5, 40))
 def test_extensible_cache_grows_with_the_gpu(gib: float, more: float) -> None:
-    small = estimate_stage_memory(LLAMA, resolve_gpu(f"{gib:.2f}GiB"), EngineSettings())
-    big = estimate_stage_memory(LLAMA, resolve_gpu(f"{gib + more:.2f}GiB"), EngineSettings())
+    # Fixed batch limits: vLLM's own defaults jump at 70 GiB (256 -> 1024 sequences), which
+    # can give a 70 GiB card less KV cache than a 65 GiB one.
+    s = EngineSettings(max_num_seqs=256, max_num_batched_tokens=2048)
+    small = estimate_stage_memory(LLAMA, resolve_gpu(f"{gib:.2f}GiB"), s)
+    big = estimate_stage_memory(LLAMA, resolve_gpu(f"{gib + more:.2f}GiB"), s)
     assert big.available_kv_bytes >= small.available_kv_bytes
 
 

@@ -99,6 +99,7 @@ def _settings_of(args: argparse.Namespace) -> EngineSettings:
         kv_cache_memory_bytes=args.kv_cache_memory,
         quantization=args.quantization,
         enforce_eager=args.enforce_eager,
+        enable_expert_parallel=args.enable_expert_parallel,
         vllm_version=args.vllm_version,
         hybrid_kv_cache_manager=not args.disable_hybrid_kv_cache_manager,
         mamba_cache_mode=args.mamba_cache_mode,

@@ -99,6 +99,7 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("-q", "--quantization", default=None)
     g.add_argument("--enforce-eager", action="store_true")
+    g.add_argument("--enable-expert-parallel", action="store_true")
     g.add_argument("--swap-space", type=float, default=4.0, help="GiB (V0 CPU blocks)")
     g.add_argument("--disable-hybrid-kv-cache-manager", action="store_true")
     g.add_argument("--mamba-cache-mode", choices=("none", "align", "all"), default="none")

@@ -18,6 +18,7 @@ from capacity_planner.accounting.startup import (
     estimate_stage_memory,
     kv_config_for,
 )
+from capacity_planner.accounting.terms import tp_rank_classes
 from capacity_planner.gpus import GPUSpec
 from capacity_planner.model.spec import ModelSpec
 
@@ -114,13 +115,14 @@ class CapacityPlan:
             "ranks": [
                 {
                     "stage": r.stage,
-                    "tp_ranks": self.settings.tensor_parallel_size,
+                    "tp_ranks": list(r.tp_ranks),
+                    "rank": r.rank_label,
                     "weights_bytes": r.weights_bytes,
                     "activation_bytes": r.activation_bytes,
                     "available_kv_bytes": r.available_kv_bytes,
                     "shortfall_bytes": r.shortfall_bytes,
                     "num_blocks": kv.stage_num_blocks[r.stage],
-                    "deciding": r.stage == kv.deciding_stage,
+                    "deciding": r is self.memory,
                 }
                 for r in self.ranks
             ],
@@ -194,15 +196,27 @@ def _extensible_lines(m: MemoryProfile, kv: KVCacheConfig) -> tuple[str, ...]:
 def _plan_once(
     model: ModelSpec, gpu: GPUSpec, settings: EngineSettings, cold: bool
 ) -> tuple[tuple[MemoryProfile, ...], KVCacheConfig]:
+    classes = tp_rank_classes(model, settings)
     ranks = tuple(
-        estimate_stage_memory(model, gpu, settings, s, cold_compile=cold)
+        estimate_stage_memory(model, gpu, settings, s, cold_compile=cold, tp_ranks=c)
         for s in range(settings.pipeline_parallel_size)
+        for c in classes
     )
     if settings.max_num_batched_tokens is None:
         # The scheduler's token budget also bounds sliding-window usage per request.
         settings = dataclasses.replace(settings, max_num_batched_tokens=ranks[0].profile_tokens)
-    kv = kv_config_for(model, settings, [r.available_kv_bytes for r in ranks])
+    # Every rank of a stage has that stage's layout: the stage's poorest rank decides it.
+    per_stage = [
+        min(r.available_kv_bytes for r in ranks if r.stage == s)
+        for s in range(settings.pipeline_parallel_size)
+    ]
+    kv = kv_config_for(model, settings, per_stage)
     return ranks, kv
+
+
+def _deciding(ranks: tuple[MemoryProfile, ...], kv: KVCacheConfig) -> MemoryProfile:
+    stage = [r for r in ranks if r.stage == kv.deciding_stage]
+    return min(stage, key=lambda r: (r.available_kv_bytes, -r.shortfall_bytes))
 
 
 def plan(
@@ -224,6 +238,6 @@ def plan(
     if with_cold_start and compiles and settings.kv_cache_memory_bytes is None:
         cold_ranks, cold_kv = _plan_once(model, gpu, settings, cold=True)
         cold = CapacityPlan(
-            model, gpu, settings, cold_ranks[cold_kv.deciding_stage], cold_kv, cold_ranks
+            model, gpu, settings, _deciding(cold_ranks, cold_kv), cold_kv, cold_ranks
         )
-    return CapacityPlan(model, gpu, settings, ranks[kv.deciding_stage], kv, ranks, cold)
+    return CapacityPlan(model, gpu, settings, _deciding(ranks, kv), kv, ranks, cold)

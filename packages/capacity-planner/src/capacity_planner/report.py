@@ -24,17 +24,19 @@ def _kinds(plan: CapacityPlan) -> str:
 
 
 def _ranks(plan: CapacityPlan) -> list[str]:
-    """One row per pipeline stage (its TP ranks are identical); the deciding one marked."""
-    kv, tp = plan.kv, plan.settings.tensor_parallel_size
+    """One row per group of identical ranks; the deciding one marked."""
+    kv = plan.kv
     out = ["every rank (vLLM uses the smallest block count of any rank)"]
-    out.append(f"  {'rank':<22}{'weights':>10}{'activ.':>10}{'KV memory':>12}{'blocks':>10}")
+    out.append(f"  {'rank':<26}{'weights':>10}{'activ.':>10}{'KV memory':>12}{'blocks':>10}")
     for r in plan.ranks:
-        ranks = f"stage {r.stage}, TP 0-{tp - 1}" if tp > 1 else f"stage {r.stage}"
-        mark = "  <- decides" if r.stage == kv.deciding_stage else ""
+        mark = "  <- decides" if r is plan.memory else ""
         kvm = f"{r.available_kv_bytes / GiB:.2f}" if not r.shortfall_bytes else "none"
+        blocks = r.available_kv_bytes // kv.bytes_per_block if kv.bytes_per_block else 0
+        if r.stage != kv.deciding_stage or r is plan.memory:
+            blocks = min(blocks, kv.stage_num_blocks[r.stage])
         out.append(
-            f"  {ranks:<22}{r.weights_bytes / GiB:>10.2f}{r.activation_bytes / GiB:>10.2f}"
-            f"{kvm:>12}{kv.stage_num_blocks[r.stage]:>10,}{mark}"
+            f"  {r.rank_label:<26}{r.weights_bytes / GiB:>10.2f}{r.activation_bytes / GiB:>10.2f}"
+            f"{kvm:>12}{blocks:>10,}{mark}"
         )
     return out
 

@@ -46,6 +46,7 @@ class EngineSettings:
     hybrid_kv_cache_manager: bool = True  # --disable-hybrid-kv-cache-manager
     mamba_cache_mode: str = "none"  # --mamba-cache-mode
     swap_space_bytes: int = DEFAULT_SWAP_SPACE  # --swap-space (V0 CPU blocks)
+    enable_expert_parallel: bool = False  # --enable-expert-parallel
     speculative_method: str | None = None  # --speculative-config {"method": ...}
     num_speculative_tokens: int | None = None  # --speculative-config {"num_speculative_tokens"}
     weights_bytes: int | None = None

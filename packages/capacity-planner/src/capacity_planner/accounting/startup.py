@@ -38,6 +38,7 @@ from capacity_planner.accounting.terms import (
     non_torch_bytes,
     profile_shape,
     sampler_bytes,
+    tp_rank_classes,
     weight_bytes_per_rank,
     weight_bytes_per_stage,
 )
@@ -105,6 +106,19 @@ class MemoryProfile:
     margin_bytes: int = 0
     draft_weights_bytes: int = 0
     cold_compile: bool = False
+    tp_ranks: tuple[int, int] = (0, 0)
+    tp_size: int = 1
+
+    @property
+    def rank_label(self) -> str:
+        """'stage 1, TP ranks 1-7' style name of the ranks this profile stands for."""
+        first, last = self.tp_ranks
+        tp = (
+            ""
+            if first == last == 0 and self.tp_size == 1
+            else (f", TP rank {first}" if first == last else f", TP ranks {first}-{last}")
+        )
+        return f"stage {self.stage}{tp}"
 
     @property
     def weights_fit(self) -> bool:
@@ -113,15 +127,16 @@ class MemoryProfile:
 
 
 def _stage_terms(
-    model: ModelSpec, gpu: GPUSpec, settings: EngineSettings, stage: int
+    model: ModelSpec, gpu: GPUSpec, settings: EngineSettings, stage: int, tp_rank: int
 ) -> tuple[int, str, int, str, int, int, int]:
-    per_stage, w_how = weight_bytes_per_stage(model, settings)
+    per_stage, w_how = weight_bytes_per_stage(model, settings, tp_rank)
     last = stage == settings.pipeline_parallel_size - 1
     weights = per_stage[stage] if settings.weights_bytes is None else settings.weights_bytes
     draft = draft_weight_bytes(model, settings) if last else 0
     tokens, seqs, why = profile_shape(model, gpu, settings)
     forward = forward_activation_bytes(model, settings, tokens)
-    sampler = sampler_bytes(model, settings, seqs) if last else 0
+    samples = last and (tp_rank == 0 or settings.formula.engine == "V1")
+    sampler = sampler_bytes(model, settings, seqs) if samples else 0
     encoder = encoder_activation_bytes(model, settings, tokens) if stage == 0 else 0
     act = settings.activation_bytes
     if act is None:
@@ -141,8 +156,13 @@ def estimate_stage_memory(
     stage: int = 0,
     *,
     cold_compile: bool = False,
+    tp_ranks: tuple[int, int] = (0, 0),
 ) -> MemoryProfile:
-    """Budget, subtractions and available KV memory of one rank of pipeline stage `stage`."""
+    """Budget, subtractions and available KV memory of one rank of pipeline stage `stage`.
+
+    `tp_ranks` names the tensor-parallel ranks this profile stands for (first, last); they
+    differ only where `terms.tp_rank_classes` says so.
+    """
     formula = settings.formula
     pp = settings.pipeline_parallel_size
     if not 0 <= stage < pp:
@@ -150,7 +170,9 @@ def estimate_stage_memory(
     total = gpu.memory_bytes
     util = settings.resolved_gpu_memory_utilization
     requested = math.ceil(total * util)
-    weights, w_how, act, act_why, draft, tokens, seqs = _stage_terms(model, gpu, settings, stage)
+    weights, w_how, act, act_why, draft, tokens, seqs = _stage_terms(
+        model, gpu, settings, stage, tp_ranks[0]
+    )
     non_torch = non_torch_bytes(settings)
     graphs = settings.cuda_graph_bytes
     if graphs is None:
@@ -263,15 +285,18 @@ def estimate_stage_memory(
         shortfall_bytes=shortfall,
         draft_weights_bytes=draft,
         cold_compile=cold_compile,
+        tp_ranks=tp_ranks,
+        tp_size=settings.tensor_parallel_size,
         **extra,
     )
 
 
 def estimate_memory(model: ModelSpec, gpu: GPUSpec, settings: EngineSettings) -> MemoryProfile:
-    """The rank with the least memory left for the KV cache (one profile per stage)."""
+    """The rank with the least memory left for the KV cache (every stage, every TP class)."""
     stages = [
-        estimate_stage_memory(model, gpu, settings, s)
+        estimate_stage_memory(model, gpu, settings, s, tp_ranks=ranks)
         for s in range(settings.pipeline_parallel_size)
+        for ranks in tp_rank_classes(model, settings)
     ]
     return min(stages, key=lambda m: (m.available_kv_bytes, -m.shortfall_bytes))
 

@@ -19,6 +19,7 @@ speculative draft. Tensor-parallel ranks of one stage hold the same shapes.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from block_allocator.kv_cache_spec import dtype_size
@@ -38,9 +39,11 @@ __all__ = [
     "draft_weight_bytes",
     "encoder_activation_bytes",
     "forward_activation_bytes",
+    "local_experts",
     "non_torch_bytes",
     "profile_shape",
     "sampler_bytes",
+    "tp_rank_classes",
     "weight_bytes_per_rank",
     "weight_bytes_per_stage",
 ]
@@ -66,9 +69,23 @@ def _quant(model: ModelSpec, settings: EngineSettings) -> QuantConfig | None:
     return model.quantization
 
 
-def _stage_bytes(model: ModelSpec, settings: EngineSettings) -> tuple[list[float], str]:
+def local_experts(model: ModelSpec, settings: EngineSettings, tp_rank: int) -> int:
+    """Experts on `tp_rank` under `--enable-expert-parallel` (vLLM's linear placement: the
+    first `num_experts % ep_size` ranks hold one more)."""
+    if model.moe is None:
+        return 0
+    ep = settings.tensor_parallel_size
+    base, extra = divmod(model.moe.num_experts, ep)
+    return base + (1 if tp_rank < extra else 0)
+
+
+def _stage_bytes(
+    model: ModelSpec, settings: EngineSettings, tp_rank: int
+) -> tuple[list[float], str]:
+    """Bytes one rank of each stage loads: dense parts / TP, experts / TP or by placement."""
     dtype = resolve_model_dtype(settings.dtype, model)
     b16 = float(dtype_size(dtype))
+    tp = settings.tensor_parallel_size
     quant = _quant(model, settings)
     parts = {k: float(v) for k, v in model.param_breakdown().items()}
     counted = sum(parts.values())
@@ -77,42 +94,72 @@ def _stage_bytes(model: ModelSpec, settings: EngineSettings) -> tuple[list[float
         parts = {k: v * scale for k, v in parts.items()}
     qb = quant.bytes_per_weight if quant else b16
     linear_b = b16 if (quant is None or quant.experts_only) else qb
-    layer_bytes = (parts["attention"] + parts["mlp"] + parts["mixers"] + parts["other"]) * linear_b
-    experts = parts["experts"]
+    dense = (parts["attention"] + parts["mlp"] + parts["mixers"] + parts["other"]) * linear_b
+    dense = (dense + parts["norms"] * b16 * tp) / tp  # norms are replicated, not sharded
+    experts = parts["experts"] * qb
+    ep = settings.enable_expert_parallel and model.moe is not None
+    if ep and model.moe is not None:
+        experts *= local_experts(model, settings, tp_rank) / model.moe.num_experts
+    else:
+        experts /= tp
     if quant is not None and quant.method == "mxfp4" and model.moe is not None:
         # Assumed: the MXFP4 MoE kernels pad each expert's per-rank intermediate size to a
         # multiple of 256 (gpt-oss: 2880 -> 3072); it reproduces the 64.38 GiB "Model
         # loading took" of vLLM 0.14.1 (vLLM issue #33155) where no padding gives 60.7.
-        inter = model.moe.moe_intermediate_size // settings.tensor_parallel_size
+        inter = model.moe.moe_intermediate_size // (1 if ep else tp)
         experts *= (-(-inter // 256) * 256) / inter
-    layer_bytes += experts * qb + parts["norms"] * b16
+    layer_bytes = dense + experts
     stages = pp_layer_ranges(model.num_hidden_layers, settings.pipeline_parallel_size)
     out = []
     for s, layers in enumerate(stages):
         share = layer_bytes * len(layers) / model.num_hidden_layers
         if s == 0:
-            share += (parts["embeddings"] + parts["encoder"]) * b16
+            share += (parts["embeddings"] + parts["encoder"]) * b16 / tp
         if s == len(stages) - 1:
-            share += parts["lm_head"] * b16
+            share += parts["lm_head"] * b16 / tp
         out.append(share)
     how = f"{sum(parts.values()) / 1e9:.2f}B params"
     how += f", {quant.method} {quant.bits:g}-bit" if quant else f" x {int(b16)} B ({dtype})"
-    tp, pp = settings.tensor_parallel_size, settings.pipeline_parallel_size
+    pp = settings.pipeline_parallel_size
     if tp > 1 or pp > 1:
         how += f", split over TP {tp} x PP {pp}"
+    if ep and model.moe is not None:
+        how += f", {local_experts(model, settings, tp_rank)} of {model.moe.num_experts} experts"
     return out, how
 
 
-def weight_bytes_per_stage(model: ModelSpec, settings: EngineSettings) -> tuple[list[int], str]:
-    """Weights one rank of each pipeline stage loads (TP-sharded), and how they were counted."""
-    shares, how = _stage_bytes(model, settings)
-    return [math.ceil(s / settings.tensor_parallel_size) for s in shares], how
+def weight_bytes_per_stage(
+    model: ModelSpec, settings: EngineSettings, tp_rank: int = 0
+) -> tuple[list[int], str]:
+    """Weights one rank of each pipeline stage loads, and how they were counted."""
+    shares, how = _stage_bytes(model, settings, tp_rank)
+    return [math.ceil(s) for s in shares], how
 
 
 def weight_bytes_per_rank(model: ModelSpec, settings: EngineSettings) -> tuple[int, str]:
-    """Weights of the most loaded rank (the largest pipeline stage's share)."""
+    """Weights of the most loaded rank (the largest stage's share on TP rank 0)."""
     per_stage, how = weight_bytes_per_stage(model, settings)
     return max(per_stage), how
+
+
+def tp_rank_classes(model: ModelSpec, settings: EngineSettings) -> tuple[tuple[int, int], ...]:
+    """Groups of identical tensor-parallel ranks as (first, last) rank.
+
+    Ranks differ when V0 gathers the logits to the driver (rank 0 alone runs the sampler)
+    or when expert parallelism places a number of experts that does not divide evenly.
+    """
+    tp = settings.tensor_parallel_size
+    if tp == 1:
+        return ((0, 0),)
+    cuts = {0, tp}
+    if settings.formula.engine == "V0":
+        cuts.add(1)
+    if settings.enable_expert_parallel and model.moe is not None:
+        extra = model.moe.num_experts % tp
+        if extra:
+            cuts.add(extra)
+    edges = sorted(cuts)
+    return tuple((a, b - 1) for a, b in itertools.pairwise(edges))
 
 
 def profile_shape(model: ModelSpec, gpu: GPUSpec, settings: EngineSettings) -> tuple[int, int, str]:
@@ -159,12 +206,13 @@ def forward_activation_bytes(model: ModelSpec, settings: EngineSettings, tokens:
 def sampler_bytes(model: ModelSpec, settings: EngineSettings, seqs: int) -> int:
     """The dummy sampler pass over `seqs` rows of the vocabulary (last stage only).
 
-    V0 keeps one row of logits per dummy sequence in the model dtype; V1's warm-up holds
-    about 37 bytes per logit. Both are split over TP (see the module docstring).
+    V0 gathers the logits to the driver (TP rank 0), which keeps one row per dummy
+    sequence in the model dtype; V1's warm-up holds about 37 bytes per logit, split over TP
+    (see the module docstring).
     """
     if settings.formula.engine == "V0":
         b = dtype_size(resolve_model_dtype(settings.dtype, model))
-        return seqs * model.vocab_size * b // settings.tensor_parallel_size
+        return seqs * model.vocab_size * b  # the full logits, on the driver rank only
     return SAMPLER_BYTES_PER_LOGIT * model.vocab_size * seqs // settings.tensor_parallel_size
 
 
