@@ -45,10 +45,13 @@ def _torch(a: np.ndarray, kind: str):
     return torch.from_numpy(a).cuda()
 
 
-@pytest.mark.parametrize("mods", list(MODS), ids=list(MODS))
-@pytest.mark.parametrize(
-    "kind", [dt.BFLOAT16, dt.FLOAT16, dt.FP8_E4M3], ids=["bf16", "fp16", "fp8"]
-)
+# bf16 with every modifier; fp16 and fp8 caches with none and with all of them
+CASES = [(dt.BFLOAT16, m) for m in MODS] + [
+    (kind, m) for kind in (dt.FLOAT16, dt.FP8_E4M3) for m in ("plain", "all")
+]
+
+
+@pytest.mark.parametrize(("kind", "mods"), CASES, ids=[f"{k}-{m}" for k, m in CASES])
 def test_serving_shapes(kind, mods):
     args = {k: np.array(v) if isinstance(v, list) else v for k, v in MODS[mods].items()}
     scales = {"k_scale": 0.05, "v_scale": 0.07} if kind == dt.FP8_E4M3 else {}
