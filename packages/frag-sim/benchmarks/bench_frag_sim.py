@@ -148,7 +148,8 @@ def bench_block_sizes(quick: bool) -> None:
         for bs in (16, 32, 64, 128, 256):
             cfg = base.replace(policy="paged", block_size=bs, record_timeseries=False)
             dt = min(_time(wl, cfg) for _ in range(1 if quick else 2))
-            eng = SingleSeqPagedEngine(wl, cfg)  # a second, untimed run counts the blocks
+            # a second, untimed run on the real BlockPool counts the blocks
+            eng = SingleSeqPagedEngine(wl, cfg.replace(use_block_pool=True))
             got = [0]
             take = eng.pool.get_new_blocks
 
@@ -222,11 +223,12 @@ def _tiled_child(n: int, policy: str, block_pool: bool) -> None:
     cfg = trace_config(
         "azure_conv", policy=policy, record_timeseries=False, use_block_pool=block_pool
     )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     r = simulate(tile(wl, n), cfg)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    out = {"n": n, "label": cfg.label, "wall": wall, "rss_mb": rss, "usage": r.token_usage}
+    out = {"n": n, "label": cfg.label, "wall": wall, "cpu": cpu, "rss_mb": rss}
+    out["usage"] = r.token_usage
     out["completed"] = r.completed
     print(json.dumps(out))
 
@@ -246,7 +248,10 @@ def bench_stream(quick: bool) -> None:
         return
     sizes = (100_000,) if quick else (1_000_000, 3_000_000)
     print("\n## azure_conv tiled in time, streamed, one core, one fresh process per run")
-    print(f"{'requests':>11} {'policy':<14}{'wall s':>8}{'req/s':>11}{'peak RSS MB':>13}")
+    print(
+        f"{'requests':>11} {'policy':<18}{'wall s':>8}{'req/s':>11}{'CPU s':>8}"
+        f"{'req/CPU-s':>11}{'peak RSS MB':>13}"
+    )
     rate = 0.0
     for n in sizes:
         runs = [("paged", False)]
@@ -254,9 +259,10 @@ def bench_stream(quick: bool) -> None:
             runs += [("max", False), ("exact", False), ("paged", True)]
         for pol, pool in runs:
             r = _tiled(n, pol, pool)
-            label = r["label"] + (" pool" if pool else "")
+            label = r["label"] + (" BlockPool" if pool else "")
             print(
-                f"{n:>11,} {label:<14}{r['wall']:>8.2f}{n / r['wall']:>11,.0f}{r['rss_mb']:>13.0f}"
+                f"{n:>11,} {label:<18}{r['wall']:>8.2f}{n / r['wall']:>11,.0f}"
+                f"{r['cpu']:>8.2f}{n / r['cpu']:>11,.0f}{r['rss_mb']:>13.0f}"
             )
             if pol == "paged" and not pool:
                 rate = n / r["wall"]
@@ -281,8 +287,8 @@ def main() -> None:
         return
     print(
         f"frag-sim benchmark on {platform.machine()} / {os.cpu_count()} CPUs / "
-        f"{_cpu_name()} / "
-        f"Python {platform.python_version()}"
+        f"{_cpu_name()} / Python {platform.python_version()} / load average "
+        + " ".join(f"{x:.1f}" for x in os.getloadavg())
     )
     bench_stream(a.quick)
     if a.only_stream:
