@@ -70,6 +70,7 @@ class PagedMemory(Engine):
         self.lsync = 0  # blocks the running sequences hold as if unshared, as synced
         self.hit_tokens = 0
         self.cpu_hit_tokens = 0  # the part of hit_tokens loaded from the CPU tier
+        self.hits_by_request: dict[int, int] | None = None  # set to a dict to record them
         self.query_tokens = 0
         # time series only: exact internal fragmentation per window
         self.slack = SlackTracker()

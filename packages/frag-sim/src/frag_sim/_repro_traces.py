@@ -11,7 +11,9 @@ from ._repro_synthetic import FIG_CONFIG, sharegpt_workload
 from .catalog import resolve_trace_dir
 from .config import SimConfig
 from .metrics import SimResult
+from .paged import PagedEngine
 from .prefix import prefix_stats
+from .sessions import link_turns
 from .simulator import simulate
 from .traces import TRACE_FILES, load_trace
 from .workload import Workload
@@ -179,11 +181,17 @@ def _offload(quick: bool = False, trace_dir: str | None = None, **_: Any) -> Exp
     runs: dict[str, SimResult] = {}
     head = 300 if quick else 3000
     cpus = (0, 4_194_304, 16_777_216) if quick else _OFFLOAD_CPU
+    sessions_seen: list[str] = []
     for tr in ("mooncake_conversation", "mooncake_synthetic"):
         if tr not in _available_traces(trace_dir):
             continue
         wl = load_trace(tr, trace_dir).head(head)
         bound = prefix_stats(wl).repeated_token_share
+        ses = link_turns(wl)
+        sessions_seen.append(
+            f"{tr}: {ses.follow_ups:,} of {len(wl):,} requests continue an earlier turn "
+            f"({ses.sessions:,} conversations, up to {max(ses.turn)} turns)"
+        )
         for gpu in _OFFLOAD_GPU:
             rates = []
             for cpu in cpus:
@@ -195,8 +203,11 @@ def _offload(quick: bool = False, trace_dir: str | None = None, **_: Any) -> Exp
                     cpu_cache_tokens=cpu,
                     record_timeseries=False,
                 )
-                r = simulate(wl, cfg)
+                eng = PagedEngine(wl, cfg)
+                eng.hits_by_request = hits = {}
+                r = eng.run()
                 runs[f"{tr}/{gpu}/{cpu}"] = r
+                follow = _split(hits, wl, ses.turn)
                 rates.append(r.prefix_hit_rate)
                 rows.append(
                     {
@@ -207,6 +218,8 @@ def _offload(quick: bool = False, trace_dir: str | None = None, **_: Any) -> Exp
                         "from_gpu": round(r.prefix_hit_rate - r.cpu_hit_rate, 4),
                         "from_cpu": round(r.cpu_hit_rate, 4),
                         "bound": round(bound, 4),
+                        "first_turns": round(follow[0], 4),
+                        "follow_ups": round(follow[1], 4),
                         "preempt": r.preemptions,
                     }
                 )
@@ -219,9 +232,12 @@ def _offload(quick: bool = False, trace_dir: str | None = None, **_: Any) -> Exp
                 )
             )
     notes = [
+        "first_turns / follow_ups: hit rate of requests that start a conversation / "
+        "continue an earlier turn (linked through hash_ids, frag_sim.sessions); "
+        + "; ".join(sessions_seen),
         f"first {head:,} requests of each trace; block 512 = the traces' hash block; a "
         "block reaches the CPU tier when the GPU evicts it and is loaded back on a hit "
-        "(block_allocator.offload, after vLLM 0.34's kv_offload LRU tier)"
+        "(block_allocator.offload, after vLLM 0.34's kv_offload LRU tier)",
     ]
     return ExperimentReport(
         "offload",
@@ -232,3 +248,14 @@ def _offload(quick: bool = False, trace_dir: str | None = None, **_: Any) -> Exp
         runs,
         missing=_missing(("mooncake_conversation", "mooncake_synthetic"), trace_dir),
     )
+
+
+def _split(hits: dict[int, int], wl: Workload, turn: tuple[int, ...]) -> tuple[float, float]:
+    """Hit rate of first turns and of follow-up turns (hit tokens / prompt tokens)."""
+    h, q = [0, 0], [0, 0]
+    prompts = wl.prompt_len.tolist()
+    for i, nhit in hits.items():
+        k = 1 if turn[i] > 1 else 0
+        h[k] += nhit
+        q[k] += prompts[i]
+    return (h[0] / q[0] if q[0] else 0.0, h[1] / q[1] if q[1] else 0.0)

@@ -183,6 +183,8 @@ class PagedEngine(PagedMemory):
         if not e:  # fresh prompts only: a re-admission re-reads its own blocks
             self.query_tokens += p
             self.hit_tokens += nhit
+            if self.hits_by_request is not None:
+                self.hits_by_request[i] = nhit
         cfg = self.cfg
         if e and cfg.preemption == "swap":
             self.extra_time += (-(-(p + e) // bs) - nhit // bs) * cfg.swap_time_per_block_s
