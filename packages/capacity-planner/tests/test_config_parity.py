@@ -162,3 +162,31 @@ def test_mtp_draft_layers_join_the_mla_pool() -> None:
 def test_bad_shared_layer_count_is_named(bad: object) -> None:
     with pytest.raises(ConfigFieldError, match="num_kv_shared_layers"):
         load("llama-3.1-8b.json", num_kv_shared_layers=bad)
+
+
+def test_llama4_chunked_and_global_layers_and_interleaved_experts() -> None:
+    cfg = {
+        "model_type": "llama4",
+        "text_config": {
+            "model_type": "llama4_text",
+            "num_hidden_layers": 8,
+            "hidden_size": 5120,
+            "num_attention_heads": 40,
+            "num_key_value_heads": 8,
+            "head_dim": 128,
+            "intermediate_size": 8192,
+            "intermediate_size_mlp": 16384,
+            "num_local_experts": 128,
+            "num_experts_per_tok": 1,
+            "interleave_moe_layer_step": 2,
+            "attention_chunk_size": 8192,
+            "no_rope_layers": [1, 1, 1, 0, 1, 1, 1, 0],
+            "max_position_embeddings": 1048576,
+            "vocab_size": 202048,
+        },
+        "torch_dtype": "bfloat16",
+    }
+    m = ModelSpec.from_hf_config(cfg)
+    assert m.layer_kinds == ("sliding",) * 3 + ("full",) + ("sliding",) * 3 + ("full",)
+    assert m.sliding_window == 8192
+    assert m.moe is not None and m.moe.moe_layers == (1, 3, 5, 7)

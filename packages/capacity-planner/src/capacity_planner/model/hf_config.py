@@ -76,6 +76,11 @@ def _layer_kinds(
         if "chunked_attention" in {str(t).lower() for t in layer_types}:
             notes.append("chunked local attention sized as a sliding window (no +1 block in vLLM)")
         return kinds, notes
+    no_rope = cfg.get("no_rope_layers")
+    if cfg.get("attention_chunk_size") and isinstance(no_rope, list) and len(no_rope) == n:
+        # Llama-4: RoPE layers attend within chunks, NoPE layers (0 here) globally.
+        notes.append("chunked local attention sized as a sliding window (no +1 block in vLLM)")
+        return [("sliding" if flag else "full") for flag in no_rope], notes
     pattern = cfg.get("hybrid_override_pattern")
     if isinstance(pattern, str) and pattern:
         # NemotronH: M = Mamba-2 mixer, * = attention; '-' (MLP) and 'E' (MoE) hold no cache.
@@ -143,7 +148,7 @@ def _moe(cfg: Mapping[str, Any], model_type: str, n: int, intermediate: int) -> 
         period, offset = int(cfg["expert_layer_period"]), int(cfg.get("expert_layer_offset", 0))
         layers = [i for i in range(n) if i % period == offset]
     else:
-        step = int(cfg.get("decoder_sparse_step", 1) or 1)
+        step = int(cfg.get("decoder_sparse_step") or cfg.get("interleave_moe_layer_step") or 1)
         dense = set(cfg.get("mlp_only_layers") or [])
         layers = [i for i in range(n) if (i + 1) % step == 0 and i not in dense]
     return MoEConfig(num_experts, top_k, moe_inter, shared, tuple(layers))
