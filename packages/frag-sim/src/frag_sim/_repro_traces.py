@@ -204,7 +204,8 @@ def _offload(quick: bool = False, trace_dir: str | None = None, **_: Any) -> Exp
                     record_timeseries=False,
                 )
                 eng = PagedEngine(wl, cfg)
-                eng.hits_by_request = hits = {}
+                hits: dict[int, int] = {}
+                eng.hits_by_request = hits
                 r = eng.run()
                 runs[f"{tr}/{gpu}/{cpu}"] = r
                 follow = _split(hits, wl, ses.turn)
