@@ -41,10 +41,9 @@ def _gather_kernel(
     first = j * BLOCK_SIZE
     n_out = tl.minimum(BLOCK_SIZE, max_seq_len - first) * ROW  # elements this program writes
     n_in = tl.minimum(tl.maximum(seq_len - first, 0), BLOCK_SIZE) * ROW  # elements it reads
-    if n_in > 0:
-        blk = tl.load(block_table_ptr + seq.to(tl.int64) * stride_bts + j).to(tl.int64)
-    else:
-        blk = 0  # past the sequence: block-table padding is never loaded
+    # past the sequence (n_in == 0) the block-table entry is padding: never loaded
+    row = block_table_ptr + seq.to(tl.int64) * stride_bts + j
+    blk = tl.load(row, mask=n_in > 0, other=0).to(tl.int64)
     src_k = k_cache_ptr + blk * stride_cb
     src_v = v_cache_ptr + blk * stride_cb
     dst = seq.to(tl.int64) * stride_os + first.to(tl.int64) * ROW
