@@ -66,18 +66,33 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--csv-trace", help="generic CSV trace (needs --columns)")
     g.add_argument("--columns", help="arrival=COL,prompt_len=COL,output_len=COL for --csv-trace")
     g.add_argument("--arrival-unit", help="s, ms, us or datetime (generic CSV; default: s)")
-    g.add_argument("--mix", help=f"synthetic length mix ({', '.join(LENGTH_MIXES)})")
-    g.add_argument("--num-requests", type=int, help="synthetic: number of requests")
-    g.add_argument("--rate", type=float, help="synthetic: requests per second (inf allowed)")
-    g.add_argument("--burstiness", type=float, help="synthetic: gamma shape (1 = Poisson)")
-    g.add_argument("--seed", type=int, help="synthetic: RNG seed")
-    g.add_argument("--head", type=int, help="replay only the first N requests")
-    s = p.add_argument_group("memory and scheduler")
-    s.add_argument("--policies", help=f"comma list of {', '.join(POLICIES)}")
-    s.add_argument(
-        "--capacity-tokens", type=int, help="KV memory in token slots (a trace: its scenario)"
+    g.add_argument(
+        "--mix", help=f"synthetic length mix ({', '.join(LENGTH_MIXES)}; default: capstone)"
     )
-    s.add_argument("--max-model-len", type=int, help="longest request allowed (tokens)")
+    g.add_argument("--num-requests", type=int, help="synthetic: number of requests (default: 1000)")
+    g.add_argument(
+        "--rate", type=float, help="synthetic: requests per second, inf allowed (default: 8)"
+    )
+    g.add_argument(
+        "--burstiness", type=float, help="synthetic: gamma shape, 1 = Poisson (default: 1)"
+    )
+    g.add_argument("--seed", type=int, help="synthetic: RNG seed (default: 3)")
+    g.add_argument("--head", type=int, help="replay only the first N requests (default: all)")
+    s = p.add_argument_group("memory and scheduler")
+    s.add_argument(
+        "--policies",
+        help=f"comma list of {', '.join(POLICIES)} (default: max,paged; a trace or sweep: all)",
+    )
+    s.add_argument(
+        "--capacity-tokens",
+        type=int,
+        help="KV memory in token slots (default: 144000; a trace: its scenario)",
+    )
+    s.add_argument(
+        "--max-model-len",
+        type=int,
+        help="longest request allowed in tokens (default: 4500; a trace: its scenario)",
+    )
     s.add_argument(
         "--vllm-version",
         default=LATEST_VLLM,
@@ -85,28 +100,45 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="the vLLM release whose default block size applies when --block-size is not "
         "given (" + ", ".join(f"{v}: {d.block_size}" for v, d in VLLM_DEFAULTS.items()) + ")",
     )
-    s.add_argument("--block-size", type=int, help="paged block size in tokens")
-    s.add_argument("--allocator", choices=["buddy", "first_fit"], help="contiguous allocator")
+    s.add_argument(
+        "--block-size", type=int, help="paged block size in tokens (default: from --vllm-version)"
+    )
+    s.add_argument(
+        "--allocator",
+        choices=["buddy", "first_fit"],
+        help="contiguous allocator (default: first_fit; a trace or config file: buddy)",
+    )
     s.add_argument(
         "--prefix-caching", action="store_true", default=None, help="paged: enable prefix caching"
     )
     s.add_argument(
         "--cpu-cache-tokens",
         type=int,
-        help="paged + prefix caching: a CPU offload tier of this many token slots",
+        help="paged + prefix caching: a CPU offload tier of this many token slots "
+        "(default: 0, none)",
     )
-    s.add_argument("--preemption", choices=["recompute", "swap"], help="paged preemption mode")
-    s.add_argument("--swap-time-per-block", type=float, help="seconds per swapped block")
-    s.add_argument("--step-time", type=float, help="seconds per decode step")
-    s.add_argument("--max-num-seqs", type=int, help="cap on requests running at once")
-    s.add_argument("--n", type=int, help="sequences per request: samples or beams (fork + CoW)")
+    s.add_argument(
+        "--preemption",
+        choices=["recompute", "swap"],
+        help="paged preemption mode (default: recompute)",
+    )
+    s.add_argument(
+        "--swap-time-per-block", type=float, help="seconds per swapped block (default: 0)"
+    )
+    s.add_argument("--step-time", type=float, help="seconds per decode step (default: 0.05)")
+    s.add_argument(
+        "--max-num-seqs", type=int, help="cap on requests running at once (default: none)"
+    )
+    s.add_argument(
+        "--n", type=int, help="sequences per request: samples or beams, fork + CoW (default: 1)"
+    )
     s.add_argument(
         "--beam-search",
         action="store_true",
         default=None,
         help="the --n sequences are beams (uniform parent resampling every step)",
     )
-    s.add_argument("--beam-seed", type=int, help="seed of the beam selection model")
+    s.add_argument("--beam-seed", type=int, help="seed of the beam selection model (default: 0)")
     o = p.add_argument_group("output")
     o.add_argument("--json", dest="json_out", help="write results as JSON ('-': stdout)")
     o.add_argument("--csv", dest="csv_out", help="write results as CSV ('-': stdout)")
