@@ -524,9 +524,10 @@ def main(argv: list[str] | None = None) -> int:
         help="shorter simulations (their numbers drift from the paper)",
     )
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {args.out} is a file, not a folder")
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission: one line, no traceback
+        parser.error(f"--out {args.out}: cannot create the folder ({exc.strerror})")
     start = time.perf_counter()
     plots: list[Path] = []
     recorder = share_and_evict()
