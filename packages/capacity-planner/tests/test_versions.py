@@ -187,3 +187,18 @@ def test_compatibility_import_paths() -> None:
         explain_log,
     )
     assert callable(kv_config_for) and callable(weight_bytes_per_rank)
+
+
+def test_max_model_len_minus_one_auto_fits_like_vllm() -> None:
+    l4 = gpu_from_name("L4")
+    p = plan(LLAMA, l4, EngineSettings(max_model_len=-1))
+    fitted = p.kv.max_model_len
+    assert p.starts and fitted < LLAMA.max_position_embeddings
+    assert p.auto_fit_line is not None and f"to {fitted} " in p.auto_fit_line
+    assert p.auto_fit_line in p.log_lines()
+    longer = plan(LLAMA, l4, EngineSettings(max_model_len=fitted + 64))
+    assert not longer.starts
+    full = plan(LLAMA, H100, EngineSettings(max_model_len=-1))
+    assert full.kv.max_model_len == LLAMA.max_position_embeddings
+    with pytest.raises(SettingError, match="auto-fit"):
+        EngineSettings(max_model_len=-1, vllm_version="0.6.4")

@@ -19,6 +19,7 @@ from capacity_planner.accounting.startup import (
     kv_config_for,
 )
 from capacity_planner.accounting.terms import tp_rank_classes
+from capacity_planner.errors import SettingError
 from capacity_planner.gpus import GPUSpec
 from capacity_planner.model.spec import ModelSpec
 
@@ -36,6 +37,7 @@ class CapacityPlan:
     kv: KVCacheConfig
     ranks: tuple[MemoryProfile, ...] = ()
     cold: CapacityPlan | None = None
+    auto_fit_line: str | None = None  # vLLM's "Auto-fit max_model_len: ..." line
 
     @property
     def deciding_rank(self) -> MemoryProfile:
@@ -73,6 +75,8 @@ class CapacityPlan:
                 )
         else:
             lines.append(f"Model loading took {fmt_gib(m.weights_bytes)} memory")
+        if self.auto_fit_line is not None:
+            lines.append(self.auto_fit_line)
         if m.sizing == "extensible":
             return (*lines, *_extensible_lines(m, kv))
         return (*lines, *kv.log_lines())
@@ -219,6 +223,31 @@ def _deciding(ranks: tuple[MemoryProfile, ...], kv: KVCacheConfig) -> MemoryProf
     return min(stage, key=lambda r: (r.available_kv_bytes, -r.shortfall_bytes))
 
 
+def _auto_fit(
+    model: ModelSpec, gpu: GPUSpec, settings: EngineSettings
+) -> tuple[EngineSettings, str]:
+    """`--max-model-len -1`: the longest length that fits on every rank (vLLM's
+    `_auto_fit_max_model_len`, bisection with the start-up check's own function)."""
+    full = dataclasses.replace(settings, max_model_len=model.max_position_embeddings)
+    _, kv = _plan_once(model, gpu, full, cold=False)
+    memory = f"{fmt_gib(kv.checked_bytes)} GPU"
+    if kv.fits:
+        return full, (
+            f"Auto-fit max_model_len: full model context length {kv.max_model_len} fits in "
+            f"available KV cache memory ({memory})"
+        )
+    if kv.estimated_max_model_len <= 0:
+        raise SettingError(
+            "Cannot auto-fit max_model_len: not enough GPU memory available to serve even a "
+            "single token"
+        )
+    fitted = dataclasses.replace(settings, max_model_len=kv.estimated_max_model_len)
+    return fitted, (
+        f"Auto-fit max_model_len: reduced from {kv.max_model_len} to "
+        f"{kv.estimated_max_model_len} to fit in available KV cache memory ({memory})"
+    )
+
+
 def plan(
     model: ModelSpec,
     gpu: GPUSpec,
@@ -232,6 +261,9 @@ def plan(
     start with a cold compile cache, which needs more non-KV memory.
     """
     settings = settings or EngineSettings()
+    auto_fit = None
+    if settings.max_model_len == -1:
+        settings, auto_fit = _auto_fit(model, gpu, settings)
     ranks, kv = _plan_once(model, gpu, settings, cold=False)
     cold = None
     compiles = settings.formula.engine == "V1" and not settings.enforce_eager
@@ -240,4 +272,4 @@ def plan(
         cold = CapacityPlan(
             model, gpu, settings, _deciding(cold_ranks, cold_kv), cold_kv, cold_ranks
         )
-    return CapacityPlan(model, gpu, settings, _deciding(ranks, kv), kv, ranks, cold)
+    return CapacityPlan(model, gpu, settings, _deciding(ranks, kv), kv, ranks, cold, auto_fit)

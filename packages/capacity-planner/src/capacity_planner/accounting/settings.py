@@ -31,7 +31,7 @@ class EngineSettings:
     """vLLM's knobs (flag names in comments); None = the version's default."""
 
     gpu_memory_utilization: float | None = None  # --gpu-memory-utilization
-    max_model_len: int | None = None  # --max-model-len
+    max_model_len: int | None = None  # --max-model-len (-1: fit to memory)
     block_size: int | None = None  # --block-size
     kv_cache_dtype: str = "auto"  # --kv-cache-dtype
     dtype: str = "auto"  # --dtype
@@ -59,7 +59,13 @@ class EngineSettings:
         formula = get_formula(self.vllm_version)  # raises on an unknown version
         if self.gpu_memory_utilization is not None:
             check_fraction("--gpu-memory-utilization", self.gpu_memory_utilization)
-        for name in ("max_model_len", "max_num_batched_tokens", "max_num_seqs"):
+        if self.max_model_len != -1:  # -1: vLLM's auto-fit (`plan` resolves it)
+            for name in ("max_model_len",):
+                if getattr(self, name) is not None:
+                    check_positive_int(name, getattr(self, name))
+        elif formula.engine == "V0":
+            raise SettingError("max_model_len=-1 (auto-fit) needs a V1 engine (vLLM >= 0.7.3)")
+        for name in ("max_num_batched_tokens", "max_num_seqs"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         for name in ("tensor_parallel_size", "pipeline_parallel_size"):
