@@ -94,3 +94,25 @@ def test_cache_ops_large_blocks():
     want_k[pairs[:, 1]] = want_k[pairs[:, 0]]
     copy_blocks_kernel(kc, vc, pairs)
     assert torch.equal(kc, want_k)
+
+
+def test_run_is_captured_in_a_cuda_graph():
+    """``plan.run`` reads nothing on the host and allocates nothing given ``out``: it can be
+    captured once and replayed for new query/cache values of the same layout."""
+    case = make_varlen_case(SEQS, num_heads=32, num_kv_heads=8, head_dim=128, block_size=16,
+                            kind=dt.BFLOAT16, seed=3)  # fmt: skip
+    q = torch.from_numpy(case.query).to(torch.bfloat16).cuda()
+    kc, vc = _torch(case.key_cache, dt.BFLOAT16), _torch(case.value_cache, dt.BFLOAT16)
+    plan = plan_unified(q, kc, *[torch.from_numpy(a).cuda() for a in case.layout])
+    sinks = torch.linspace(0, 1, 32, device="cuda")
+    out = torch.empty_like(q)
+    plan.run(q, kc, vc, out, sliding_window=100, sinks=sinks)  # compile outside the capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        plan.run(q, kc, vc, out, sliding_window=100, sinks=sinks)
+    q.copy_(torch.randn_like(q))
+    graph.replay()
+    want = plan.run(q, kc, vc, sliding_window=100, sinks=sinks)
+    torch.cuda.synchronize()
+    assert torch.equal(out, want)
