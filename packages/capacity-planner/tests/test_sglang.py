@@ -54,3 +54,22 @@ def test_bad_fraction_and_vllm_only_dtypes() -> None:
 def test_pool_is_empty_when_the_weights_exceed_the_fraction() -> None:
     p = sglang_plan(ModelSpec.from_name("meta-llama/Llama-3.1-70B-Instruct"), gpu_from_name("L4"))
     assert not p.starts and "Not enough memory" in p.log_line()
+
+
+def test_explain_log_reads_sglangs_pool_line() -> None:
+    from capacity_planner.explain import explain_log
+
+    line = (
+        "[2025-07-20 10:00:00 TP0] KV Cache is allocated. dtype: torch.bfloat16, "
+        "#tokens: 367404, K size: 8.23 GB, V size: 8.23 GB\n"
+    )
+    (run,) = explain_log(
+        line, model="Qwen/Qwen3-235B-A22B-FP8", overrides={"tensor_parallel_size": 4}
+    ).runs
+    check = run.check("SGLang K size")
+    assert check is not None and check.status == "consistent"
+    (wrong,) = explain_log(
+        line, model="Qwen/Qwen3-235B-A22B-FP8", overrides={"tensor_parallel_size": 2}
+    ).runs
+    bad = wrong.check("SGLang K size")
+    assert bad is not None and bad.status == "inconsistent"

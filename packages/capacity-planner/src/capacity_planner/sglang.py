@@ -36,7 +36,13 @@ from capacity_planner.errors import ParallelConfigError, SettingError
 from capacity_planner.gpus import GPUSpec
 from capacity_planner.model.spec import ModelSpec
 
-__all__ = ["SGLangPlan", "default_mem_fraction_static", "format_sglang", "sglang_plan"]
+__all__ = [
+    "SGLangPlan",
+    "cell_size",
+    "default_mem_fraction_static",
+    "format_sglang",
+    "sglang_plan",
+]
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,13 @@ def default_mem_fraction_static(gpu: GPUSpec, tensor_parallel_size: int = 1) -> 
     if capacity_mb > 60 * 1024:
         reserved = max(reserved, 10 * 1024)
     return round((capacity_mb - reserved) / capacity_mb, 3)
+
+
+def cell_size(model: ModelSpec, tp: int, kv_cache_dtype: str = "auto") -> int:
+    """Bytes one token's K and V take on one rank, over every layer with a KV cache."""
+    model_dtype = resolve_model_dtype("auto", model)
+    kv = resolve_kv_dtype(kv_cache_dtype, model_dtype, mla="mla" in model.layer_kinds)
+    return _cell_size(model, tp, kv.element)
 
 
 def _cell_size(model: ModelSpec, tp: int, element: str) -> int:

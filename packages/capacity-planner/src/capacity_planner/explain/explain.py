@@ -16,6 +16,7 @@ from capacity_planner.explain.memory import memory_checks
 from capacity_planner.explain.parse import LogRun, ParsedLog, parse_log
 from capacity_planner.explain.patterns import Value
 from capacity_planner.explain.settings import detect_engine, planner_version, resolve_settings
+from capacity_planner.explain.sglang import sglang_checks
 from capacity_planner.explain.types import Check, LogExplanation, RunReport, Setting
 from capacity_planner.explain.warmup import warmup_checks
 
@@ -95,6 +96,7 @@ def _explain_run(
         settings["block_size"] = Setting("block_size", default, f"assumed: {formula}'s default")
     carve, carve_notes = carve_checks(run, settings, run_model, engine, formula)
     checks.extend(carve)
+    checks.extend(sglang_checks(run, settings, run_model))
     run_notes.extend(carve_notes)
     if run.get("blocks_line_without_cpu") and run.get("kv_cache_tokens"):
         run_notes.append(

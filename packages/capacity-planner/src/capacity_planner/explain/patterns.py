@@ -243,6 +243,24 @@ _PATTERNS: list[tuple[re.Pattern[str], list[tuple[str | None, _Conv]]]] = [
         re.compile(r"Remapping the KV cache from\s*" + _N + r"\s*to\s*" + _N + r"\s*blocks"),
         [("remap_from_blocks", _int), ("remap_to_blocks", _int)],
     ),
+    # SGLang, `mem_cache/memory_pool.py` and the post-capture resize.
+    (
+        re.compile(
+            r"KV [Cc]ache (?:is allocated|allocated|VA upper bound)\.\s*dtype:\s*[\w.]+,\s*"
+            r"#tokens:\s*" + _N + r",\s*K size:\s*" + _F + r"\s*GB,\s*V size:\s*" + _F
+        ),
+        [("sglang_tokens", _int), ("sglang_k_gib", _float), ("sglang_v_gib", _float)],
+    ),
+    (
+        re.compile(
+            r"KV [Cc]ache (?:is allocated|allocated)\.\s*dtype:\s*[\w.]+,\s*#tokens:\s*"
+            + _N
+            + r",\s*KV size:\s*"
+            + _F
+            + r"\s*GB"
+        ),
+        [("sglang_tokens", _int), ("sglang_kv_gib", _float)],
+    ),
 ]
 
 _BLOCKS = re.compile(r"(?:#\s*)?\b([A-Za-z]+) blocks:\s*(\d+)")
