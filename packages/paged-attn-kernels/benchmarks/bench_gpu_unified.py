@@ -352,6 +352,47 @@ def sweep_shape(b: int, n: int, rep: int) -> None:
               f"{us:.1f} us {tf:.0f} TFLOP/s", flush=True)  # fmt: skip
 
 
+def _us(x: Any) -> str:
+    return f"{x:.1f}" if isinstance(x, (int, float)) else str(x)[:40]
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """The markdown table of docs/UNIFIED.md: one line per row, ratio to its peer."""
+    out = ["| section | shape | ours µs | peer | peer µs | ratio |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        sec, shape = r.get("section"), r.get("shape", r.get("args"))
+        if "error" in r:
+            out.append(f"| {sec} | {shape} | error: {r['error'][:80]} | | | |")
+        elif sec == "prefill":
+            peer = f"SDPA {r['sdpa_backend']}"
+            ratio = f"{r['ours_vs_sdpa']:.2f}x of SDPA speed ({r['ours_tflops']:.0f} TFLOP/s)"
+            out.append(
+                f"| {sec} | {shape} | {_us(r['ours_us'])} | {peer} | {_us(r['sdpa_us'])} | {ratio} |"
+            )
+        elif sec == "chunked":
+            for peer in ("gather_sdpa", "gather_kernel_sdpa", "sdpa_dense", "flex_paged"):
+                v = r.get(f"{peer}_us")
+                if v is None:
+                    continue
+                ratio = f"{v / r['ours_us']:.2f}x faster" if isinstance(v, float) else "-"
+                out.append(
+                    f"| {sec} | {shape} | {_us(r['ours_us'])} | {peer} | {_us(v)} | {ratio} |"
+                )
+        elif sec == "verify":
+            out.append(f"| {sec} | {shape} | {_us(r['verify4_us'])} | 1-token decode (ours; "
+                       f"package {_us(r['package_decode_us'])}) | {_us(r['decode1_us'])} | "
+                       f"{r['verify_vs_decode']:.3f}x |")  # fmt: skip
+        elif sec == "window":
+            out.append(f"| {sec} | {shape} | {_us(r['window_us'])} | 4k decode (ours; package "
+                       f"{_us(r['package_decode4k_us'])}) | {_us(r['decode4k_us'])} | "
+                       f"{r['window_vs_decode']:.3f}x |")  # fmt: skip
+        elif sec in ("gather_kv", "copy_blocks"):
+            out.append(f"| {sec} | {shape} | {_us(r['ours_us'])} | device copy (torch index "
+                       f"{_us(r['torch_index_us'])}) | {_us(r['copy_us'])} | "
+                       f"{r['pct_of_copy']:.1f}% of copy, exact={r['exact']} |")  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", help="write the rows as JSON here")
@@ -403,6 +444,7 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1, default=str)
+    print("\n".join(summary(rows)))
 
 
 if __name__ == "__main__":
