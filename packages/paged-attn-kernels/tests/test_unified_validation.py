@@ -98,3 +98,7 @@ def test_run_checks_the_plan(case):
         plan_unified(case.query, case.key_cache, *case.layout, block_m=48)
     with pytest.raises(KernelInputError, match="tile_n must be"):
         plan_unified(case.query, case.key_cache, *case.layout, tile_n=True)
+    with pytest.raises(KernelInputError, match="validate must be 'metadata' or 'full'"):
+        plan_unified(case.query, case.key_cache, *case.layout, validate="sometimes")
+    with pytest.raises(KernelInputError, match="split_tokens must be an int >= 0"):
+        plan_unified(case.query, case.key_cache, *case.layout, split_tokens=-1)

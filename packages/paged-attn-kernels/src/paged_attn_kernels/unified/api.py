@@ -30,6 +30,7 @@ from paged_attn_kernels._validate import (
     check_caches,
     check_table_values,
 )
+from paged_attn_kernels.decode_plan import validate_mode
 from paged_attn_kernels.unified.options import ScoreMods, make_mods, varlen_batch
 from paged_attn_kernels.unified.plan import UnifiedPlan, split_work
 
@@ -94,7 +95,7 @@ def plan_unified(
     tile_n: int | None = None,
     split_tokens: int | None = None,
     num_sms: int | None = None,
-    validate: bool = True,
+    validate: bool | str = "metadata",
 ) -> UnifiedPlan:
     """Read and check a batch layout once; the returned plan's ``run`` serves every layer.
 
@@ -103,8 +104,10 @@ def plan_unified(
     tensors of those shapes may be passed to ``run``). ``query_start_loc`` ``[num_seqs + 1]``
     and ``seq_lens`` ``[num_seqs]`` are read on the host here (a device tensor is copied,
     which synchronises: do it once per step, before any CUDA-graph capture).
-    ``validate=False`` skips the check that every block id a sequence reads is in range
-    (reading a device ``block_table`` back). ``block_m`` (16/32/64/128) forces one tile
+    ``validate="full"`` also reads a device ``block_table`` back (a second synchronisation)
+    to check every block id a sequence reads; the default, ``"metadata"`` (as
+    ``plan_decode``), checks the lengths, which are read anyway, and shapes/dtypes/devices.
+    Host arrays are always checked in full. ``block_m`` (16/32/64/128) forces one tile
     height for every sequence, ``tile_n`` the keys per tile (triton; tests and sweeps).
     ``split_tokens`` pins the keys per split of decode/verification items (0: never split;
     None: split only batches too small to fill the device, ``plan.split_work``) and
@@ -148,9 +151,10 @@ def plan_unified(
             raise KernelInputError(f"{name} must be an int >= 0 (or None), got {value!r}")
     if num_sms == 0:
         raise KernelInputError("num_sms must be >= 1")
+    full = validate_mode(validate)
     chosen = _resolve(backend, q)
     batch = varlen_batch(_to_host(qsl), _to_host(sl), num_tokens)
-    if validate or bt.host is not None:
+    if full or bt.host is not None:
         check_table_values(cache, bt, sl)
     common: dict[str, Any] = dict(
         backend=chosen, batch=batch, num_tokens=num_tokens, num_heads=num_heads,
@@ -414,7 +418,7 @@ def unified_attention(
     v_scale: Any = None,
     out: Any = None,
     backend: str = "auto",
-    validate: bool = True,
+    validate: bool | str = "metadata",
 ) -> Any:
     """Variable-length attention over the paged cache: ``plan_unified(...).run(...)`` in one.
 
