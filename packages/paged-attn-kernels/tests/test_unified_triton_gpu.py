@@ -51,8 +51,16 @@ CASES = [(dt.BFLOAT16, m) for m in MODS] + [
 ]
 
 
-@pytest.mark.parametrize(("kind", "mods"), CASES, ids=[f"{k}-{m}" for k, m in CASES])
-def test_serving_shapes(kind, mods):
+# ... and, split into 96-key pieces with a merge, bf16 with sinks / all, fp8 with all
+CASES = [(k, m, None) for k, m in CASES] + [
+    (dt.BFLOAT16, "sinks", 96), (dt.BFLOAT16, "all", 96), (dt.FP8_E4M3, "all", 96)
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "mods", "split_tokens"), CASES, ids=[f"{k}-{m}-{s}" for k, m, s in CASES]
+)
+def test_serving_shapes(kind, mods, split_tokens):
     args = {k: np.array(v) if isinstance(v, list) else v for k, v in MODS[mods].items()}
     scales = {"k_scale": 0.05, "v_scale": 0.07} if kind == dt.FP8_E4M3 else {}
     case = make_varlen_case(
@@ -64,8 +72,10 @@ def test_serving_shapes(kind, mods):
     case.query = q.float().cpu().numpy()  # the reference sees the rounded query
     kc, vc = _torch(case.key_cache, kind), _torch(case.value_cache, kind)
     layout = [torch.from_numpy(a).cuda() for a in case.layout]
-    plan = plan_unified(q, kc, *layout)
+    plan = plan_unified(q, kc, *layout, split_tokens=split_tokens)
     assert {s.block_m for s, *_ in plan.launches} == {16, 64, 128}
+    split = any(merge is not None for *_, merge in plan.launches)
+    assert split == (split_tokens is not None)  # auto: these contexts are too short to split
     out = torch.full_like(q, float("nan"))
     dev = {k: torch.tensor(v, device="cuda") if isinstance(v, list) else v
            for k, v in MODS[mods].items()}  # fmt: skip
