@@ -147,6 +147,16 @@ def test_cli_catches_the_broken_example() -> None:
     assert "PASS  identical_prompts_converge" in run.stdout  # no false alarm
 
 
+def test_cli_version() -> None:
+    from importlib.metadata import version
+
+    run = subprocess.run(
+        [sys.executable, "-m", "block_allocator.kit", "--version"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0 and version("block-allocator") in run.stdout
+
+
 def test_cli_reports_an_unimportable_module_without_a_traceback() -> None:
     run = run_kit(["--impl", "no_such_learner_module"])
     assert run.returncode == 2

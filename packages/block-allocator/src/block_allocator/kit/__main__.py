@@ -5,9 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from . import LABS, grade
 from ._runner import print_report
+
+
+def _version() -> str:
+    try:
+        return version("block-allocator")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         "--time-limit", type=float, default=2.0, help="seconds per check (default: 2)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show every check's title")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     args = parser.parse_args(argv)
     if not args.impl:
         parser.error("--impl is required (or set BLOCK_ALLOCATOR_IMPL)")
