@@ -88,3 +88,15 @@ def test_cold_compile_cache_can_be_the_difference() -> None:
     else:  # the pair must differ by the modelled amount either way
         assert p.cold is not None
         assert p.memory.available_kv_bytes >= p.cold.memory.available_kv_bytes
+
+
+def test_a_budget_above_free_memory_fails_before_034_but_not_in_034() -> None:
+    h100 = gpu_from_name("H100")
+    s = EngineSettings(gpu_memory_utilization=1.0, max_model_len=8192)
+    old = plan(LLAMA_8B, h100, dataclasses.replace(s, vllm_version="0.33.0"))
+    v = will_it_start(old)
+    assert not v.starts and v.stage == "init" and "Free memory on device" in v.reason
+    (change,) = v.changes
+    fixed = dataclasses.replace(old.settings, gpu_memory_utilization=float(change.value))
+    assert change.flag == "--gpu-memory-utilization" and plan(LLAMA_8B, h100, fixed).starts
+    assert plan(LLAMA_8B, h100, s).starts  # 0.34 only caps its budget at the free memory

@@ -46,8 +46,9 @@ class CapacityPlan:
 
     @property
     def starts(self) -> bool:
-        """vLLM would start: the weights load and one max_model_len request fits."""
-        return self.memory.weights_fit and self.kv.fits
+        """vLLM would start: its budget is free, the weights load, one request fits."""
+        m = self.memory
+        return m.budget_fits_free and m.weights_fit and self.kv.fits
 
     def log_lines(self) -> tuple[str, ...]:
         m, kv = self.memory, self.kv

@@ -1,7 +1,10 @@
 """Will it start? vLLM's own reason when it would not, and the smallest change that helps.
 
-A start-up fails in one of three places, in this order:
+A start-up fails in one of four places, in this order:
 
+0. *init* (before 0.34): the budget `total x gpu_memory_utilization` exceeds the memory
+   free at start-up ("Free memory on device ... is less than desired GPU memory
+   utilization", `request_memory`);
 1. *load*: the weights do not fit in the memory free at start-up; vLLM dies with a CUDA
    out-of-memory error while loading;
 2. *profile*: nothing is left for the KV cache after the weights, the activation peak
@@ -30,7 +33,7 @@ from capacity_planner.plan import CapacityPlan, plan
 
 __all__ = ["Change", "Verdict", "will_it_start"]
 
-Stage = Literal["ok", "load", "profile", "check"]
+Stage = Literal["ok", "init", "load", "profile", "check"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,14 @@ class Verdict:
 def _diagnose(p: CapacityPlan) -> tuple[Stage, str]:
     m, kv = p.memory, p.kv
     rank = f"stage {m.stage} of {m.num_stages}, " if m.num_stages > 1 else ""
+    if not m.budget_fits_free:
+        free = m.total_bytes - CUDA_CONTEXT
+        return "init", (
+            f"Free memory on device ({fmt_gib(free)[:-4]}/{fmt_gib(m.total_bytes)[:-4]} GiB) on "
+            "startup is less than desired GPU memory utilization "
+            f"({m.gpu_memory_utilization}, {fmt_gib(m.requested_bytes)}). Decrease GPU memory "
+            "utilization or reduce GPU memory used by other processes."
+        )
     if not m.weights_fit:
         free = m.total_bytes - CUDA_CONTEXT
         return "load", (
@@ -106,10 +117,18 @@ def _suggest(p: CapacityPlan) -> tuple[Change, ...]:
         if longest.feasible and longest.plan is not None and longest.answer:
             out.append(Change("--max-model-len", f"{longest.answer}", _effect(longest.plan)))
     util = s.resolved_gpu_memory_utilization
-    if util < 1.0:
-        full = _tried(p, gpu_memory_utilization=1.0)
+    # Before 0.34 a budget above the free memory refuses to start: search below it.
+    top = 1000
+    if p.memory.sizing == "profile":
+        top = (p.memory.total_bytes - CUDA_CONTEXT) * 1000 // p.memory.total_bytes
+    if util * 1000 > top:
+        q = _tried(p, gpu_memory_utilization=top / 1000)
+        if q is not None and q.starts:
+            out.append(Change("--gpu-memory-utilization", f"{top / 1000:.3f}", _effect(q)))
+    elif util * 1000 < top:
+        full = _tried(p, gpu_memory_utilization=top / 1000)
         if full is not None and full.starts:
-            lo, hi = round(util * 1000), 1000
+            lo, hi = round(util * 1000), top
             best = full
             while lo < hi:
                 mid = (lo + hi) // 2

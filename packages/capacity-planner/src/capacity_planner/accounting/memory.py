@@ -52,6 +52,7 @@ class MemoryProfile:
     cold_compile: bool = False
     tp_ranks: tuple[int, int] = (0, 0)
     tp_size: int = 1
+    checks_free_memory: bool = False  # V1 before 0.34 refuses a budget above free memory
 
     @property
     def rank_label(self) -> str:
@@ -63,6 +64,15 @@ class MemoryProfile:
             else (f", TP rank {first}" if first == last else f", TP ranks {first}-{last}")
         )
         return f"stage {self.stage}{tp}"
+
+    @property
+    def budget_fits_free(self) -> bool:
+        """Before 0.34, vLLM refuses a budget above the memory free at start-up ("Free
+        memory on device ... is less than desired GPU memory utilization"); the extensible
+        cache of 0.34 only caps its budget there."""
+        if not self.checks_free_memory:
+            return True
+        return self.requested_bytes <= self.total_bytes - CUDA_CONTEXT
 
     @property
     def weights_fit(self) -> bool:

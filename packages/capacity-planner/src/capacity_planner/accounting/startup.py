@@ -226,6 +226,9 @@ def estimate_stage_memory(
         cold_compile=cold_compile,
         tp_ranks=tp_ranks,
         tp_size=settings.tensor_parallel_size,
+        checks_free_memory=(
+            settings.formula.engine == "V1" and not settings.extensible and profiled
+        ),
         **extra,
     )
 
