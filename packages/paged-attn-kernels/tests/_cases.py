@@ -1,4 +1,4 @@
-"""Test cases built the way a server builds them (lab-06's setup).
+"""Test cases built the way a server builds them (Phase 02 lab-06's setup).
 
 A ``KVCacheManager`` from block-allocator hands out blocks to real sequences while noise
 requests come and go, so the real sequences' blocks end up scattered and out of order in

@@ -1,4 +1,4 @@
-"""lab-06's proof: paged attention over an allocator-shuffled cache equals dense attention.
+"""The proof of Phase 02 lab-06: paged attention over a shuffled cache equals dense attention.
 
 Every backend runs the same call; numpy (float64) must match dense attention to 1e-12,
 numba and Triton must match within their dtype's tolerance. Poison (NaN/inf) sits in every

@@ -5,7 +5,7 @@ Paged decode attention walks each sequence's ``block_table`` row like vLLM's
 for all query heads of a KV head at once, and merged into a running (max, sum, acc) with
 online softmax. Everything is computed in float64 whatever the storage dtype.
 ``dense_attention_reference`` is the plain softmax over contiguous K/V that paged results
-must equal (lab-06's proof).
+must equal (the proof of Phase 02 lab-06).
 """
 
 from __future__ import annotations
