@@ -118,6 +118,11 @@ def test_traces_fetch_from_file_url_checks_sha256(
     assert got.read_text() == FIXTURE and "SHA-256 verified" in capsys.readouterr().out
     assert main(["run", "--trace", "azure_conv", "--policies", "paged", "--json", "-"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["completed"] == 2
+    assert main(["run", "--trace", "azure_conv", "--tile", "7", "--policies", "paged,max",
+                 "--json", "-"]) == 0  # fmt: skip
+    assert [r["completed"] for r in json.loads(capsys.readouterr().out)] == [7, 7]
+    assert main(["run", "--tile", "7"]) == 2  # tiling needs a trace
+    assert "--tile needs --trace" in capsys.readouterr().err
     assert main(["traces", "list", "--verify"]) == 0
     out = capsys.readouterr().out
     assert "azure_conv  [verified]" in out and "CC-BY 4.0" in out

@@ -12,9 +12,10 @@ failure is one ``frag-sim: error:`` line and exit status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,10 @@ from .config import POLICIES, SimConfig
 from .errors import FragSimError
 from .experiments import EXPERIMENTS, TRACE_SCENARIOS, run_experiment
 from .simulator import simulate
+from .stream import Chunk, RequestStream
 from .sweep import WorkloadSpec, run_sweep
 from .traces import TRACE_FILES
-from .workload import LENGTH_MIXES
+from .workload import LENGTH_MIXES, Workload
 
 # The bare ``frag-sim run``: the headline workload of the README ("the 'PagedAttention
 # from scratch in 300 lines' capstone" lengths: prompts U[200, 4000], outputs U[50, 500],
@@ -251,12 +253,15 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise FragSimError("--kv-events needs --policies paged (events are paged blocks)")
     if a.kv_events:
         base = base.replace(enable_prefix_caching=True)
-    wl = spec.stream(a.tile) if a.tile is not None else spec.build()
+    wl: Workload | RequestStream = spec.build()
     results = {}
     with run_progress(f"run {spec.label}", len(pols)):
         for p in pols:
             c = base.replace(policy=p)
-            if a.kv_events:
+            if a.tile is not None:  # a long streamed run: progress in requests, per chunk
+                with Progress(f"{c.label} {spec.label} x{a.tile:,}", a.tile, "req") as bar:
+                    results[p] = simulate(_counted(spec.stream(a.tile), bar), c)
+            elif a.kv_events:
                 from .events import simulate_with_events
 
                 results[p] = simulate_with_events(wl, c, a.kv_events)
@@ -301,6 +306,17 @@ def cmd_run(a: argparse.Namespace) -> int:
             write_csv(a.timeseries, ts_rows)
     write_outputs(a, rows)
     return 0
+
+
+def _counted(stream: RequestStream, bar: Progress) -> RequestStream:
+    """``stream`` whose chunks advance ``bar`` as the engine reads them."""
+
+    def chunks() -> Iterator[Chunk]:
+        for ch in stream.chunks():
+            bar.advance(len(ch))
+            yield ch
+
+    return dataclasses.replace(stream, chunks=chunks)
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
