@@ -22,6 +22,8 @@ from typing import Any
 from block_allocator import LATEST_VLLM, VLLM_DEFAULTS, defaults_for
 
 from . import __version__
+from ._cli_plot import cmd_plot
+from ._cli_traces import cmd_traces
 from ._cli_util import (
     Formatter,
     Progress,
@@ -365,68 +367,6 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plot(a: argparse.Namespace) -> int:
-    from . import plot as P
-    from .experiments import PAPER_FIG2
-
-    kinds = (
-        ["headline", "waste", "waste-over-time", "block-size", "admissions"]
-        if a.kind == "all"
-        else [a.kind]
-    )
-    fmts = [f.strip() for f in a.formats.split(",") if f.strip()]
-    bad = [f for f in fmts if f not in ("png", "svg")]
-    if bad or not fmts:
-        raise FragSimError(f"--formats must be a comma list of png, svg; got {a.formats!r}")
-    if a.out and len(kinds) == 1:
-        paths = {kinds[0]: [Path(a.out)]}
-    else:
-        paths = {k: [Path(a.out_dir) / f"{k}.{f}" for f in fmts] for k in kinds}
-    for kind in kinds:
-        _plot_one(P, kind, paths[kind], a, PAPER_FIG2)
-        for path in paths[kind]:
-            print(path)
-    return 0
-
-
-def _plot_one(P: Any, kind: str, paths: list[Path], a: argparse.Namespace, fig2: Any) -> None:
-    with run_progress(f"plot {kind}", None):
-        if kind in ("headline", "waste-over-time"):
-            rep = run_experiment("capstone", quick=a.quick)
-            res = {
-                "naive (max reservation)": rep.results["max"],
-                "paged (block 16)": rep.results["paged"],
-            }
-            for path in paths:
-                if kind == "headline":
-                    P.plot_usage_over_time(
-                        res, path, title="Capstone workload: naive contiguous vs paged KV cache"
-                    )
-                else:
-                    P.plot_waste_over_time(
-                        res, path, title="Capstone workload: where KV memory goes over time"
-                    )
-        elif kind == "waste":
-            rep = run_experiment("fig2", quick=a.quick)
-            for path in paths:
-                P.plot_waste_breakdown(rep.results, path, paper=fig2)
-        elif kind == "admissions":
-            rep = run_experiment("fig13", quick=a.quick)
-            sel = {k: rep.results[k] for k in ("max", "exact", "paged")}
-            for path in paths:
-                P.plot_admissions(sel, path, title="ShareGPT-like at 2 req/s on 15,728 slots")
-        else:
-            rep = run_experiment("block_size", quick=a.quick, trace_dir=a.trace_dir)
-            for m in rep.missing:
-                print(f"frag-sim: {m}", file=sys.stderr)
-            curves: dict[str, list[tuple[int, float]]] = {}
-            for key, r in rep.results.items():
-                name, bs = key.rsplit("/", 1)
-                curves.setdefault(name, []).append((int(bs), r.token_usage))
-            for path in paths:
-                P.plot_block_size(curves, path)
-
-
 def cmd_experiment(a: argparse.Namespace) -> int:
     names = list(EXPERIMENTS) if a.name == "all" else [a.name]
     ok = True
@@ -456,42 +396,6 @@ def cmd_list(a: argparse.Namespace) -> int:
     print("traces:", ", ".join(TRACE_FILES), "(frag-sim traces: sources, licenses, fetch)")
     print("length mixes:", ", ".join(LENGTH_MIXES))
     print("policies:", ", ".join(POLICIES))
-    return 0
-
-
-def cmd_traces(a: argparse.Namespace) -> int:
-    from .catalog import CATALOG, fetch, resolve_trace_dir, sha256_of
-
-    folder = resolve_trace_dir(a.trace_dir)
-    if a.action == "list":
-        if a.names:
-            raise FragSimError("'frag-sim traces list' takes no names")
-        print(f"trace folder: {folder}")
-        for info in CATALOG.values():
-            path = folder / info.file
-            state = "present" if path.is_file() else "absent"
-            if path.is_file() and a.verify:
-                state = "verified" if sha256_of(path) == info.sha256 else "CHECKSUM MISMATCH"
-            print(f"{info.name}  [{state}]  {info.rows:,} requests, {info.size:,} bytes")
-            print(f"    {info.about}")
-            print(f"    source: {info.repo} @ {info.commit[:12]}, {info.path}")
-            print(f"    license: {info.license}; cite {info.cite}")
-        absent = [n for n, i in CATALOG.items() if not (folder / i.file).is_file()]
-        if absent:
-            print(f"fetch the absent ones with: frag-sim traces fetch {' '.join(absent)}")
-        return 0
-    names = list(CATALOG) if a.names == ["all"] else a.names
-    if not names:
-        raise FragSimError("name the traces to fetch (or 'all'): " + ", ".join(CATALOG))
-    unknown = [n for n in names if n not in CATALOG]
-    if unknown:
-        raise FragSimError(f"unknown trace(s) {unknown}; known: {', '.join(CATALOG)}")
-    if a.url and len(names) != 1:
-        raise FragSimError("--url replaces one trace's address: name exactly one trace")
-    for n in names:
-        with Progress(f"fetch {n}", CATALOG[n].size, unit="B") as bar:
-            path = fetch(n, folder, url=a.url, force=a.force, on_bytes=bar.advance)
-        print(f"{n}: {path} (SHA-256 verified)")
     return 0
 
 
