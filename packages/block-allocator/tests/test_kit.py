@@ -120,15 +120,11 @@ def test_cli_grades_a_learner_without_importing_our_implementation() -> None:
     assert "LOADED []" in run.stdout
 
 
-def test_cli_fails_a_planted_bug_with_exit_code_1() -> None:
+def test_cli_fails_a_planted_bug_with_exit_code_1(tmp_path: Path) -> None:
     path = FIXTURES / "minibuild_allocator.py"
-    broken = path.read_text().replace("reversed(blocks)", "blocks")
-    target = TESTS / "fixtures" / "_tmp_forward_free.py"
-    try:
-        target.write_text(broken)
-        run = run_kit(["--impl", str(target), "--lab", "lab05"])
-    finally:
-        target.unlink(missing_ok=True)
+    target = tmp_path / "forward_free.py"
+    target.write_text(path.read_text().replace("reversed(blocks)", "blocks"))
+    run = run_kit(["--impl", str(target), "--lab", "lab05"])
     assert run.returncode == 1, run.stdout + run.stderr
     assert "FAIL  free_releases_in_reverse_order" in run.stdout
     assert "lab05: " in run.stdout and "LOADED []" in run.stdout
