@@ -336,7 +336,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     bss = (
         csv_ints(a.block_sizes, "--block-sizes")
         if a.block_sizes
-        else list(sw.get("block_sizes", [16]))
+        else list(sw.get("block_sizes", []))
     )
     caps = (
         csv_ints(a.capacities, "--capacities") if a.capacities else list(sw.get("capacities", []))
@@ -347,7 +347,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         for pol in _policies(a, cfg, ",".join(POLICIES)):
             for cap in caps or [base.capacity_tokens]:
                 # contiguous policies ignore the block size: one run each
-                for bs in bss if pol == "paged" else bss[:1]:
+                sizes = bss or [base.block_size]  # default: the --vllm-version block
+                for bs in sizes if pol == "paged" else sizes[:1]:
                     tasks.append(
                         (spec, base.replace(policy=pol, block_size=bs, capacity_tokens=cap))
                     )

@@ -14,7 +14,8 @@ writes each batch as one JSON object per line::
     {"ts": 12.35, "events": [{"type": "BlockStored", "block_hashes": ["9f..."], ...}],
      "data_parallel_rank": null}
 
-``ts`` is simulated seconds since the first arrival (vLLM stamps wall-clock time). Hashes
+``ts`` is the window's first scheduler step times ``step_time_s``, in simulated seconds
+(vLLM stamps wall-clock time). Hashes
 are the allocator's 32-byte SHA-256 block hashes as hex strings (vLLM sends raw bytes over
 msgpack); ``medium`` is ``"GPU"``. Only prefix-cached paged runs produce events: without
 prefix caching no block is ever stored.
