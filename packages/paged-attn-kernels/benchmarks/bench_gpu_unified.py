@@ -352,6 +352,27 @@ def sweep_shape(b: int, n: int, rep: int) -> None:
               f"{us:.1f} us {tf:.0f} TFLOP/s", flush=True)  # fmt: skip
 
 
+# the 16-row class (decode, verification): (tile_n, stages) at 4 warps; registers per
+# thread from ptxas (sm_90): 64/3 163, 64/2 116, 32/3 95, 128/2 166
+SWEEP_DECODE = ((64, 3), (64, 2), (32, 3), (32, 4), (128, 2))
+
+
+def sweep_decode(rep: int) -> None:
+    """A/B of the 16-row launch shape on verification (4 tokens) and decode at B64 x 8192."""
+    cache = Paged([VERIFY_CTX] * VERIFY_B)
+    for q_len in (VERIFY_Q, 1):
+        q, qsl = varlen([q_len] * VERIFY_B)
+        res = torch.empty_like(q)
+        for tn, stages in SWEEP_DECODE:
+            plan = plan_unified(q, cache.k, cache.block_table, qsl, cache.seq_lens, tile_n=tn)
+            for shape, *_ in plan.launches:
+                shape.num_stages = stages
+            us = timed(lambda plan=plan, q=q, res=res: plan.run(q, cache.k, cache.v, res), rep)
+            gbs = 2 * cache.k.nbytes / us / 1e3
+            print(f"sweep decode B{VERIFY_B}x{VERIFY_CTX} q_len {q_len} tile_n {tn} stages "
+                  f"{stages}: {us:.1f} us {gbs:.0f} GB/s of K/V", flush=True)  # fmt: skip
+
+
 def _us(x: Any) -> str:
     return f"{x:.1f}" if isinstance(x, (int, float)) else str(x)[:40]
 
@@ -411,6 +432,7 @@ def main() -> None:
     if args.sweep:
         for b, n in ((1, 8192), (4, 4096)):
             sweep_shape(b, n, args.rep)
+        sweep_decode(args.rep)
         return
     rows: list[dict[str, Any]] = []
     sections = args.sections.split(",")
