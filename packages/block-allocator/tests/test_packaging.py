@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib import resources
 from importlib.metadata import requires
 from pathlib import Path
 
@@ -43,4 +44,4 @@ def test_all_names_resolve_and_cover_the_contract() -> None:
         "MambaSpec", "KVCacheSpec",
     }  # fmt: skip
     assert contract <= set(ba.__all__)
-    assert (PACKAGE / "src" / "block_allocator" / "py.typed").exists()
+    assert (resources.files("block_allocator") / "py.typed").is_file()  # the installed copy
