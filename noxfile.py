@@ -139,9 +139,9 @@ def allocator(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS)
 def frag_sim(session: nox.Session) -> None:
-    """frag-sim from its wheel, on top of block-allocator (numpy, matplotlib)."""
+    """frag-sim from its wheel, on top of block-allocator (numpy, matplotlib, Dask)."""
     wheelhouse = _build_wheels(session, FRAG_SIM)
-    _install_wheels(session, wheelhouse, "frag-sim[plot,test]")
+    _install_wheels(session, wheelhouse, "frag-sim[plot,dask,test]")
     _pytest_installed(session, FRAG_SIM)
 
 
