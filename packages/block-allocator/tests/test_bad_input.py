@@ -122,10 +122,10 @@ def snapshot(w: World) -> tuple[Any, ...]:
         _pool_state(w.other),
         tuple(sorted((rid, tuple(t.block_ids)) for rid, t in m._tables.items())),
         tuple(sorted((rid, tuple(b.block_id for b in bl)) for rid, bl in m._req_blocks.items())),
-        tuple(sorted(m._lookups.items())),
+        tuple(sorted(m._prefix_stats._lookups.items())),
         tuple(sorted(m._num_cached_block.items())),
         tuple(m._blocks_to_copy),
-        tuple(m._stats),
+        m._prefix_stats.peek(),
         tuple(_request_state(r) for r in (*w.reqs.values(), w.fresh)),
         tuple(w.table.block_ids),
     )

@@ -123,13 +123,13 @@ class AllocatorMachine(RuleBasedStateMachine):
         """get_num_cached_tokens changes nothing, not even the request's block size."""
         req = impl.Request("probe", prefix + suffix)
         before = self._snapshot()
-        lookups = dict(self.mgr._lookups)
+        lookups = dict(self.mgr._prefix_stats._lookups)
         num = self.mgr.get_num_cached_tokens(req)
-        assert self._snapshot() == before and self.mgr._lookups == lookups
+        assert self._snapshot() == before and self.mgr._prefix_stats._lookups == lookups
         assert req.block_size is None and req.block_hashes == []
         twin = impl.Request("probe-twin", prefix + suffix)
         assert num == self.mgr.get_computed_blocks(twin)[1]
-        self.mgr._lookups.pop("probe-twin", None)
+        self.mgr._prefix_stats.forget("probe-twin")
 
     @precondition(lambda self: FULL)
     @rule()

@@ -22,6 +22,7 @@ from ._checks import (
     check_request_id,
     type_name,
 )
+from ._prefix_stats import PrefixCacheStatsRecorder
 from .block import KVCacheBlock
 from .block_pool import BlockPool
 from .block_table import BlockTable
@@ -66,12 +67,9 @@ class KVCacheManager:
         )
         self._tables: dict[str, BlockTable] = {}  # request id -> its block table
         self._req_blocks: dict[str, list[KVCacheBlock]] = {}  # the same blocks, as objects
-        self._lookups: dict[str, tuple[int, int]] = {}  # id -> (tokens, hits) not yet recorded
         self._num_cached_block: dict[str, int] = {}  # leading blocks already in the cache
         self._blocks_to_copy: list[tuple[int, int]] = []
-        # Since the last make_prefix_cache_stats: requests, queried tokens, hit tokens, then
-        # the same three for requests preempted before, then the reset flag (0 or 1).
-        self._stats = [0, 0, 0, 0, 0, 0, 0]
+        self._prefix_stats = PrefixCacheStatsRecorder()
 
     # -- prefix cache -------------------------------------------------------------------
     def get_computed_blocks(
@@ -95,7 +93,7 @@ class KVCacheManager:
         num_hit_tokens = len(hits) * self.block_size
         # Recorded by the first allocate_slots that succeeds, so a request the scheduler
         # looks up again on every retry of a blocked queue head counts once (vLLM #43736).
-        self._lookups[request.request_id] = (request.num_tokens, num_hit_tokens)
+        self._prefix_stats.note_lookup(request.request_id, request.num_tokens, num_hit_tokens)
         return hits, num_hit_tokens
 
     def get_num_cached_tokens(self, request: Request) -> int:
@@ -189,13 +187,7 @@ class KVCacheManager:
         if table is None or blocks is None:
             table = self._tables[rid] = BlockTable(bs)
             blocks = self._req_blocks[rid] = []
-            lookup = self._lookups.pop(rid, None)
-            if lookup is not None:
-                stats = self._stats
-                k = 3 if request.num_preemptions else 0  # vLLM counts these apart
-                stats[k] += 1
-                stats[k + 1] += lookup[0]
-                stats[k + 2] += lookup[1]
+            self._prefix_stats.admit(rid, request.num_preemptions > 0)
         if hits:
             pool.touch(hits)
             self._raise_priority(request, hits)
@@ -256,7 +248,7 @@ class KVCacheManager:
         eviction consumes tails before the shared prefixes other requests may still hit.
         """
         rid = _check_request(request).request_id
-        self._lookups.pop(rid, None)
+        self._prefix_stats.forget(rid)
         blocks = self._req_blocks.get(rid)
         if blocks is None:
             return
@@ -329,14 +321,11 @@ class KVCacheManager:
         again. A preempted request (``num_preemptions > 0``) that is looked up and admitted
         again counts in the ``preempted_*`` fields.
         """
-        s = self._stats
-        return PrefixCacheStats(s[0], s[1], s[2], bool(s[6]), s[3], s[4], s[5])
+        return self._prefix_stats.peek()
 
     def make_prefix_cache_stats(self) -> PrefixCacheStats:
         """Return the stats since the last call and start a new window (vLLM 0.34 drains them)."""
-        stats = self.prefix_cache_stats
-        self._stats = [0, 0, 0, 0, 0, 0, 0]
-        return stats
+        return self._prefix_stats.drain()
 
     def take_events(self) -> list[KVCacheEvent]:
         """Return and clear the KV-cache events since the last call."""
@@ -350,5 +339,5 @@ class KVCacheManager:
         """
         if not self.block_pool.reset_prefix_cache():
             return False
-        self._stats[6] = 1
+        self._prefix_stats.mark_reset()
         return True
