@@ -37,7 +37,7 @@ _KIND_OF: dict[Any, str] = {}
 _DEVICE_NAME: dict[Any, str] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Arr:
     """A described argument. ``kind`` is a storage kind of _dtypes or an integer dtype name."""
 

@@ -31,7 +31,7 @@ class KernelDtypeError(KernelInputError, TypeError):
     """An argument has the wrong dtype, array type or device."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CacheInfo:
     """What the pair (key_cache, value_cache) says about the paged layout."""
 
@@ -50,7 +50,7 @@ class CacheInfo:
         return self.num_blocks * self.block_size
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AttentionCall:
     query: Arr
     cache: CacheInfo
@@ -72,7 +72,7 @@ class AttentionCall:
         return self.num_heads // self.cache.num_kv_heads
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WriteCall:
     key: Arr
     value: Arr
@@ -80,7 +80,7 @@ class WriteCall:
     slot_mapping: Arr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GatherCall:
     cache: CacheInfo
     block_table: Arr
