@@ -310,7 +310,7 @@ def simulate_act(out: Path, quick: bool, plots: list[Path]) -> None:
         "requests": n,
     }
     try:
-        from frag_sim import plot
+        from frag_sim.report import plot
     except ImportError:
         say("(plots skipped: matplotlib is missing; pip install 'frag-sim[plot]')", "  ")
         return

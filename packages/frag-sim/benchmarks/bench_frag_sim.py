@@ -21,12 +21,12 @@ import time
 from typing import Any
 
 from frag_sim import POLICIES, SimConfig, SyntheticWorkload, Workload, load_trace
-from frag_sim._engine import Engine
-from frag_sim._paged_fast import SingleSeqPagedEngine
+from frag_sim.engine.base import Engine
+from frag_sim.engine.paged import PagedEngine
+from frag_sim.engine.paged_fast import SingleSeqPagedEngine
 from frag_sim.experiments import TRACE_SCENARIOS, trace_config
-from frag_sim.paged import PagedEngine
-from frag_sim.sweep import WorkloadSpec, run_sweep
-from frag_sim.traces import TRACE_FILES, default_trace_dir
+from frag_sim.experiments.sweep import WorkloadSpec, run_sweep
+from frag_sim.workload.traces import TRACE_FILES, default_trace_dir
 
 
 class SteppingPagedEngine(SingleSeqPagedEngine):
@@ -217,7 +217,7 @@ WEEK = 27_303_999  # Azure 2024 conversation week (DynamoLLM, HPCA 2025): rows u
 def _tiled_child(n: int, policy: str, block_pool: bool) -> None:
     """In a fresh process: replay azure_conv tiled to ``n`` requests; print JSON."""
     from frag_sim import simulate
-    from frag_sim.stream import tile
+    from frag_sim.workload.stream import tile
 
     wl = load_trace("azure_conv")
     cfg = trace_config(

@@ -1,7 +1,7 @@
 """A deliberately naive token-by-token simulator: the oracle for the event-jumping engine.
 
 It steps every token, counts blocks with plain integers (no allocator, no phases, no
-closed forms) and follows the same scheduling rules as ``frag_sim._engine``.
+closed forms) and follows the same scheduling rules as ``frag_sim.engine.base``.
 ``random_workload`` draws the small random streams the engine is compared on.
 """
 

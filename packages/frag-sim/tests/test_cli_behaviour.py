@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import frag_sim
-from frag_sim import catalog
 from frag_sim.cli import HEADLINE, build_parser, main
+from frag_sim.workload import catalog
 
 
 def test_bare_run_is_the_headline_and_admits_everything(
@@ -80,7 +80,7 @@ def test_failed_plot_leaves_no_timeseries_file(
 def test_progress_lines_when_not_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from frag_sim._cli_util import Progress
+    from frag_sim.cli.util import Progress
 
     monkeypatch.setattr(Progress, "delay", 0.0)
     assert main(["run", "--num-requests", "30", "--policies", "max,exact,paged"]) == 0

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from frag_sim import SimConfig, SimResult, Workload, simulate
-from frag_sim.paged import PagedEngine
+from frag_sim.engine.paged import PagedEngine
 
 
 def _check(wl: Workload, cfg: SimConfig) -> None:

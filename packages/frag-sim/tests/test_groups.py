@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from frag_sim import ConfigError, SimConfig, SimResult, SyntheticWorkload, Workload, simulate
-from frag_sim.paged import PagedEngine
+from frag_sim.engine.paged import PagedEngine
 
 
 def _run_clean(wl: Workload, cfg: SimConfig) -> SimResult:

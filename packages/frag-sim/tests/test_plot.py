@@ -8,7 +8,7 @@ pytest.importorskip("matplotlib")
 
 from frag_sim import SimConfig, SyntheticWorkload, simulate
 from frag_sim.cli import main
-from frag_sim.plot import (
+from frag_sim.report.plot import (
     plot_admissions,
     plot_block_size,
     plot_usage_over_time,
@@ -52,7 +52,7 @@ def test_plots_label_idle_and_readmissions_on_own_scales(
     monkeypatch: pytest.MonkeyPatch,
     results: dict,  # type: ignore[type-arg]
 ) -> None:
-    from frag_sim import plot
+    from frag_sim.report import plot
 
     figs: list[object] = []
     monkeypatch.setattr(plot, "_save", lambda fig, path: figs.append(fig) or Path(path))

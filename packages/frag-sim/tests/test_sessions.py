@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from frag_sim import ConfigError, Workload
-from frag_sim.sessions import link_turns
+from frag_sim.workload.sessions import link_turns
 
 
 def _wl(rows: list[tuple[int, tuple[int, ...]]]) -> Workload:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from frag_sim import ConfigError, SimConfig, SyntheticWorkload, Workload, simulate
-from frag_sim._paged_fast import SingleSeqPagedEngine
-from frag_sim.paged import PagedEngine
+from frag_sim.engine.paged import PagedEngine
+from frag_sim.engine.paged_fast import SingleSeqPagedEngine
 
 
 def _wl(prompts: list[int], outputs: list[int], arrivals: list[float] | None = None) -> Workload:

@@ -22,9 +22,9 @@ from frag_sim import (
     load_trace,
     simulate,
 )
-from frag_sim.contiguous import ContiguousEngine
-from frag_sim.paged import PagedEngine
-from frag_sim.stream import RequestStream, stream_trace, tile
+from frag_sim.engine.contiguous import ContiguousEngine
+from frag_sim.engine.paged import PagedEngine
+from frag_sim.workload.stream import RequestStream, stream_trace, tile
 
 
 def _same(r: SimResult) -> dict[str, object]:
@@ -195,7 +195,7 @@ def test_stream_trace_rejects_unsorted_rows_with_the_line(tmp_path: Path) -> Non
 
 def test_unsorted_chunks_are_rejected() -> None:
     def gen():  # type: ignore[no-untyped-def]
-        from frag_sim.stream import Chunk
+        from frag_sim.workload.stream import Chunk
 
         one = np.ones(2, dtype=np.int64)
         yield Chunk(np.array([5.0, 6.0]), one, one)

@@ -58,7 +58,7 @@ def test_dask_sweep_equals_local_processes(cluster, tmp_path: Path) -> None:  # 
 def test_unreachable_scheduler_is_a_clean_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("frag_sim.sweep.CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr("frag_sim.experiments.sweep.CONNECT_TIMEOUT", "1s")
     rc = main(["sweep", "--num-requests", "10", "--cluster", "tcp://127.0.0.1:9"])
     assert rc == 2 and "Dask scheduler" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="jobs"):

@@ -15,16 +15,17 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .config import POLICIES, SimConfig
-from .contiguous import BuddySpace, FirstFitSpace
+from .engine.contiguous import BuddySpace, FirstFitSpace
+from .engine.sharing import SharingResult, simulate_sharing
+from .engine.simulator import simulate
 from .errors import ConfigError, EmptyTraceError, FragSimError, TraceFormatError
 from .experiments import EXPERIMENTS, TRACE_SCENARIOS, ExperimentReport, run_experiment
-from .metrics import Breakdown, SimResult, Timeseries
-from .prefix import PrefixStats, prefix_stats
-from .sharing import SharingResult, simulate_sharing
-from .simulator import simulate
-from .stream import Chunk, RequestStream, stream_trace, tile
-from .sweep import WorkloadSpec, run_sweep
-from .traces import (
+from .experiments.sweep import WorkloadSpec, run_sweep
+from .report.metrics import Breakdown, SimResult, Timeseries
+from .workload import LENGTH_MIXES, LengthDist, SyntheticWorkload, Workload
+from .workload.prefix import PrefixStats, prefix_stats
+from .workload.stream import Chunk, RequestStream, stream_trace, tile
+from .workload.traces import (
     TRACE_FILES,
     default_trace_dir,
     load_azure_csv,
@@ -32,7 +33,6 @@ from .traces import (
     load_mooncake_jsonl,
     load_trace,
 )
-from .workload import LENGTH_MIXES, LengthDist, SyntheticWorkload, Workload
 
 try:
     __version__ = version("frag-sim")

@@ -44,7 +44,7 @@ class SimConfig:
     max_num_seqs: int | None = None
     n: int = 1  # sequences per request: parallel samples or beams (vLLM SamplingParams.n)
     use_beam_search: bool = False  # the n sequences are beams (vLLM v0 SamplingParams)
-    seed: int = 0  # beam selection (uniform parent resampling, see _groups.py)
+    seed: int = 0  # beam selection (uniform parent resampling, see engine/groups.py)
     record_timeseries: bool = True
     # single sequence, no prefix caching: take real KVCacheBlocks from block_allocator's
     # BlockPool (True) or count free blocks (False, faster). Nothing on that path reads a

@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from block_allocator import BlockPool
 
-from .contiguous import BuddySpace, FirstFitSpace
+from .engine.contiguous import BuddySpace, FirstFitSpace
 from .errors import ConfigError
 from .workload import LengthDist, SyntheticWorkload, Workload
 
