@@ -234,7 +234,7 @@ def _offload(quick: bool = False, trace_dir: str | None = None, **_: Any) -> Exp
             )
     notes = [
         "first_turns / follow_ups: hit rate of requests that start a conversation / "
-        "continue an earlier turn (linked through hash_ids, frag_sim.sessions); "
+        "continue an earlier turn (linked through hash_ids, frag_sim.workload.sessions); "
         + "; ".join(sessions_seen),
         f"first {head:,} requests of each trace; block 512 = the traces' hash block; a "
         "block reaches the CPU tier when the GPU evicts it and is loaded back on a hit "
