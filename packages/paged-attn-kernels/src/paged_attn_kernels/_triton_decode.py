@@ -482,11 +482,8 @@ def launch(
     )  # fmt: skip
     runner = None
     if runners is not None:
-        key = (
-            from_ptr, query.data_ptr() % 16, key_cache.data_ptr() % 16,
-            value_cache.data_ptr() % 16, out.data_ptr() % 16, ks.data_ptr() % 16,
-            vs.data_ptr() % 16, args[16], args[17], args[18], args[20],
-        )  # fmt: skip
+        # Triton specialises pointers on 16-byte alignment and ints on == 1 / % 16
+        key = (from_ptr, *(t.data_ptr() % 16 for t in args[:12]), *args[14:])
         runner = runners.get(key)
     if runner is not None and runners is not None:
         runner(*args, *runners[from_ptr])
