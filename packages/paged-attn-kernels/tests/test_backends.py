@@ -81,7 +81,9 @@ def test_numba_disabled_jit_runs_the_same_code_in_python() -> None:
 
 @pytest.mark.parametrize("storage", ["float32", "bfloat16", "float16"])
 def test_torch_cpu_tensors_round_trip(storage: str) -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+    )
     case = to_torch(allocator_case(1, [30, 12], 8, 2, 64, 16, storage))
     out = torch.full_like(case.query, float("nan"))
     result = paged_attention(
@@ -109,8 +111,10 @@ def test_auto_picks_numba_for_host_arrays(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_float64_rejected_on_triton() -> None:
-    pytest.importorskip("triton")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("triton", reason="needs triton (it comes with torch on Linux)")
+    torch = pytest.importorskip(
+        "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+    )
     if "triton" not in available_backends():
         pytest.skip("no CUDA and no TRITON_INTERPRET")
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -173,3 +177,11 @@ def test_ml_dtypes_arrays(backend: str) -> None:
     np.testing.assert_array_equal(cache.view(np.uint8)[0, 1], encode_fp8_e4m3(key[0], 0.5))
     # ml_dtypes' own cast of x / scale gives the same byte
     np.testing.assert_array_equal(cache[0, 1], (key[0] / np.float32(0.5)).astype(e4m3))
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    import paged_attn_kernels
+
+    assert paged_attn_kernels.__version__ == version("paged-attn-kernels")

@@ -73,7 +73,9 @@ def test_copy_blocks_checks_and_torch() -> None:
         copy_blocks(kc, vc, [(0, 4)])
     with pytest.raises(KernelInputError, match="destination block more than once"):
         copy_blocks(kc, vc, [(0, 1), (2, 1)])
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+    )
     tk = torch.zeros((3, 2, 1, 2), dtype=torch.bfloat16)
     tk[0] = 1.5
     tv = tk.clone()

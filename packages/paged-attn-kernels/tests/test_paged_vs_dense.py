@@ -143,7 +143,9 @@ def test_gather_then_dense_equals_paged() -> None:
 
 @pytest.mark.parametrize("storage", ["float16", "bfloat16"])
 def test_low_precision_no_worse_than_torch_sdpa(storage: str) -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+    )
     case = to_torch(allocator_case(7, [64, 100], 8, 2, 64, 16, storage))
     ours = paged_attention(
         case.query, case.key_cache, case.value_cache, case.block_table, case.seq_lens,

@@ -14,11 +14,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+)
 if not torch.cuda.is_available():
     # must precede the first @triton.jit (the package conftest does the same)
     os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
+pytest.importorskip("triton", reason="needs triton (it comes with torch on Linux)")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

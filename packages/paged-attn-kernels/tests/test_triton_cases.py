@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+)
 
 
 @dataclass

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("triton")
+torch = pytest.importorskip(
+    "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+)
+pytest.importorskip("triton", reason="needs triton (it comes with torch on Linux)")
 
 pytestmark = [
     pytest.mark.triton,

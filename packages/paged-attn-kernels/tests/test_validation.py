@@ -137,7 +137,9 @@ def test_validate_false_still_checks_host_arrays() -> None:
 
 
 def test_mixed_frameworks_and_devices_rejected() -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+    )
     args = _args()
     args["query"] = torch.from_numpy(args["query"])
     with pytest.raises(KernelDtypeError, match="query is a torch array but key_cache is a numpy"):

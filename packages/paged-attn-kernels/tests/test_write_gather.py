@@ -115,7 +115,9 @@ def test_slot_mapping_equals_the_allocators_definition(rows, block_size, data) -
 
 
 def test_slot_mapping_torch_matches_numpy() -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+    )
     bt = np.array([[3, 1], [2, 5]], np.int32)
     pos, rows = [0, 9, 4, -1], [0, 0, 1, 1]
     expected = slot_mapping(bt, pos, 8, seq_indices=rows)
@@ -190,7 +192,9 @@ def test_failed_write_leaves_cache_untouched(backend: str) -> None:
 
 
 def test_write_torch_cpu_tensors_in_place() -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+    )
     kc = torch.zeros((2, 4, 1, 8), dtype=torch.bfloat16)
     vc = torch.zeros_like(kc)
     key = torch.randn((2, 1, 8)).to(torch.bfloat16)
@@ -245,7 +249,9 @@ def test_gather_into_out(backend: str) -> None:
 
 
 def test_gather_bf16_torch_and_max_seq_len() -> None:
-    pytest.importorskip("torch")
+    pytest.importorskip(
+        "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+    )
     case = allocator_case(4, [20, 5], 4, 2, 16, 8, "bfloat16")
     k, _ = gather_kv(case.key_cache, case.value_cache, case.block_table, case.seq_lens,
                      max_seq_len=20)  # fmt: skip
@@ -271,7 +277,9 @@ def test_fp8_table_and_rounding() -> None:
 @settings(max_examples=20, deadline=None)
 @given(st.lists(st.floats(-500, 500, allow_nan=False, width=32), min_size=1, max_size=64))
 def test_fp8_encode_matches_torch(values: list[float]) -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+    )
     x = np.array(values, np.float32)
     ours = encode_fp8_e4m3(x)
     theirs = torch.from_numpy(np.clip(x, -448, 448)).to(torch.float8_e4m3fn).view(torch.uint8)
@@ -282,7 +290,9 @@ def test_fp8_encode_matches_torch(values: list[float]) -> None:
 @settings(max_examples=20, deadline=None)
 @given(st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=64))
 def test_bf16_encode_matches_torch(values: list[float]) -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip(
+        "torch", reason="needs torch; for a CPU-only build see the README (Installing)"
+    )
     x = np.array(values, np.float32)
     theirs = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
     np.testing.assert_array_equal(encode_bf16(x), theirs)
