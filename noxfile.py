@@ -231,6 +231,9 @@ def install_paths(session: nox.Session) -> None:
         path = tmp / name
         shutil.rmtree(path, ignore_errors=True)
         session.run("python", "-m", "venv", str(path))
+        # pip 23 (bundled with Python 3.11's venv) rejects `name @ git+file:///...` URLs.
+        session.run(str(path / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                    "--upgrade", "pip", external=True)  # fmt: skip
         return path / "bin"
 
     wheel_bin = fresh_venv("wheelhouse-venv")
