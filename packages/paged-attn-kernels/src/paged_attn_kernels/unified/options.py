@@ -67,8 +67,8 @@ def _per_head(
             raise KernelInputError(
                 f"{name} must have shape [num_heads={num_heads}], got {tuple(x.shape)}"
             )
-        if x.device.type != "cpu" and not read_values:
-            return None  # a device tensor read by the kernel itself: no synchronisation
+        if not read_values:
+            return None  # read by the kernel itself: no copy, no synchronisation
         host = x.detach().float().cpu().numpy()
     else:
         host = np.asarray(x)
@@ -93,8 +93,8 @@ def make_mods(
 ) -> ScoreMods:
     """Check the modifiers against ``num_heads``; raise KernelInputError naming the bad one.
 
-    ``read_values=False`` leaves device tensors unread (shape and dtype are still checked);
-    their host copies are then None and only ``sinks_arg``/``alibi_arg`` carry them.
+    ``read_values=False`` (the Triton path) leaves torch tensors unread: shape and dtype are
+    checked, their host copies are None and only ``sinks_arg``/``alibi_arg`` carry them.
     """
     if sliding_window is not None and (
         isinstance(sliding_window, bool)
