@@ -21,7 +21,8 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from paged_attn_kernels.unified.plan import ROW_CLASSES
-from paged_attn_kernels.unified.triton_kernel import _unified_kernel, launch_shape
+from paged_attn_kernels.unified.triton_kernel import _unified_kernel
+from paged_attn_kernels.unified.triton_run import launch_shape
 
 POINTERS = {
     "q_ptr": "*bf16", "k_cache_ptr": "*bf16", "v_cache_ptr": "*bf16", "block_table_ptr": "*i32",

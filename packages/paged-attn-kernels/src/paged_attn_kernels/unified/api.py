@@ -31,7 +31,7 @@ from paged_attn_kernels._validate import (
     check_table_values,
 )
 from paged_attn_kernels.decode_plan import validate_mode
-from paged_attn_kernels.unified.options import ScoreMods, make_mods, varlen_batch
+from paged_attn_kernels.unified.options import make_mods, varlen_batch
 from paged_attn_kernels.unified.plan import UnifiedPlan, split_work
 
 __all__ = ["plan_unified", "run_plan", "unified_attention"]
@@ -171,7 +171,7 @@ def plan_unified(
         return UnifiedPlan(**common)
     import torch
 
-    from paged_attn_kernels.unified.triton_kernel import launch_shape
+    from paged_attn_kernels.unified.triton_run import launch_shape
 
     if q.kind == dt.FLOAT64:
         raise KernelDtypeError("backend='triton' computes in float32/float16/bfloat16, not float64")
@@ -250,12 +250,14 @@ def run_plan(
     elif isinstance(scale, bool) or not math.isfinite(float(scale)) or float(scale) == 0.0:
         raise KernelInputError(f"scale must be a finite non-zero float, got {scale!r}")
     if plan.backend == "triton":
-        ks, vs = _check_torch_run(plan, query, key_cache, value_cache, out, k_scale, v_scale)
+        from paged_attn_kernels.unified.triton_run import check_torch_run, run_triton
+
+        ks, vs = check_torch_run(plan, query, key_cache, value_cache, out, k_scale, v_scale)
         mods = make_mods(
             plan.num_heads, sliding_window=sliding_window, soft_cap=soft_cap, sinks=sinks,
             alibi_slopes=alibi_slopes, read_values=False,
         )  # fmt: skip
-        return _run_triton(plan, query, key_cache, value_cache, out, float(scale), mods, ks, vs)
+        return run_triton(plan, query, key_cache, value_cache, out, float(scale), mods, ks, vs)
     q = describe(query, "query")
     kc = describe(key_cache, "key_cache")
     vc = describe(value_cache, "value_cache")
@@ -295,110 +297,6 @@ def run_plan(
             plan.items,
         ).reshape(q.shape)  # fmt: skip
     return to_float_output(result, q, out)
-
-
-def _check_torch_run(
-    plan: UnifiedPlan, query: Any, key_cache: Any, value_cache: Any, out: Any, ks: Any, vs: Any
-) -> tuple[float, float]:
-    """The per-layer checks of a Triton run, from tensor attributes only (a few µs): the
-    plan's shapes, dtypes and device; float scales (fp8 caches only)."""
-    import torch
-
-    named = [("query", query), ("key_cache", key_cache), ("value_cache", value_cache)]
-    if out is not None:
-        named.append(("out", out))
-    for name, t in named:
-        if not isinstance(t, torch.Tensor):
-            raise KernelDtypeError(f"{name} must be a torch tensor like the plan's, got {type(t)}")
-        if str(t.device) != plan.device:
-            raise KernelDtypeError(f"{name} is on {t.device}, the plan on {plan.device}")
-    want_q = (plan.num_tokens, plan.num_heads, plan.head_dim)
-    if tuple(query.shape) != want_q:
-        raise KernelInputError(f"query must be {list(want_q)} as planned, got {list(query.shape)}")
-    want_c = (plan.num_blocks, plan.block_size, plan.num_kv_heads, plan.head_dim)
-    for name, c in named[1:3]:
-        if tuple(c.shape) != want_c:
-            raise KernelInputError(f"{name} must be {list(want_c)} as planned, got {list(c.shape)}")
-    if query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        raise KernelDtypeError(f"query dtype {query.dtype} must be float16/bfloat16/float32")
-    fp8 = key_cache.dtype in (torch.float8_e4m3fn, torch.uint8)
-    if value_cache.dtype != key_cache.dtype or not (fp8 or key_cache.dtype == query.dtype):
-        raise KernelDtypeError(
-            f"caches {key_cache.dtype}/{value_cache.dtype} must both equal the query dtype "
-            f"{query.dtype}, or both be fp8"
-        )
-    if out is not None and (out.shape != query.shape or out.dtype != query.dtype):
-        raise KernelDtypeError(
-            f"out must have query's shape {tuple(query.shape)} and dtype {query.dtype}, got "
-            f"{tuple(out.shape)} {out.dtype}"
-        )
-    scales = []
-    for name, x in (("k_scale", ks), ("v_scale", vs)):
-        if x is None:
-            scales.append(1.0)
-            continue
-        if not fp8 and x != 1.0:
-            raise KernelInputError(f"{name} applies to fp8 caches only")
-        if isinstance(x, torch.Tensor):
-            if x.numel() != 1:
-                raise KernelInputError(f"{name} must be a float or a one-element tensor")
-            x = float(x)  # a device scalar is read here: pass floats to avoid the sync
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < math.inf:
-            raise KernelInputError(f"{name} must be a finite positive float, got {x!r}")
-        scales.append(float(x))
-    return scales[0], scales[1]
-
-
-def _device_vector(x: Any, device: Any) -> Any:
-    import torch
-
-    if x is None:
-        return None
-    if isinstance(x, torch.Tensor):
-        t = x.to(device=device, dtype=torch.float32)
-        return t if t.is_contiguous() else t.contiguous()
-    return torch.as_tensor(np.asarray(x, np.float32), device=device)
-
-
-def _run_triton(
-    plan: UnifiedPlan,
-    query: Any,
-    key_cache: Any,
-    value_cache: Any,
-    out: Any,
-    scale: float,
-    mods: ScoreMods,
-    k_scale: float,
-    v_scale: float,
-) -> Any:
-    import torch
-
-    from paged_attn_kernels.unified.triton_kernel import launch_unified
-
-    if key_cache.dtype == torch.uint8:
-        key_cache = key_cache.view(torch.float8_e4m3fn)
-        value_cache = value_cache.view(torch.float8_e4m3fn)
-    for name, t in (("query", query), ("key_cache", key_cache), ("value_cache", value_cache)):
-        if t.stride(-1) != 1:
-            raise KernelInputError(f"{name} must be contiguous in head_dim (stride(-1) == 1)")
-    if out is None:
-        out = torch.empty_like(query)
-    elif out.stride(-1) != 1:
-        raise KernelInputError("out must be contiguous in head_dim (stride(-1) == 1)")
-    used = plan.batch.num_query_tokens
-    if used < plan.num_tokens:
-        out[used:].zero_()  # padding rows (a CUDA-graph batch padded past its tokens)
-    sinks = _device_vector(mods.sinks_arg, query.device)
-    alibi = _device_vector(mods.alibi_arg, query.device)
-    bt = plan.block_table
-    for shape, work, merge in plan.launches:
-        launch_unified(
-            shape, work, merge, query, key_cache, value_cache, bt, plan.seq_lens,
-            plan.query_start_loc, out, scale=scale, k_scale=k_scale, v_scale=v_scale,
-            sliding_window=mods.sliding_window, soft_cap=mods.soft_cap, sinks=sinks,
-            alibi_slopes=alibi,
-        )  # fmt: skip
-    return out
 
 
 def unified_attention(

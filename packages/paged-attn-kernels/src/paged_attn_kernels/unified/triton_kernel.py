@@ -1,5 +1,5 @@
 # mypy: disable-error-code="no-untyped-def,untyped-decorator"
-# (Triton kernels: only tl.constexpr parameters carry annotations; the launcher is typed.)
+# (Triton kernels: only tl.constexpr parameters carry annotations; triton_run.py launches them.)
 """Triton variable-length paged attention: FlashAttention-2 tiles through the block table.
 
 One program per (work item, KV head), KV head fastest; a work item is ``BLOCK_Q``
@@ -28,13 +28,10 @@ scale folded into the query (the decode kernel's choice).
 
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
 
-__all__ = ["LaunchShape", "launch_shape", "launch_unified"]
-
-_LOG2E = 1.4426950408889634
+__all__: list[str] = []  # the kernels are launched by triton_run.py
 
 
 @triton.jit
@@ -284,102 +281,3 @@ def _merge_kernel(
     tl.store(
         dst, res.to(out_ptr.dtype.element_ty), mask=row_ok[:, None] & (offs_d < HEAD_DIM)[None, :]
     )
-
-
-class LaunchShape:
-    """Tile shape of one launch class: ``block_m`` rows = ``block_q`` tokens x the group."""
-
-    __slots__ = ("block_m", "block_q", "num_stages", "num_warps", "tile_n")
-
-    def __init__(self, block_m: int, block_q: int, tile_n: int, num_warps: int, num_stages: int):
-        self.block_m, self.block_q, self.tile_n = block_m, block_q, tile_n
-        self.num_warps, self.num_stages = num_warps, num_stages
-
-    def __repr__(self) -> str:
-        return (
-            f"LaunchShape(block_m={self.block_m}, block_q={self.block_q}, tile_n={self.tile_n}, "
-            f"num_warps={self.num_warps}, num_stages={self.num_stages})"
-        )
-
-
-def launch_shape(
-    block_m: int, group: int, head_dim: int, elem_bytes: int, tile_n: int | None = None
-) -> LaunchShape:
-    """Rows, key tile, warps and stages for a class of ``block_m``-row programs."""
-    head_pad = triton.next_power_of_2(head_dim)
-    if tile_n is None:
-        # a K tile of ~16 KB (64 tokens at head_dim 128, bf16), as the decode kernel uses
-        tile_n = max(16, min(128, 16384 // (head_pad * max(2, elem_bytes))))
-        if block_m >= 128 and head_pad > 128:
-            tile_n = 32  # acc [128, 256] + scores stay in registers
-    warps = 8 if block_m >= 128 else 4
-    stages = 3 if head_pad <= 128 else 2
-    return LaunchShape(block_m, max(1, block_m // group), tile_n, warps, stages)
-
-
-_TL = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
-
-
-def launch_unified(
-    shape: LaunchShape,
-    work: torch.Tensor,  # [num_items, 2] (or [num_items, 4] split) int32 on the device
-    merge: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,  # (groups, part_o, lse)
-    query: torch.Tensor,
-    key_cache: torch.Tensor,
-    value_cache: torch.Tensor,
-    block_table: torch.Tensor,
-    seq_lens: torch.Tensor,
-    query_start_loc: torch.Tensor,
-    out: torch.Tensor,
-    *,
-    scale: float,
-    k_scale: float,
-    v_scale: float,
-    sliding_window: int | None,
-    soft_cap: float | None,
-    sinks: torch.Tensor | None,
-    alibi_slopes: torch.Tensor | None,
-) -> None:
-    """One launch over ``work`` (and the merge of its splits); inputs are checked by the
-    caller (``api.py``)."""
-    num_heads, head_dim = query.shape[1], query.shape[2]
-    num_kv_heads = key_cache.shape[2]
-    group = num_heads // num_kv_heads
-    head_pad = triton.next_power_of_2(head_dim)
-    natural = soft_cap is not None or alibi_slopes is not None
-    qk_scale = scale * k_scale * (1.0 if natural else _LOG2E)
-    compute = query.dtype
-    prescale = key_cache.element_size() == 1 and compute != torch.float32
-    if prescale:
-        compute = torch.float16  # the decode kernel measured bf16 dots on fp8 K/V slower
-    placeholder = seq_lens  # never read when its switch is off
-    part_o, part_lse = (merge[1], merge[2]) if merge is not None else (placeholder, placeholder)
-    grid = (work.shape[0] * num_kv_heads,)
-    _unified_kernel[grid](
-        query, key_cache, value_cache, block_table, seq_lens, query_start_loc, work, out,
-        part_o, part_lse,
-        sinks if sinks is not None else placeholder,
-        alibi_slopes if alibi_slopes is not None else placeholder,
-        num_kv_heads, qk_scale, v_scale, soft_cap or 1.0, sliding_window or 0,
-        query.stride(0), query.stride(1),
-        key_cache.stride(0), key_cache.stride(1), key_cache.stride(2),
-        value_cache.stride(0), value_cache.stride(1), value_cache.stride(2),
-        block_table.stride(0), out.stride(0), out.stride(1),
-        GROUP=group, BLOCK_M=shape.block_m, BLOCK_Q=shape.block_q,
-        HEAD_DIM=head_dim, HEAD_PAD=head_pad,
-        BLOCK_SIZE=key_cache.shape[1], TILE_N=shape.tile_n,
-        COMPUTE_DTYPE=_TL[compute], IEEE_DOT=compute == torch.float32,
-        USE_WINDOW=sliding_window is not None, USE_SOFTCAP=soft_cap is not None,
-        USE_SINKS=sinks is not None, USE_ALIBI=alibi_slopes is not None,
-        SPLIT=merge is not None, PRESCALE_Q=prescale,
-        num_warps=shape.num_warps, num_stages=shape.num_stages,
-    )  # fmt: skip
-    if merge is None:
-        return
-    groups = merge[0]
-    _merge_kernel[(groups.shape[0] * num_kv_heads,)](
-        part_o, part_lse, groups, work, query_start_loc, out, num_kv_heads,
-        out.stride(0), out.stride(1),
-        GROUP=group, BLOCK_M=shape.block_m, BLOCK_Q=shape.block_q,
-        HEAD_DIM=head_dim, HEAD_PAD=head_pad, num_warps=4,
-    )  # fmt: skip
