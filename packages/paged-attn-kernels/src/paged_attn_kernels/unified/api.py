@@ -9,7 +9,7 @@ back, sequence ``i`` owning rows ``query_start_loc[i]:query_start_loc[i+1]``;
 ``seq_lens[i]`` counts its cached prefix plus those new tokens, whose K/V must already be
 written to the cache (``write_kv_cache``) at positions ``seq_lens[i] - query_len ...
 seq_lens[i] - 1``. Backends: ``numpy`` (float64 oracle, ``reference.py``), ``numba``
-(``numba_backend.py``), ``triton`` (``triton_kernel.py``).
+(``numba_backend.py``), ``triton`` (``triton_kernel.py``, launched by ``triton_run.py``).
 """
 
 from __future__ import annotations
