@@ -24,8 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from capacity_planner.kit import lab03
-from capacity_planner.kit._runner import (
+from block_allocator.grading import (
     Check,
     CheckFailed,
     CheckResult,
@@ -34,9 +33,10 @@ from capacity_planner.kit._runner import (
     load_impl,
     run_check,
 )
-from capacity_planner.kit._runner import assert_lab as _assert_lab
-from capacity_planner.kit._runner import grade as _grade
-from capacity_planner.kit._runner import main as _main
+from block_allocator.grading import assert_lab as _assert_lab
+from block_allocator.grading import grade as _grade
+from block_allocator.grading import main as _main
+from capacity_planner.kit import lab03
 
 __all__ = [
     "CHECKS",

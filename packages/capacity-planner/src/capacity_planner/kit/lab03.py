@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
-from capacity_planner.kit._runner import Check, CheckFailed
+from block_allocator.grading import Check, CheckFailed
 
 __all__ = ["CHECKS", "CONTRACT", "reference"]
 

@@ -25,7 +25,7 @@ import random
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from frag_sim.kit._runner import Check, CheckFailed
+from block_allocator.grading import Check, CheckFailed
 
 __all__ = ["CHECKS", "CONTRACT", "reference"]
 

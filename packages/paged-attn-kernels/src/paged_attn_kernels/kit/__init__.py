@@ -25,8 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from paged_attn_kernels.kit import lab04, lab06
-from paged_attn_kernels.kit._runner import (
+from block_allocator.grading import (
     Check,
     CheckFailed,
     CheckResult,
@@ -35,9 +34,10 @@ from paged_attn_kernels.kit._runner import (
     load_impl,
     run_check,
 )
-from paged_attn_kernels.kit._runner import assert_lab as _assert_lab
-from paged_attn_kernels.kit._runner import grade as _grade
-from paged_attn_kernels.kit._runner import main as _main
+from block_allocator.grading import assert_lab as _assert_lab
+from block_allocator.grading import grade as _grade
+from block_allocator.grading import main as _main
+from paged_attn_kernels.kit import lab04, lab06
 
 __all__ = [
     "CHECKS",

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from paged_attn_kernels.kit._runner import Check, CheckFailed
+from block_allocator.grading import Check, CheckFailed
 from paged_attn_kernels.kit.cases import Case, make_case
 
 __all__ = ["CHECKS", "CONTRACT", "DEVICE_ENV"]

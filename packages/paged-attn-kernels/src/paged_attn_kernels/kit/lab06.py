@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from paged_attn_kernels.kit._runner import Check, CheckFailed
+from block_allocator.grading import Check, CheckFailed
 from paged_attn_kernels.kit.cases import Case, make_case, reference_slots
 
 __all__ = ["ATOL", "CHECKS", "CONTRACT"]

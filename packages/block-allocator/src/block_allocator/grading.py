@@ -1,10 +1,13 @@
-"""The kit's engine: load a learner's module, run named checks on it, report and score.
+"""The engine of the course kits: load a learner's module, run named checks, report, score.
 
-Every kit of this repository (``frag_sim.kit``, ``capacity_planner.kit``,
-``paged_attn_kernels.kit``) carries this same small engine, so each package's wheel grades
-on its own. A check is a function that receives the learner's module and raises
-``CheckFailed`` (an ``AssertionError``) with a sentence a learner can act on. Nothing here
-imports the package's own implementation: the learner's module is imported by name or path.
+``frag_sim.kit`` (lab-02), ``capacity_planner.kit`` (lab-03) and ``paged_attn_kernels.kit``
+(lab-04, lab-06) are each a set of checks on this one engine; it lives here, at the bottom
+of the dependency graph, because every package depends on block-allocator. A check is a
+function that receives the learner's module and raises ``CheckFailed`` (an
+``AssertionError``) with a sentence a learner can act on. Nothing here imports an
+implementation of ours: the learner's module is imported by name or path. (The
+allocator's own kit, ``block_allocator.kit``, keeps its lab-specific runner, which diffs
+pool states.) Standard library only.
 """
 
 from __future__ import annotations
