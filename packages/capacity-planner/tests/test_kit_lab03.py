@@ -122,3 +122,15 @@ def test_reference_carve_and_concurrency_equal_the_planner(
     assert p.kv.max_concurrency == pytest.approx(
         reference.max_concurrency(blocks, block_size, max_model_len), rel=1e-12
     )
+
+
+def test_kit_version_is_the_package_version() -> None:
+    import capacity_planner
+
+    out = subprocess.run(
+        [sys.executable, "-m", "capacity_planner.kit", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split()[-1] == capacity_planner.__version__

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -273,6 +274,21 @@ def assert_lab(
     return report
 
 
+def _version_of(prog: str) -> str:
+    """The installed version of the distribution whose kit ``prog`` runs."""
+    module = prog.split()[-1].split(".")[0]  # "python -m frag_sim.kit" -> "frag_sim"
+    # this repository's distributions are their import names with dashes
+    for dist in (
+        module.replace("_", "-"),
+        *importlib.metadata.packages_distributions().get(module, []),
+    ):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
 def main(
     argv: Sequence[str] | None,
     *,
@@ -301,6 +317,7 @@ def main(
     parser.add_argument(
         "--list", action="store_true", help="print the lab's contract and checks, then exit"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version_of(prog)}")
     args = parser.parse_args(argv)
     if args.list:
         print(f"{args.lab}: your module defines\n{contract[args.lab]}\nchecks:")
