@@ -27,13 +27,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from types import EllipsisType, ModuleType
 from typing import Any
 
 __all__ = [
     "Check",
     "CheckFailed",
     "CheckResult",
+    "Kit",
     "KitReport",
     "KitUsageError",
     "assert_lab",
@@ -335,3 +336,49 @@ def main(
         return 2
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
     return 0 if report.ok else 1
+
+
+@dataclass(frozen=True)
+class Kit:
+    """One package's kit on this engine: its labs' checks and contracts, its defaults.
+
+    A package's ``kit/__init__.py`` builds one and exports its bound ``grade``,
+    ``assert_lab`` and ``main``; ``time_limit=...`` (the default) means the kit's own.
+    """
+
+    package: str  # import name, e.g. "frag_sim": the command is python -m <package>.kit
+    checks: Mapping[str, Sequence[Check]]
+    contracts: Mapping[str, str]
+    default_lab: str
+    time_limit: float  # seconds per check
+
+    def _limit(self, time_limit: float | EllipsisType | None) -> float | None:
+        return self.time_limit if time_limit is ... else time_limit
+
+    def grade(
+        self,
+        impl: ModuleType | str | Path,
+        lab: str | None = None,
+        time_limit: float | EllipsisType | None = ...,
+    ) -> KitReport:
+        """Grade ``impl`` (a module, module name or ``.py`` path) on ``lab``."""
+        return grade(impl, lab or self.default_lab, self.checks, self._limit(time_limit))
+
+    def assert_lab(
+        self,
+        impl: ModuleType | str | Path,
+        lab: str | None = None,
+        time_limit: float | EllipsisType | None = ...,
+    ) -> KitReport:
+        """For a ``test_lab.py``: fail with the whole report unless every check that ran passed."""
+        return assert_lab(impl, lab or self.default_lab, self.checks, self._limit(time_limit))
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        return main(
+            argv,
+            prog=f"python -m {self.package}.kit",
+            checks=self.checks,
+            default_lab=self.default_lab,
+            contract=self.contracts,
+            time_limit=self.time_limit,
+        )

@@ -20,27 +20,22 @@ never replaced by ours.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
-
 from block_allocator.grading import (
     Check,
     CheckFailed,
     CheckResult,
+    Kit,
     KitReport,
     KitUsageError,
     load_impl,
     run_check,
 )
-from block_allocator.grading import assert_lab as _assert_lab
-from block_allocator.grading import grade as _grade
-from block_allocator.grading import main as _main
 from frag_sim.kit import lab02
 
 __all__ = [
     "CHECKS",
     "CONTRACTS",
+    "KIT",
     "TIME_LIMIT",
     "Check",
     "CheckFailed",
@@ -59,26 +54,7 @@ TIME_LIMIT = 10.0  # seconds per check
 CONTRACTS: dict[str, str] = {"lab02": lab02.CONTRACT}
 
 
-def grade(
-    impl: ModuleType | str | Path, lab: str = "lab02", time_limit: float | None = TIME_LIMIT
-) -> KitReport:
-    """Grade ``impl`` (a module, module name or ``.py`` path) on ``lab``."""
-    return _grade(impl, lab, CHECKS, time_limit)
-
-
-def assert_lab(
-    impl: ModuleType | str | Path, lab: str = "lab02", time_limit: float | None = TIME_LIMIT
-) -> KitReport:
-    """For a ``test_lab.py``: fail with the whole report unless every check that ran passed."""
-    return _assert_lab(impl, lab, CHECKS, time_limit)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return _main(
-        argv,
-        prog="python -m frag_sim.kit",
-        checks=CHECKS,
-        default_lab="lab02",
-        contract=CONTRACTS,
-        time_limit=TIME_LIMIT,
-    )
+KIT = Kit("frag_sim", CHECKS, CONTRACTS, default_lab="lab02", time_limit=TIME_LIMIT)
+grade = KIT.grade
+assert_lab = KIT.assert_lab
+main = KIT.main
