@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
+import numpy as np
+import numpy.typing as npt
+
 from ..config import SimConfig
 from ..errors import ConfigError
 from ..report.metrics import SimResult
@@ -20,6 +23,13 @@ from ..workload.stream import RequestStream
 from .base import Engine, Window
 
 __all__ = ["BuddySpace", "ContiguousEngine", "FirstFitSpace", "make_space"]
+
+Ints = npt.NDArray[np.int64]
+
+
+def bit_length(x: Ints) -> Ints:
+    """``int.bit_length`` of each element (0 <= x < 2**53, where float64 is exact)."""
+    return np.frexp(x.astype(np.float64))[1].astype(np.int64)
 
 
 class FirstFitSpace:
@@ -41,6 +51,14 @@ class FirstFitSpace:
     def fits_when_empty(self, n: int) -> bool:
         return n <= self.capacity
 
+    def rounded_many(self, n: Ints) -> Ints:
+        """:meth:`rounded` of each element."""
+        return n
+
+    def fits_when_empty_many(self, n: Ints) -> npt.NDArray[np.bool_]:
+        """:meth:`fits_when_empty` of each element."""
+        return n <= self.capacity
+
     def alloc(self, n: int) -> int | None:
         """Offset of a fresh ``n``-slot chunk, or None when no hole is large enough."""
         for start in self._starts:
@@ -58,7 +76,8 @@ class FirstFitSpace:
                 return start
         return None
 
-    def free(self, offset: int) -> None:
+    def free(self, offset: int) -> int:
+        """Free the chunk at ``offset``; returns the size of the hole it ends up in."""
         n = self._live.pop(offset)
         self.free_slots += n
         i = bisect_left(self._starts, offset)
@@ -70,9 +89,10 @@ class FirstFitSpace:
             prev = self._starts[i - 1]
             if prev + self._size[prev] == offset:  # merge with the previous hole
                 self._size[prev] += n
-                return
+                return self._size[prev]
         insort(self._starts, offset)
         self._size[offset] = n
+        return n
 
     @property
     def largest_hole(self) -> int:
@@ -80,22 +100,32 @@ class FirstFitSpace:
 
 
 class BuddySpace:
-    """Binary buddy allocator: chunks are powers of two, aligned to their size."""
+    """Binary buddy allocator: chunks are powers of two, aligned to their size.
+
+    The free chunks of each order are one bit map (an int: bit ``k`` set <=> the chunk at
+    offset ``k << order`` is free), so "lowest free address first" (the deterministic
+    choice) is the lowest set bit, and the buddy test is one shift. A second bit map over
+    the orders marks the non-empty ones: finding the smallest order that can serve a
+    request, or knowing that none can, is one shift too.
+    """
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ConfigError(f"capacity must be >= 1 token slot, got {capacity}")
         self.capacity = capacity
         top = capacity.bit_length()
-        self._free: list[set[int]] = [set() for _ in range(top)]  # order -> offsets
-        self._region_order: dict[int, int] = {}  # offset of a region -> its order
+        self._free: list[int] = [0] * top  # order -> bit map of free chunk indices
+        self._mask = 0  # bit k set <=> order k has a free chunk
         self._region_of: list[tuple[int, int]] = []  # (start, order), ascending
         base = 0
         for order in range(top - 1, -1, -1):
             if capacity >> order & 1:
-                self._free[order].add(base)
+                self._free[order] |= 1 << (base >> order)
+                self._mask |= 1 << order
                 self._region_of.append((base, order))
                 base += 1 << order
+        # a power-of-two capacity is one region: every chunk may merge up to its top
+        self._one_top = self._region_of[0][1] if len(self._region_of) == 1 else -1
         self._live: dict[int, int] = {}  # offset -> order
         self.free_slots = capacity
         self.max_order = top - 1
@@ -107,6 +137,14 @@ class BuddySpace:
     def fits_when_empty(self, n: int) -> bool:
         return (n - 1).bit_length() <= self.max_order
 
+    def rounded_many(self, n: Ints) -> Ints:
+        """:meth:`rounded` of each element (``n >= 1``)."""
+        return np.left_shift(1, bit_length(n - 1))
+
+    def fits_when_empty_many(self, n: Ints) -> npt.NDArray[np.bool_]:
+        """:meth:`fits_when_empty` of each element (``n >= 1``)."""
+        return bit_length(n - 1) <= self.max_order
+
     def _region_top(self, offset: int) -> int:
         for start, order in reversed(self._region_of):
             if offset >= start:
@@ -115,37 +153,49 @@ class BuddySpace:
 
     def alloc(self, n: int) -> int | None:
         want = (n - 1).bit_length()
-        for order in range(want, len(self._free)):
-            if self._free[order]:
-                offset = min(self._free[order])  # lowest address first: deterministic
-                self._free[order].remove(offset)
-                while order > want:  # split, keeping the low half
-                    order -= 1
-                    self._free[order].add(offset + (1 << order))
-                self._live[offset] = want
-                self.free_slots -= 1 << want
-                return offset
-        return None
+        above = self._mask >> want
+        if not above:
+            return None
+        order = want + (above & -above).bit_length() - 1  # smallest order that has one
+        fl = self._free
+        bits = fl[order]
+        low = bits & -bits  # the lowest free chunk of that order
+        fl[order] = bits = bits ^ low
+        mask = self._mask if bits else self._mask ^ 1 << order
+        offset = (low.bit_length() - 1) << order
+        while order > want:  # split, keeping the low half; each upper half is a new hole
+            order -= 1
+            fl[order] |= 2 << (offset >> order)  # index of the upper half: low's + 1
+            mask |= 1 << order
+        self._mask = mask
+        self._live[offset] = want
+        self.free_slots -= 1 << want
+        return offset
 
-    def free(self, offset: int) -> None:
+    def free(self, offset: int) -> int:
+        """Free the chunk at ``offset``; returns the size of the hole it ends up in."""
         order = self._live.pop(offset)
         self.free_slots += 1 << order
-        top = self._region_top(offset)
+        top = self._one_top if self._one_top >= 0 else self._region_top(offset)
+        fl, mask = self._free, self._mask
+        k = offset >> order  # chunk index within its order
         while order < top:
-            buddy = offset ^ (1 << order)
-            if buddy not in self._free[order]:
+            bit = 1 << (k ^ 1)  # the buddy
+            bits = fl[order]
+            if not bits & bit:
                 break
-            self._free[order].remove(buddy)
-            offset = min(offset, buddy)
+            fl[order] = bits = bits ^ bit
+            if not bits:
+                mask ^= 1 << order
+            k >>= 1  # the merged chunk: the pair's lower index, one order up
             order += 1
-        self._free[order].add(offset)
+        fl[order] |= 1 << k
+        self._mask = mask | 1 << order
+        return 1 << order
 
     @property
     def largest_hole(self) -> int:
-        for order in range(len(self._free) - 1, -1, -1):
-            if self._free[order]:
-                return 1 << order
-        return 0
+        return 1 << self._mask.bit_length() - 1 if self._mask else 0
 
 
 def make_space(kind: str, capacity: int) -> FirstFitSpace | BuddySpace:
@@ -173,6 +223,15 @@ class ContiguousEngine(Engine):
             return m
         if self.cfg.policy == "pow2":  # §6.1: outputs over-reserved by at most 2x
             return min(p + (1 << (o - 1).bit_length()), m)
+        return p + o
+
+    def reservations(self, p: Ints, o: Ints) -> Ints:
+        """:meth:`reservation` of each (prompt, output) pair, for a whole chunk at once."""
+        m = self.cfg.max_model_len
+        if self.cfg.policy == "max":
+            return np.full_like(p, m)
+        if self.cfg.policy == "pow2":
+            return np.minimum(p + np.left_shift(1, bit_length(o - 1)), m)
         return p + o
 
     def why_not(self, p: int, o: int) -> str | None:

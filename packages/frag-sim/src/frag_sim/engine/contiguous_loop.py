@@ -7,8 +7,9 @@ without a time series through this function: the same steps in the same order as
 ``integrate``), with the counters in locals and each chunk's reservations computed once
 per chunk. Chunks still come from, and go back to, the real address space
 (``BuddySpace`` / ``FirstFitSpace``). One shortcut, exact by construction: after the
-queue head failed to get a chunk, it is not tried again until a chunk is freed (the
-space only changes on free, so the answer would be the same). Tests compare the loop with
+queue head failed to get a chunk, it is not tried again until a free leaves a hole at least
+as large as the head needs (a failed allocation means no hole was large enough, and a free
+changes only the hole it lands in, so a smaller one cannot change the answer). Tests compare the loop with
 ``Engine.run`` on the same engine.
 """
 
@@ -18,8 +19,11 @@ import heapq
 import math
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ..report.metrics import SimResult
 from .base import _EPS, INF
@@ -29,29 +33,28 @@ if TYPE_CHECKING:
 
 __all__ = ["run_contiguous"]
 
-# a chunk row: prompt, output, arrival, reserved slots, slots the allocator takes
-Row = tuple[int, int, float, int, int]
+# a chunk row: request, prompt, output, arrival, reserved slots, slots the allocator takes
+Row = tuple[int, int, int, float, int, int]
 
 
 def _rows(eng: ContiguousEngine) -> Iterator[tuple[list[float], list[Row], list[bool]]]:
     """Per chunk: arrivals (+ INF), rows, fits (``Engine.chunk_fits`` over ``why_not``)."""
-    space, reservation, mml = eng.space, eng.reservation, eng.cfg.max_model_len
-    rounded, fits_empty, cap = space.rounded, space.fits_when_empty, space.capacity
+    space, mml, base = eng.space, eng.cfg.max_model_len, 0
     for ch in eng._chunks:
         if not len(ch):
             continue
         eng._check_chunk(ch)
         eng.last_arrival = float(ch.arrival_s[-1])
-        ps, os_, arr = ch.prompt_len.tolist(), ch.output_len.tolist(), ch.arrival_s.tolist()
-        res = [reservation(p, o) for p, o in zip(ps, os_, strict=True)]
-        took = [rounded(r) for r in res]
-        rows = list(zip(ps, os_, arr, res, took, strict=True))
-        fit = [
-            p + o <= mml and ra <= cap and fits_empty(r)
-            for p, o, _, r, ra in rows
-        ]  # fmt: skip
+        p, o = ch.prompt_len.astype(np.int64), ch.output_len.astype(np.int64)
+        res = eng.reservations(p, o)
+        took = space.rounded_many(res)
+        fit = (p + o <= mml) & (took <= space.capacity) & space.fits_when_empty_many(res)
+        arr = ch.arrival_s.tolist()
+        ids = range(base, base + len(arr))
+        base += len(arr)
+        rows = list(zip(ids, p.tolist(), o.tolist(), arr, res.tolist(), took.tolist(), strict=True))
         arr.append(INF)
-        yield arr, rows, fit
+        yield arr, rows, fit.tolist()
 
 
 def run_contiguous(eng: ContiguousEngine) -> SimResult:
@@ -60,18 +63,21 @@ def run_contiguous(eng: ContiguousEngine) -> SimResult:
     cfg = eng.cfg
     dt, cap, prefill = cfg.step_time_s, cfg.capacity_tokens, cfg.prefill_time_per_token_s
     alloc, free_chunk = eng.space.alloc, eng.space.free
-    waiting = eng.waiting
     heappop, heappush, eps, ceil = heapq.heappop, heapq.heappush, _EPS, math.ceil
     i_live, i_run, i_wait, busy, peak, admissions, completed = 0, 0, 0, 0, 0, 0, 0
     i_resv, i_int, i_alloc, i_ext, lat_sum, extra = 0, 0, 0, 0, 0.0, 0.0
     S = sum_f = sum_r = sum_a = 0
     max_seqs = cfg.max_num_seqs or sys.maxsize
-    live_rows: dict[int, Row] = {}
-    running: dict[int, tuple[int, int]] = {}  # request -> (admission step, chunk offset)
-    heap: list[tuple[int, int]] = []  # (completion step, request)
-    head_failed = False  # the queue head found no chunk, and nothing was freed since
+    # The queue holds rows, and a running request lives only in its heap entry
+    # (completion step, request, row, admission step, chunk offset): the request ids are
+    # unique, so tuples never compare past the second field and pop in Engine.run's order.
+    waiting: deque[Row] = deque()
+    heap: list[tuple[int, int, Row, int, int]] = []
+    n = 0  # running requests
+    head_failed = False  # the queue head found no chunk, and no hole of `need` since
+    need = 0
     chunks = _rows(eng)
-    base, j = 0, 0
+    j = 0
     arr, rows, fit = next(chunks, ([INF], [], []))
     clen = len(rows)
     if not clen:
@@ -82,11 +88,10 @@ def run_contiguous(eng: ContiguousEngine) -> SimResult:
     first = now
     while True:
         while heap and heap[0][0] <= t:
-            _, i = heappop(heap)
-            p, o, a, r, ra = live_rows.pop(i)
-            t0, off = running.pop(i)
-            free_chunk(off)
-            head_failed = False
+            _, _, (_, p, o, a, r, ra), t0, off = heappop(heap)
+            if free_chunk(off) >= need:
+                head_failed = False
+            n -= 1
             sum_f -= p + o
             sum_r -= r
             sum_a -= ra
@@ -95,40 +100,35 @@ def run_contiguous(eng: ContiguousEngine) -> SimResult:
             lat_sum += now - a
         due = now + eps
         while arr[j] <= due:
-            i = base + j
             if fit[j]:
-                live_rows[i] = rows[j]
-                waiting.append(i)
+                waiting.append(rows[j])
             else:
-                eng._reject(i, rows[j][0], rows[j][1])
+                eng._reject(*rows[j][:3])
             j += 1
             if j == clen:
-                base += clen
                 j = 0
                 arr, rows, fit = next(chunks, ([INF], [], []))
                 clen = len(rows)
-        while waiting and not head_failed and len(running) < max_seqs:
-            i = waiting[0]
-            p, o, a, r, ra = live_rows[i]
+        while waiting and not head_failed and n < max_seqs:
+            row = waiting[0]
+            _, p, o, a, r, ra = row
             got = alloc(r)
             if got is None:
-                head_failed = True
+                head_failed, need = True, ra
                 break
             waiting.popleft()
+            n += 1
             sum_f += p + o
             sum_r += r
             sum_a += ra
             extra += p * prefill
-            running[i] = (t, got)
             S += p + 1 - t
             admissions += 1
-            heappush(heap, (t + o, i))
-        n = len(running)
+            heappush(heap, (t + o, row[0], row, t, got))
         defer = bool(waiting)
-        mem_blocked = defer and n < max_seqs
         if n == 0:
             if waiting:
-                raise RuntimeError(f"request {waiting[0]} cannot run on an empty system")
+                raise RuntimeError(f"request {waiting[0][0]} cannot run on an empty system")
             if arr[j] == INF:
                 break
             now = max(now, arr[j])
@@ -147,21 +147,18 @@ def run_contiguous(eng: ContiguousEngine) -> SimResult:
         i_run += n * k
         if defer:  # Engine._defer_arrivals
             i_wait += len(waiting) * k
-            end = now + d + (h - t - 1) * dt + eps
+            end = now + d + (k - 1) * dt + eps
             while arr[j] <= end:
-                i = base + j
                 if fit[j]:
                     gap = arr[j] - now - d
                     q = 1 if gap <= eps else 1 + ceil(gap / dt - eps)
-                    live_rows[i] = rows[j]
-                    waiting.append(i)
-                    if t + q < h:
-                        i_wait += h - t - q
+                    waiting.append(rows[j])
+                    if q < k:
+                        i_wait += k - q
                 else:
-                    eng._reject(i, rows[j][0], rows[j][1])
+                    eng._reject(*rows[j][:3])
                 j += 1
                 if j == clen:
-                    base += clen
                     j = 0
                     arr, rows, fit = next(chunks, ([INF], [], []))
                     clen = len(rows)
@@ -172,10 +169,12 @@ def run_contiguous(eng: ContiguousEngine) -> SimResult:
         i_resv += k * sum_f - live
         i_int += k * (sum_r - sum_f)
         i_alloc += k * sum_a
-        i_ext += k * (sum_a - sum_r) + (k * (cap - sum_a) if mem_blocked else 0)
+        i_ext += k * (sum_a - sum_r)
+        if defer and n < max_seqs:  # memory, not the sequence limit, holds the queue
+            i_ext += k * (cap - sum_a)
         now += d + (k - 1) * dt
         t = h
-    eng.base, eng.j, eng.first_arrival = base, 0, first
+    eng.base, eng.j, eng.first_arrival = admissions + len(eng.rejected), 0, first
     eng.i_live, eng.i_run, eng.i_wait, eng.busy, eng.peak = i_live, i_run, i_wait, busy, peak
     eng.i_resv += i_resv
     eng.i_int += i_int
