@@ -8,10 +8,12 @@ speculative draft. Tensor-parallel ranks of one stage hold the same shapes.
 
 - weights: parameters x bytes, sharded by TP, the stage's share of the layers;
 - forward peak: the profile run's largest per-token buffers x `max_num_batched_tokens`;
-- sampler warm-up: `SAMPLER_BYTES_PER_LOGIT x vocab x max_num_seqs / TP`: logits, their
-  fp32 copy, softmax, sort values and int64 indices for top-k/top-p. 37 bytes per logit
-  is fitted on the start-up records (gpt-oss-120b on one H100); the two TP=8 records fit
-  only with the pass split over TP (docs/MEMORY_MODEL.md has the numbers);
+- sampler warm-up: `bytes per logit x vocab x max_num_seqs / TP`: logits, their fp32
+  copy, softmax and the top-k/top-p buffers. Dense models: 15 bytes, the warm-start
+  memory breakdown of Qwen3-4B on vLLM 0.30 (0.53 GiB peak for 256 x 151,936 logits).
+  MoE models: 37 bytes, fitted on gpt-oss-120b (one H100) and Qwen3-Coder-30B (TP 8),
+  which also absorbs their fused-MoE workspace; the TP 8 records fit only with the pass
+  split over TP (docs/MEMORY_MODEL.md has the numbers);
 - encoder: a vision tower's weights and its profile pass over the encoder budget;
 - draft: an EAGLE/EAGLE-3 head (one decoder layer, the 3H->H fusion, its lm_head) or
   MTP layers (`num_nextn_predict_layers` full decoder layers).
@@ -35,6 +37,7 @@ __all__ = [
     "CUDA_CONTEXT",
     "CUDA_GRAPH_ESTIMATE",
     "SAMPLER_BYTES_PER_LOGIT",
+    "SAMPLER_BYTES_PER_LOGIT_DENSE",
     "draft_layers",
     "draft_weight_bytes",
     "encoder_activation_bytes",
@@ -58,7 +61,8 @@ NON_TORCH_MULTI_GPU = int(0.50 * GiB)
 CUDA_CONTEXT = int(0.5 * GiB)
 # CUDA graphs for the default capture sizes (logged 0.41-0.64 GiB; vLLM issue #26300).
 CUDA_GRAPH_ESTIMATE = int(0.50 * GiB)
-SAMPLER_BYTES_PER_LOGIT = 37
+SAMPLER_BYTES_PER_LOGIT = 37  # MoE models (see the module docstring)
+SAMPLER_BYTES_PER_LOGIT_DENSE = 15
 BIG_GPU = 70 * GiB  # vLLM's serve defaults switch at 70 GiB (H100/H200 class)
 HUGE_GPU = 160 * GiB  # and again at 160 GiB (B200 class) from 0.34
 
@@ -207,13 +211,14 @@ def sampler_bytes(model: ModelSpec, settings: EngineSettings, seqs: int) -> int:
     """The dummy sampler pass over `seqs` rows of the vocabulary (last stage only).
 
     V0 gathers the logits to the driver (TP rank 0), which keeps one row per dummy
-    sequence in the model dtype; V1's warm-up holds about 37 bytes per logit, split over TP
-    (see the module docstring).
+    sequence in the model dtype; V1's warm-up holds 15 bytes per logit on dense models and
+    37 on MoE models, split over TP (see the module docstring).
     """
     if settings.formula.engine == "V0":
         b = dtype_size(resolve_model_dtype(settings.dtype, model))
         return seqs * model.vocab_size * b  # the full logits, on the driver rank only
-    return SAMPLER_BYTES_PER_LOGIT * model.vocab_size * seqs // settings.tensor_parallel_size
+    per_logit = SAMPLER_BYTES_PER_LOGIT if model.moe is not None else SAMPLER_BYTES_PER_LOGIT_DENSE
+    return per_logit * model.vocab_size * seqs // settings.tensor_parallel_size
 
 
 def encoder_activation_bytes(model: ModelSpec, settings: EngineSettings, tokens: int) -> int:

@@ -1,4 +1,4 @@
-"""Real vLLM start-ups from public issues and pull requests, and how the planner does on them.
+"""Real vLLM start-ups from public issues, PRs and repository files, and the planner on them.
 
 `sources` reads the records (data shipped with the package: figures copied from quoted log
 text, with their issue or PR); `checks` holds the planner against each one (carve from the
@@ -7,10 +7,17 @@ logged memory, carve from the logged count, end to end); `report` writes the tab
 `tests/test_accuracy.py` asserts every record, including the stated reason for each miss.
 """
 
-from capacity_planner.records.checks import RecordCheck, accuracy_summary, check_record
+from capacity_planner.records.checks import (
+    ColdWarmPair,
+    RecordCheck,
+    accuracy_summary,
+    check_record,
+    cold_warm_pairs,
+)
 from capacity_planner.records.report import main, markdown_table, summary_markdown
 from capacity_planner.records.sources import (
     ISSUE_RECORDS,
+    MISMATCH_KINDS,
     IssueRecord,
     Logged,
     Source,
@@ -20,12 +27,15 @@ from capacity_planner.records.sources import (
 
 __all__ = [
     "ISSUE_RECORDS",
+    "MISMATCH_KINDS",
+    "ColdWarmPair",
     "IssueRecord",
     "Logged",
     "RecordCheck",
     "Source",
     "accuracy_summary",
     "check_record",
+    "cold_warm_pairs",
     "formula_for",
     "load_records",
     "main",

@@ -30,9 +30,11 @@ from capacity_planner import (
     plan,
     resolve_gpu,
 )
-from capacity_planner.records.sources import IssueRecord, Logged
+from capacity_planner.accounting.startup import COLD_COMPILE_EXTRA_RANGE
+from capacity_planner.accounting.terms import draft_layers
+from capacity_planner.records.sources import ISSUE_RECORDS, IssueRecord, Logged
 
-__all__ = ["RecordCheck", "accuracy_summary", "check_record"]
+__all__ = ["ColdWarmPair", "RecordCheck", "accuracy_summary", "check_record", "cold_warm_pairs"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,16 @@ class RecordCheck:
     e2e_error: float | None  # predicted / logged available memory - 1
     e2e_tokens_error: float | None  # predicted / logged tokens - 1
     weights_error: float | None
+    # a cold-cache start: the warm estimate less the cold extra's bound, in GiB (low, high)
+    cold_band: tuple[float, float] | None = None
+
+    @property
+    def in_cold_band(self) -> bool | None:
+        """The logged memory of a cold start lies within the planner's cold bound."""
+        if self.cold_band is None or self.record.logged.available_gib is None:
+            return None
+        lo, hi = self.cold_band
+        return lo - 0.005 <= self.record.logged.available_gib <= hi + 0.005
 
     @property
     def verdict_agrees(self) -> bool | None:
@@ -98,6 +110,7 @@ def _carve(model: ModelSpec, s: EngineSettings, num_bytes: int) -> KVCacheConfig
         hybrid_kv_cache_manager=s.hybrid_kv_cache_manager,
         mamba_cache_mode=s.mamba_cache_mode,
         swap_space_bytes=s.swap_space_bytes,
+        draft_layers=draft_layers(model, s),
     )
 
 
@@ -164,9 +177,13 @@ def check_record(record: IssueRecord) -> RecordCheck:
     if log.weights_gib is not None:
         w = p if p is not None else plan(model, resolve_gpu("1024GiB"), s)
         weights = w.memory.weights_bytes / GiB / log.weights_gib - 1.0
+    band = None
+    if p is not None and record.compile_cache == "cold":
+        warm = p.memory.available_kv_bytes
+        band = tuple(round((warm - x) / GiB, 2) for x in reversed(COLD_COMPILE_EXTRA_RANGE))
     return RecordCheck(
         record, given_tokens, consistent, implied, conc, needed, estimate, given_fits,
-        count, p, plan_error, e2e, e2e_tokens, weights,
+        count, p, plan_error, e2e, e2e_tokens, weights, band,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -191,8 +208,41 @@ def accuracy_summary(checks: tuple[RecordCheck, ...]) -> dict[str, Any]:
         "verdicts": len(verdicts),
         "verdicts_agree": sum(verdicts),
         "refusals": sum(c.record.started is False for c in checks if c.verdict_agrees is not None),
+        "cold": sum(c.in_cold_band is not None for c in checks),
+        "cold_in_band": sum(bool(c.in_cold_band) for c in checks),
         "releases": sorted(
             {m.group(0) for c in checks if (m := _RELEASE.match(c.record.release))},
             key=lambda v: tuple(int(x) for x in v.split(".")),
         ),
     }
+
+
+@dataclass(frozen=True)
+class ColdWarmPair:
+    """One configuration started with a cold and with a warm torch.compile cache."""
+
+    name: str
+    cold: IssueRecord
+    warm: IssueRecord
+    delta_gib: float  # KV memory the warm start had beyond the cold one: the cold extra
+
+    @property
+    def same_release(self) -> bool:
+        return self.cold.release == self.warm.release
+
+
+def cold_warm_pairs(records: tuple[IssueRecord, ...] = ISSUE_RECORDS) -> tuple[ColdWarmPair, ...]:
+    """The records' cold/warm pairs (same `pair` name, one cold and one warm start each)."""
+    named: dict[str, dict[str, IssueRecord]] = {}
+    for r in records:
+        if r.pair is not None and r.compile_cache is not None:
+            named.setdefault(r.pair, {})[r.compile_cache] = r
+    out = []
+    for name, both in named.items():
+        cold, warm = both.get("cold"), both.get("warm")
+        if cold is None or warm is None:
+            continue
+        a, b = cold.logged.available_gib, warm.logged.available_gib
+        if a is not None and b is not None:
+            out.append(ColdWarmPair(name, cold, warm, round(b - a, 2)))
+    return tuple(out)

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from capacity_planner import GiB
-from capacity_planner.records.checks import RecordCheck, accuracy_summary, check_record
+from capacity_planner.accounting.startup import COLD_COMPILE_EXTRA_RANGE
+from capacity_planner.records.checks import (
+    ColdWarmPair,
+    RecordCheck,
+    accuracy_summary,
+    check_record,
+    cold_warm_pairs,
+)
 from capacity_planner.records.sources import ISSUE_RECORDS, Logged
 
 __all__ = ["main", "markdown_table", "summary_markdown"]
@@ -29,6 +36,11 @@ def _logged_cell(log: Logged) -> str:
         parts.append(f"max {log.error_tokens:,} tokens")
     if log.weights_gib is not None:
         parts.append(f"weights {log.weights_gib} GiB")
+    if log.consumed_gib is not None:
+        parts.append(
+            f"breakdown: consumed {log.consumed_gib}, peak {log.peak_activation_gib}, "
+            f"graphs {log.cuda_graph_gib} GiB"
+        )
     return ", ".join(parts)
 
 
@@ -68,10 +80,22 @@ def _e2e_cell(c: RecordCheck) -> str:
     if c.verdict_agrees is not None:
         said = "starts" if c.plan.starts else "refuses"
         parts.append(f"{said} {'✓' if c.verdict_agrees else '✗'}")
+    if c.cold_band is not None and c.in_cold_band is not None:
+        lo, hi = c.cold_band
+        parts.append(f"cold band {lo:.2f}-{hi:.2f} GiB {'✓' if c.in_cold_band else '✗'}")
     return ", ".join(parts) or "n/a"
 
 
-_WHY = {"given": "carve", "e2e": "end to end", "no_e2e": "not comparable"}
+def _delta(p: ColdWarmPair) -> float:
+    return p.delta_gib
+
+
+_WHY = {
+    "given": "carve",
+    "e2e": "end to end",
+    "no_e2e": "not comparable",
+    "verdict": "will it start",
+}
 
 
 def markdown_table(checks: tuple[RecordCheck, ...] | None = None) -> str:
@@ -86,6 +110,8 @@ def markdown_table(checks: tuple[RecordCheck, ...] | None = None) -> str:
         r = c.record
         served = f" (served: {r.served_model})" if r.served_model else ""
         settings = ", ".join(f"{k}={v}" for k, v in r.settings.items()) or "defaults"
+        if r.compile_cache:
+            settings += f"; {r.compile_cache} compile cache"
         w = "" if c.weights_error is None else f"{c.weights_error:+.1%}"
         why = "; ".join(f"{_WHY[k]}: {v}" for k, v in r.mismatch.items())
         rows.append(
@@ -101,10 +127,12 @@ def summary_markdown(checks: tuple[RecordCheck, ...] | None = None) -> str:
     checks = checks if checks is not None else tuple(check_record(r) for r in ISSUE_RECORDS)
     s = accuracy_summary(checks)
     median = "n/a" if s["median"] is None else f"{s['median']:.1%}"
+    lo, hi = COLD_COMPILE_EXTRA_RANGE
+    pairs = ", ".join(f"{p.delta_gib:.2f}" for p in sorted(cold_warm_pairs(), key=_delta))
     return "\n".join(
         [
-            f"- {s['records']} start-ups from {s['sources']} public issues and pull requests, "
-            f"vLLM {s['releases'][0]} to {s['releases'][-1]}.",
+            f"- {s['records']} start-ups from {s['sources']} public issues, pull requests and "
+            f"repository files, vLLM {s['releases'][0]} to {s['releases'][-1]}.",
             f"- Carved from the logged available memory: exact to the block on "
             f"{s['carved_exact']} of {s['carved']} records.",
             f"- Carved from the logged block or token count (tokens, concurrency, V0 error and "
@@ -116,6 +144,10 @@ def summary_markdown(checks: tuple[RecordCheck, ...] | None = None) -> str:
             f"- Will it start: the planner's verdict matches the outcome the source reports on "
             f"{s['verdicts_agree']} of {s['verdicts']} of those records ({s['refusals']} of "
             f"them failed start-ups).",
+            f"- Cold compile cache: the logged memory of {s['cold_in_band']} of {s['cold']} "
+            f"cold starts lies within the planner's cold band (warm estimate less "
+            f"{lo / GiB:.2f}-{hi / GiB:.2f} GiB); "
+            f"the same configuration started cold and warm moved {pairs} GiB.",
         ]
     )
 

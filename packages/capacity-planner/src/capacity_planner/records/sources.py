@@ -1,4 +1,4 @@
-"""The records: real vLLM start-ups from public issues and pull requests, read from data.
+"""The records: real vLLM start-ups from public issues, pull requests and repository files.
 
 `data/vllm_startups.json` (shipped in the wheel) holds, per start-up, the source, the vLLM
 release and engine, the model, GPU and stated settings, the figures the log printed
@@ -19,25 +19,50 @@ from typing import Any
 from capacity_planner import CapacityPlannerError, EngineSettings, ModelSpec
 from capacity_planner.accounting.versions import get_formula
 
-__all__ = ["ISSUE_RECORDS", "IssueRecord", "Logged", "Source", "formula_for", "load_records"]
+__all__ = [
+    "ISSUE_RECORDS",
+    "MISMATCH_KINDS",
+    "IssueRecord",
+    "Logged",
+    "Source",
+    "formula_for",
+    "load_records",
+]
 
 _DATA = "data"
 _PROJECTS = {"vllm-project/vllm": "vLLM", "vllm-project/recipes": "vLLM recipes"}
+_KINDS = ("issue", "PR", "file")
+# why a comparison does not hold: the carve from logged memory, end to end, not comparable,
+# or only the start-up outcome
+MISMATCH_KINDS = ("given", "e2e", "no_e2e", "verdict")
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where a record was published: repository, issue or PR number, and which post."""
+    """Where a record was published: an issue or PR (by number) or a file of a repository."""
 
     repo: str
-    kind: str  # "issue" | "PR"
-    number: int
+    kind: str  # "issue" | "PR" | "file"
     where: str
     url: str
+    number: int | None = None  # issue / PR number
+    path: str | None = None  # a file's path in `repo` (kind "file")
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"source kind must be one of {_KINDS}, got {self.kind!r}")
+        if (self.kind == "file") != (self.path is not None) or (
+            self.kind != "file" and self.number is None
+        ):
+            raise ValueError(
+                f"source {self.url}: an issue or PR needs `number`, a file needs `path`"
+            )
 
     @property
     def cite(self) -> str:
-        """'vLLM issue #10517', 'LMCache issue #1739', ..."""
+        """'vLLM issue #10517', 'LMCache issue #1739', 'Burbanit0/Vote-App file `x.md`'."""
+        if self.kind == "file":
+            return f"{self.repo} `{self.path}`"
         project = _PROJECTS.get(self.repo, self.repo.split("/")[1])
         return f"{project} {self.kind} #{self.number}"
 
@@ -55,6 +80,11 @@ class Logged:
     estimated_max_len: int | None = None
     error_tokens: int | None = None
     weights_gib: float | None = None
+    # the memory breakdown of newer releases ("Actual usage is X GiB for consumed memory
+    # (weights + non-torch), Y GiB for peak activation, and Z GiB for CUDAGraph memory")
+    consumed_gib: float | None = None
+    peak_activation_gib: float | None = None
+    cuda_graph_gib: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +106,24 @@ class IssueRecord:
     # why a comparison is not expected to hold: "given" (carve from the logged memory),
     # "e2e" (end-to-end miss), "no_e2e" (end to end not comparable: no GPU named, ...)
     mismatch: dict[str, str] = field(default_factory=dict)
+    # the torch.compile cache of that start ("cold": compiled in the worker; "warm": loaded
+    # from the cache); records sharing a `pair` are one configuration started both ways
+    compile_cache: str | None = None
+    pair: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.compile_cache not in (None, "cold", "warm"):
+            raise ValueError(
+                f"record {self.key}: compile_cache must be 'cold', 'warm' or absent, "
+                f"got {self.compile_cache!r}"
+            )
+        if not set(self.mismatch) <= set(MISMATCH_KINDS):
+            raise ValueError(
+                f"record {self.key}: mismatch kinds must be among {MISMATCH_KINDS}, "
+                f"got {sorted(self.mismatch)}"
+            )
+        if self.pair is not None and self.compile_cache is None:
+            raise ValueError(f"record {self.key}: a cold/warm `pair` needs `compile_cache`")
 
     @property
     def issue(self) -> str:
@@ -129,6 +177,7 @@ def formula_for(release: str, engine: str) -> str:
 _RECORD_KEYS = {f.name for f in dataclasses.fields(IssueRecord)}
 _LOGGED_KEYS = {f.name for f in dataclasses.fields(Logged)}
 _SOURCE_KEYS = {f.name for f in dataclasses.fields(Source)}
+_SOURCE_REQUIRED = {"repo", "kind", "where", "url"}
 
 
 def _check_keys(what: str, data: Any, allowed: set[str], required: set[str]) -> None:
@@ -150,7 +199,7 @@ def load_records(text: str) -> tuple[IssueRecord, ...]:
     for i, raw in enumerate(top["records"]):
         what = f"record {i} ({raw.get('key', '?') if isinstance(raw, dict) else raw!r})"
         _check_keys(what, raw, _RECORD_KEYS, {"key", "source", "release", "engine", "model"})
-        _check_keys(f"{what}.source", raw["source"], _SOURCE_KEYS, _SOURCE_KEYS)
+        _check_keys(f"{what}.source", raw["source"], _SOURCE_KEYS, _SOURCE_REQUIRED)
         _check_keys(f"{what}.logged", raw.get("logged", {}), _LOGGED_KEYS, set())
         fields = {k: v for k, v in raw.items() if k not in ("source", "logged", "quote")}
         out.append(
