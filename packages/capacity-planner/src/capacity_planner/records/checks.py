@@ -192,6 +192,11 @@ def accuracy_summary(checks: tuple[RecordCheck, ...]) -> dict[str, Any]:
     carved = [c for c in checks if c.given_consistent is not None]
     counted = [c for c in checks if c.count_consistent is not None]
     errors = sorted(abs(e) for c in checks if (e := c.headline_error) is not None)
+    not_cold = sorted(
+        abs(e)
+        for c in checks
+        if (e := c.headline_error) is not None and c.record.compile_cache != "cold"
+    )
     verdicts = [c.verdict_agrees for c in checks if c.verdict_agrees is not None]
     return {
         "records": len(checks),
@@ -208,6 +213,9 @@ def accuracy_summary(checks: tuple[RecordCheck, ...]) -> dict[str, Any]:
         "verdicts": len(verdicts),
         "verdicts_agree": sum(verdicts),
         "refusals": sum(c.record.started is False for c in checks if c.verdict_agrees is not None),
+        "not_cold_e2e": len(not_cold),
+        "not_cold_within_5": sum(e <= 0.05 for e in not_cold),
+        "not_cold_median": statistics.median(not_cold) if not_cold else None,
         "cold": sum(c.in_cold_band is not None for c in checks),
         "cold_in_band": sum(bool(c.in_cold_band) for c in checks),
         "releases": sorted(
