@@ -61,7 +61,7 @@ __all__ = [
 # autotunes in the worker, and its buffers stay in torch's cache through profiling): a
 # bound, not a point. The same configuration started cold and warm moved 1.13-2.09 GiB
 # (three public pairs on 16 GB cards), vLLM PR #54479 measured 0.47 GiB per GPU at TP 2,
-# and the five cold records imply 0.80-2.20 GiB against the warm estimate
+# and the five cold records imply 0.79-2.20 GiB against the warm estimate
 # (docs/MEMORY_MODEL.md section 4). The planner's cold plan takes the upper end.
 COLD_COMPILE_EXTRA_RANGE = (int(0.45 * GiB), int(2.25 * GiB))
 COLD_COMPILE_EXTRA = COLD_COMPILE_EXTRA_RANGE[1]
