@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from capacity_planner import GiB, ModelSpec, SettingError, gpu_from_name
 from capacity_planner.sglang import default_mem_fraction_static, sglang_plan
@@ -73,3 +75,90 @@ def test_explain_log_reads_sglangs_pool_line() -> None:
     ).runs
     bad = wrong.check("SGLang K size")
     assert bad is not None and bad.status == "inconsistent"
+
+
+GPT_OSS = ModelSpec.from_name("openai/gpt-oss-120b")
+
+
+def _one_pool(model: ModelSpec, **kw: object) -> int:
+    return sglang_plan(
+        model, gpu_from_name("H100"), disable_hybrid_swa_memory=True, **kw
+    ).max_total_num_tokens  # type: ignore[arg-type]
+
+
+def test_hybrid_swa_model_gets_two_pools_split_by_the_ratio() -> None:
+    # gpt-oss is one of SGLang's hybrid SWA architectures: 18 sliding + 18 full layers of
+    # the same shape, so at r = 0.8 the full layers get tokens x 2 / 1.8.
+    p = sglang_plan(GPT_OSS, gpu_from_name("H100"))
+    one = _one_pool(GPT_OSS)
+    assert p.hybrid_swa and p.swa_full_tokens_ratio == 0.8
+    assert p.full_cell_size_bytes * 2 == p.cell_size_bytes
+    assert p.max_total_num_tokens == int(one * 2 / 1.8)
+    assert p.swa_max_total_num_tokens == int(p.max_total_num_tokens * 0.8)
+    split, swa_pool, full_pool = p.log_lines()
+    assert split == (
+        f"Use sliding window memory pool. full_layer_tokens={p.max_total_num_tokens}, "
+        f"swa_layer_tokens={p.swa_max_total_num_tokens}"
+    )
+    assert f"#tokens: {p.swa_max_total_num_tokens}," in swa_pool
+    assert f"#tokens: {p.max_total_num_tokens}," in full_pool and full_pool == p.log_line()
+
+
+def test_sliding_window_models_outside_sglangs_list_keep_one_pool() -> None:
+    # Gemma 3 has sliding layers but is not a hybrid SWA architecture in SGLang.
+    gemma = ModelSpec.from_name("google/gemma-3-27b-it")
+    p = sglang_plan(gemma, gpu_from_name("H100"))
+    assert not p.hybrid_swa and len(p.log_lines()) == 1
+    assert p.max_total_num_tokens == _one_pool(gemma)
+    off = sglang_plan(GPT_OSS, gpu_from_name("H100"), disable_hybrid_swa_memory=True)
+    assert not off.hybrid_swa and off.max_total_num_tokens == _one_pool(GPT_OSS)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ratio=st.floats(min_value=0.01, max_value=1.0),
+    fraction=st.floats(min_value=0.85, max_value=0.99),
+    page=st.sampled_from([1, 16, 64]),
+)
+def test_swa_split_spends_the_profiled_pool_and_no_more(
+    ratio: float, fraction: float, page: int
+) -> None:
+    kw = {"mem_fraction_static": fraction, "page_size": page}
+    p = sglang_plan(GPT_OSS, gpu_from_name("H100"), swa_full_tokens_ratio=ratio, **kw)
+    one = sglang_plan(GPT_OSS, gpu_from_name("H100"), disable_hybrid_swa_memory=True, **kw)
+    assert p.swa_max_total_num_tokens is not None
+    full_cell, swa_cell = p.full_cell_size_bytes, p.cell_size_bytes - p.full_cell_size_bytes
+    used = p.max_total_num_tokens * full_cell + p.swa_max_total_num_tokens * swa_cell
+    profiled = max(0, one.rest_bytes) // one.cell_size_bytes * one.cell_size_bytes
+    assert used <= profiled
+    # page rounding of both pools (and int() of the full count) is all that is lost
+    assert profiled - used <= (page + 1) * full_cell + (page + 1) * swa_cell
+    assert p.max_total_num_tokens % page == 0 and p.swa_max_total_num_tokens % page == 0
+    # SGLang takes the SWA count from the full count before rounding that to the page
+    assert p.swa_max_total_num_tokens <= (p.max_total_num_tokens + page) * ratio
+
+
+@pytest.mark.parametrize("ratio", [0, -0.5, 1.5, float("nan")])
+def test_bad_swa_ratio_is_refused_by_name(ratio: float) -> None:
+    before = sglang_plan(GPT_OSS, gpu_from_name("H100"))
+    with pytest.raises(SettingError, match="swa-full-tokens-ratio"):
+        sglang_plan(GPT_OSS, gpu_from_name("H100"), swa_full_tokens_ratio=ratio)
+    assert sglang_plan(GPT_OSS, gpu_from_name("H100")) == before
+
+
+def test_cli_sglang_swa_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from capacity_planner.cli import main
+
+    rc = main(
+        ["openai/gpt-oss-120b", "--gpu", "H100", "--engine", "sglang",
+         "--swa_full_tokens_ratio", "0.5", "--json"]
+    )  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["swa_full_tokens_ratio"] == 0.5
+    assert out["swa_max_total_num_tokens"] == out["max_total_num_tokens"] // 2
+    assert out["log_lines"][0].startswith("Use sliding window memory pool.")
+    rc = main(["openai/gpt-oss-120b", "--gpu", "H100", "--engine", "sglang",
+               "--disable-hybrid-swa-memory", "--json"])  # fmt: skip
+    assert rc == 0 and json.loads(capsys.readouterr().out)["swa_max_total_num_tokens"] is None

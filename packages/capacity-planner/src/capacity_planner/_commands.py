@@ -149,6 +149,8 @@ def cmd_sglang(args: argparse.Namespace) -> int:
         page_size=args.block_size or 1,
         context_length=s.max_model_len,
         weights_bytes=s.weights_bytes,
+        swa_full_tokens_ratio=args.swa_full_tokens_ratio,
+        disable_hybrid_swa_memory=args.disable_hybrid_swa_memory,
     )
     _emit(args, est.to_dict(), format_sglang(est))
     return 0 if est.starts else 1

@@ -128,6 +128,18 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
         default=None,
         help="SGLang's --mem-fraction-static (with --engine sglang; default: SGLang's rule)",
     )
+    m.add_argument(
+        "--swa-full-tokens-ratio",
+        type=float,
+        default=0.8,
+        help="SGLang's sliding-window / full tokens ratio of a hybrid SWA pool "
+        "(with --engine sglang; default: %(default)s)",
+    )
+    m.add_argument(
+        "--disable-hybrid-swa-memory",
+        action="store_true",
+        help="SGLang: one pool for every layer, also for hybrid sliding-window models",
+    )
     for name in ("weights", "activation", "non-torch", "cuda-graph", "draft-weights"):
         m.add_argument(
             f"--{name}-memory",

@@ -16,8 +16,21 @@ Read from the SGLang 0.5.23 wheel (`pip download sglang --no-deps`):
   (`mem_cache/memory_pool.py`; "GB" there are GiB).
 
 Unlike vLLM, SGLang reserves a fraction of the memory free *before the load* instead of
-profiling activations; sliding-window models get one pool for every layer unless
-`--swa-full-tokens-ratio` splits it (not modelled: every layer is sized as full).
+profiling activations.
+
+Hybrid sliding-window models (SGLang's `is_hybrid_swa_model`: gpt-oss, Llama 4, Gemma 4,
+MiMo-V2, Step-3.5) get two pools (`mem_cache/swa_memory_pool.py`, `SWAKVPool`): the
+profiled tokens x cell size is re-split so that the sliding-window layers hold
+`swa_full_tokens_ratio` (default 0.8) times the tokens of the full layers
+(`model_runner_kv_cache_mixin.py`, `set_num_tokens_hybrid_swa`, sgl-project/sglang at
+001ccef):
+
+    full_tokens = tokens x (F x n_full + S x n_swa) / (F x n_full + r x S x n_swa)
+    swa_tokens  = full_tokens x r        (both rounded down to the page size)
+
+`max_total_num_tokens` becomes the full layers' count. `--disable-hybrid-swa-memory`
+keeps one pool. Other sliding-window models (Gemma 2/3, Mistral) get one pool for every
+layer, as a full one.
 """
 
 from __future__ import annotations
@@ -36,7 +49,15 @@ from capacity_planner.errors import ParallelConfigError, SettingError
 from capacity_planner.gpus import GPUSpec
 from capacity_planner.model.spec import ModelSpec
 
+# model_type of the architectures SGLang gives a hybrid SWA pool (`is_hybrid_swa_model`)
+HYBRID_SWA_MODEL_TYPES = frozenset(
+    {"gpt_oss", "llama4", "llama4_text", "gemma4", "gemma4_text", "mimo_v2_flash", "step3p5"}
+)
+DEFAULT_SWA_FULL_TOKENS_RATIO = 0.8
+
 __all__ = [
+    "DEFAULT_SWA_FULL_TOKENS_RATIO",
+    "HYBRID_SWA_MODEL_TYPES",
     "SGLangPlan",
     "cell_size",
     "default_mem_fraction_static",
@@ -60,6 +81,10 @@ class SGLangPlan:
     page_size: int
     context_length: int
     kv_dtype: str
+    # the hybrid SWA pool (None: one pool for every layer)
+    swa_max_total_num_tokens: int | None = None
+    swa_full_tokens_ratio: float | None = None
+    full_cell_size_bytes: int = 0  # per token, over the full layers (hybrid pool only)
 
     @property
     def starts(self) -> bool:
@@ -70,13 +95,35 @@ class SGLangPlan:
     def max_full_requests(self) -> float:
         return self.max_total_num_tokens / self.context_length
 
-    def log_line(self) -> str:
-        if not self.starts:
-            return "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."
-        half = self.max_total_num_tokens * self.cell_size_bytes / 2 / GiB
+    @property
+    def hybrid_swa(self) -> bool:
+        return self.swa_max_total_num_tokens is not None
+
+    def _pool_line(self, tokens: int, cell: int) -> str:
+        half = tokens * cell / 2 / GiB
         return (
             f"KV Cache is allocated. dtype: torch.{self.kv_dtype}, "
-            f"#tokens: {self.max_total_num_tokens}, K size: {half:.2f} GB, V size: {half:.2f} GB"
+            f"#tokens: {tokens}, K size: {half:.2f} GB, V size: {half:.2f} GB"
+        )
+
+    def log_line(self) -> str:
+        """The line of the (full-attention) pool, or SGLang's refusal."""
+        if not self.starts:
+            return "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."
+        if self.hybrid_swa:
+            return self._pool_line(self.max_total_num_tokens, self.full_cell_size_bytes)
+        return self._pool_line(self.max_total_num_tokens, self.cell_size_bytes)
+
+    def log_lines(self) -> tuple[str, ...]:
+        """Every pool line in SGLang's order: the split, the SWA pool, then the full pool."""
+        if not self.starts or self.swa_max_total_num_tokens is None:
+            return (self.log_line(),)
+        swa_cell = self.cell_size_bytes - self.full_cell_size_bytes
+        return (
+            f"Use sliding window memory pool. full_layer_tokens={self.max_total_num_tokens}, "
+            f"swa_layer_tokens={self.swa_max_total_num_tokens}",
+            self._pool_line(self.swa_max_total_num_tokens, swa_cell),
+            self.log_line(),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,8 +138,10 @@ class SGLangPlan:
             "cell_size_bytes": self.cell_size_bytes,
             "max_total_num_tokens": self.max_total_num_tokens,
             "page_size": self.page_size,
+            "swa_max_total_num_tokens": self.swa_max_total_num_tokens,
+            "swa_full_tokens_ratio": self.swa_full_tokens_ratio,
             "starts": self.starts,
-            "log_lines": [self.log_line()],
+            "log_lines": list(self.log_lines()),
         }
 
 
@@ -114,12 +163,13 @@ def cell_size(model: ModelSpec, tp: int, kv_cache_dtype: str = "auto") -> int:
     return _cell_size(model, tp, kv.element)
 
 
-def _cell_size(model: ModelSpec, tp: int, element: str) -> int:
+def _cell_size(model: ModelSpec, tp: int, element: str, kinds: tuple[str, ...] = ()) -> int:
+    """Per-token bytes over the layers with a KV cache (only those of `kinds`, if given)."""
     size = dtype_size(element)
     kv_layers = [k for i, k in enumerate(model.layer_kinds) if i not in model.kv_shared_layers]
     if "mla" in kv_layers and model.mla is not None:
         return (model.mla.kv_lora_rank + model.mla.qk_rope_head_dim) * len(kv_layers) * size
-    attn = [k for k in kv_layers if k != "mamba"]
+    attn = [k for k in kv_layers if k != "mamba" and (not kinds or k in kinds)]
     total = 0
     for kind in attn:
         head_dim, heads = model.attention_shape(kind)
@@ -141,11 +191,16 @@ def sglang_plan(
     page_size: int = 1,
     context_length: int | None = None,
     weights_bytes: int | None = None,
+    swa_full_tokens_ratio: float = DEFAULT_SWA_FULL_TOKENS_RATIO,
+    disable_hybrid_swa_memory: bool = False,
 ) -> SGLangPlan:
     """SGLang's `max_total_num_tokens` for `model` on `gpu` (one rank)."""
     f = mem_fraction_static
     if f is not None:
         f = check_fraction("--mem-fraction-static", f)
+    ratio = check_fraction("--swa-full-tokens-ratio", swa_full_tokens_ratio)
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise SettingError(f"page_size must be an integer >= 1, got {page_size!r}")
     settings = EngineSettings(tensor_parallel_size=tensor_parallel_size)
     if f is None:
         f = default_mem_fraction_static(gpu, tensor_parallel_size)
@@ -162,6 +217,20 @@ def sglang_plan(
     rest = int(free_before * f) - weights
     cell = _cell_size(model, tensor_parallel_size, kv.element)
     tokens = max(0, rest) // cell if cell else 0
+    swa_tokens = None
+    full_cell = 0
+    hybrid = (
+        model.model_type in HYBRID_SWA_MODEL_TYPES
+        and "sliding" in model.layer_kinds
+        and not disable_hybrid_swa_memory
+    )
+    if hybrid and tokens > 0:
+        full_cell = _cell_size(model, tensor_parallel_size, kv.element, ("full",))
+        swa_cell = cell - full_cell
+        full = int(tokens * cell / (full_cell + ratio * swa_cell))
+        swa_tokens = int(full * ratio)
+        swa_tokens -= swa_tokens % page_size
+        tokens = full
     tokens -= tokens % page_size
     return SGLangPlan(
         model=model.name,
@@ -175,6 +244,9 @@ def sglang_plan(
         page_size=page_size,
         context_length=context_length or model.max_position_embeddings,
         kv_dtype="float8_e4m3fn" if kv.element == "fp8" else kv.element,
+        swa_max_total_num_tokens=swa_tokens,
+        swa_full_tokens_ratio=ratio if swa_tokens is not None else None,
+        full_cell_size_bytes=full_cell,
     )
 
 
@@ -188,8 +260,12 @@ def format_sglang(p: SGLangPlan) -> str:
         f"  cell size (all layers)      {p.cell_size_bytes:>9,} B/token",
         f"  max_total_num_tokens        {p.max_total_num_tokens:>9,}  "
         f"({p.max_full_requests:.2f}x requests of {p.context_length:,} tokens)",
-        "",
-        "SGLang would print:",
-        f"  {p.log_line()}",
     ]
+    if p.swa_max_total_num_tokens is not None:
+        lines.insert(
+            -1,
+            f"  split at swa_full_tokens_ratio {p.swa_full_tokens_ratio}: the sliding-window "
+            f"layers hold {p.swa_max_total_num_tokens:,} tokens, the full layers",
+        )
+    lines += ["", "SGLang would print:", *(f"  {line}" for line in p.log_lines())]
     return "\n".join(lines)
