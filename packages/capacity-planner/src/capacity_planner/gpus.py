@@ -82,7 +82,7 @@ GPU_CATALOG: tuple[GPUSpec, ...] = (
         _g(23.99),
         logged=True,
         source="24564 MiB = 23.99 GiB per card, vllm-project/vllm issue #7553 (and start-up "
-        "logs on 4090s); the 23.55 once derived from a 0.98 budget in issue #13061 was a "
+        "logs on 4090s); the 23.55 once derived from a 0.98 budget in vLLM issue #13061 was a "
         "rounded budget, not the total",
         aliases=("4090", "geforce-rtx-4090"),
     ),

@@ -155,7 +155,7 @@ def carve_checks(
                 f"GPU KV cache size {tokens:,} tokens is not a multiple of block_size "
                 f"{block_size}: the block size differs (hybrid models enlarge it), the model "
                 "has several KV cache groups (tokens = blocks // groups x block_size), or this "
-                "build prints int(concurrency x max_model_len) (2026 builds, issue #51041)"
+                "build prints int(concurrency x max_model_len) (2026 builds, vLLM issue #51041)"
             )
     block_bytes = None if layout is None else layout.bytes_per_block
     override = run.get("num_gpu_blocks_override")

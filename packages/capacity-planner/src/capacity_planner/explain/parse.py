@@ -1,7 +1,7 @@
 """Split a pasted vLLM log into engine start-ups ("runs") and collect each run's facts.
 
 One file often holds several start-ups: a user retrying with another `--max-model-len`
-(issue #10517 pastes three), a before/after pair from a PR (#13596), or a restart after
+(vLLM issue #10517 pastes three), a before/after pair from a PR (vLLM PR #13596), or a restart after
 an upgrade. A run starts at an engine banner ("Initializing ... LLM engine", "vLLM API
 server version", "non-default args") once the current run has reported numbers, or
 when a number it already holds comes again from the same process with another value.
