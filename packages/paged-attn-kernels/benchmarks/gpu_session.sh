@@ -10,7 +10,8 @@
 # 3. the decode benchmark, both methods and its target check -> $OUT/decode.json (+ .md)
 # 4. the varlen benchmark and its target check -> $OUT/unified.json, $OUT/unified.log
 #
-# Each step has its own time limit and a failing step does not stop the next, so one run
+# QUICK=1 times the target shapes only; TEST_LIMIT / BENCH_LIMIT (seconds) move the
+# limits. Each step has its own time limit and a failing step does not stop the next, so one run
 # returns as much evidence as the machine gives. Without pytest / hypothesis / xdist on
 # the machine, put their wheels in .whl/ (pip download --no-deps ... -d .whl) and they
 # are installed into a private folder first. The whole run fits in about 9 minutes on
@@ -37,17 +38,17 @@ print("cuda", torch.version.cuda, "device", torch.cuda.get_device_name(0),
 EOF
 cat "$OUT/env.txt"
 
-timeout 240 python3 -m pytest -q -n 8 -p no:cacheprovider -rfE tests \
+timeout ${TEST_LIMIT:-240} python3 -m pytest -q -n 8 -p no:cacheprovider -rfE tests \
     > "$OUT/tests.log" 2>&1
 echo "gpu tests: exit $?" | tee -a "$OUT/tests.log"
 tail -n 25 "$OUT/tests.log"
 
-timeout 150 python3 benchmarks/bench_gpu.py --out "$OUT/decode.json" \
+timeout ${BENCH_LIMIT:-150} python3 benchmarks/bench_gpu.py ${QUICK:+--quick} --out "$OUT/decode.json" \
     > "$OUT/decode.log" 2>&1
 echo "decode benchmark: exit $?" | tee -a "$OUT/decode.log"
 tail -n 40 "$OUT/decode.log"
 
-timeout 150 python3 benchmarks/bench_gpu_unified.py --out "$OUT/unified.json" \
+timeout ${BENCH_LIMIT:-150} python3 benchmarks/bench_gpu_unified.py ${QUICK:+--quick} --out "$OUT/unified.json" \
     > "$OUT/unified.log" 2>&1
 echo "varlen benchmark: exit $?" | tee -a "$OUT/unified.log"
 tail -n 40 "$OUT/unified.log"
