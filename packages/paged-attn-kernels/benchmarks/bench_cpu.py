@@ -10,7 +10,13 @@ machines; the ratios travel):
   ``numpy.copyto`` of the same bytes (both read K/V once and write it once);
 - decode: ``paged_attention(backend="numba")`` (block-at-a-time scoring, one rescale per
   block) in GB/s of K/V read, vs copyto's bandwidth and vs the straightforward per-token
-  numba loop (``_numba._decode_per_token``) on the same cache.
+  numba loop (``_numba._decode_per_token``) on the same cache;
+- what limits it: the same decode on one thread, and the same calls over a block table
+  that sends every sequence through the same 4 blocks, so that the K/V bytes stay in L2:
+  the kernel's arithmetic rate without DRAM traffic (GB/s of K/V processed).
+
+The machine's load average is printed before and after: on a shared machine another job
+on one of the cores costs the two-threaded decode more than the one-threaded read.
 
 Run:  python benchmarks/bench_cpu.py --threads 2 (B=16 x ctx=8192, 1.07 GB of fp32 K/V)
       python benchmarks/bench_cpu.py --quick    (small, smoke test only: fits in cache)
@@ -159,13 +165,38 @@ def main(argv: list[str] | None = None) -> int:
         return paged_attention(query, key_cache, value_cache, block_table, seq_lens,
                                backend="numba", **scales)  # fmt: skip
 
+    # the same calls over a block table that sends every sequence through the same 4 blocks
+    # (K and V: 8 x block_size x kv_heads x d elements, 512 KB at the default shape): the
+    # same work, with the K/V bytes in the core's L2, i.e. the kernel's arithmetic rate
+    hot_table = (np.arange(block_table.size) % 4 + 8).astype(np.int32).reshape(-1, blocks_per_seq)
+    if args.dtype == "bfloat16":
+        hot_table = torch.from_numpy(hot_table)
+    threads = numba.get_num_threads()
+
+    def one_thread(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            numba.set_num_threads(1)
+            try:
+                return fn()
+            finally:
+                numba.set_num_threads(threads)
+
+        return run
+
+    def in_cache() -> object:
+        return paged_attention(query, key_cache, value_cache, hot_table, seq_lens,
+                               backend="numba", **scales)  # fmt: skip
+
     def per_token() -> object:
         return _numba.decode(q, key_cache, value_cache, block_table, seq_lens, "float32",
                              per_token=True)  # fmt: skip
 
-    methods = {"copy": copy, "read": read, "gather": gather, "decode": decode}
+    methods = {"copy": copy, "read": read, "gather": gather, "decode": decode,
+               "decode_1t": one_thread(decode), "in_cache": in_cache,
+               "in_cache_1t": one_thread(in_cache)}  # fmt: skip
     if fp32:
         methods["per_token"] = per_token
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     t = _interleaved_medians(methods, args.repeats)
     if fp32:
         out = np.asarray(decode())
@@ -176,10 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     gather_gb = gb + (4 * gb if args.dtype == "fp8" else gb)  # fp8 is written as float32
     copy_rw = 2 * gb / t["copy"]
     gather_ratio = (gather_gb / t["gather"]) / copy_rw
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(
-        f"machine: {platform.machine()} {os.cpu_count()} CPUs, {numba.get_num_threads()} numba "
-        f"threads, numba {numba.__version__}, numpy {np.__version__}, load {load:.2f}"
+        f"machine: {platform.machine()} {os.cpu_count()} CPUs, {threads} numba threads, "
+        f"numba {numba.__version__}, numpy {np.__version__}, load average (1/5/15 min) "
+        f"{'/'.join(f'{x:.2f}' for x in load_before)} before, "
+        f"{'/'.join(f'{x:.2f}' for x in load)} after"
     )
     print(
         f"shape: B={args.batch} ctx={args.context} heads={args.heads}/{kvh} d={d} "
@@ -197,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("decode, paged_attention (K/V read)", "decode", gb,
                  f"{t['read'] / t['decode']:.2f} of read, {gb / t['decode'] / copy_rw:.2f} of "
                  f"copy GB/s{speedup}"))  # fmt: skip
+    rows.append(("decode, 1 thread (K/V read)", "decode_1t", gb,
+                 f"{t['read'] / t['decode_1t']:.2f} of read"))  # fmt: skip
+    rows.append(("decode, K/V in L2 (4 blocks reused)", "in_cache", gb,
+                 f"{t['read'] / t['in_cache']:.2f} of read: arithmetic ceiling"))  # fmt: skip
+    rows.append(("decode, K/V in L2, 1 thread", "in_cache_1t", gb,
+                 f"{t['read'] / t['in_cache_1t']:.2f} of read"))  # fmt: skip
     for label, key, nbytes, note in rows:
         print(f"{label:<36}{t[key] * 1e3:9.1f}{nbytes / t[key]:9.1f}  {note}")
     if fp32:

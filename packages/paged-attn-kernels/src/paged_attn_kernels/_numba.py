@@ -4,11 +4,12 @@
 sequence's ``block_table`` row block by block: it scores every token of the block against
 all query heads of every KV head, so each K/V row is read once for its whole query group (the
 GQA grouping of vLLM's ``triton_unified_attention.py``, not the one-CTA-per-query-head grid
-of ``paged_attention_v1.cu``), rescales its running softmax once per block, and prefetches
-the next block of the row. Splits are merged with log-sum-exp weights, as the reduce kernel
-of ``paged_attention_v2.cu`` does. float16 and fp8 caches are decoded a block at a time
-through a table, bfloat16 by a shift. ``_decode_per_token`` is the straightforward loop kept
-as the benchmark baseline: one token at a time, rescaling the accumulator at every token.
+of ``paged_attention_v1.cu``), rescales its running softmax once per block, and, for blocks
+of up to 32 KB, prefetches the next block of the row. Splits are merged with log-sum-exp
+weights, as the reduce kernel of ``paged_attention_v2.cu`` does. float16 and fp8 caches are
+decoded a block at a time through a table, bfloat16 by a shift. ``_decode_per_token`` is the
+straightforward loop kept as the benchmark baseline: one token at a time, rescaling the
+accumulator at every token.
 
 The block step is written so that LLVM vectorises every loop (8 float32 lanes, AVX2 FMA):
 scores four query heads x two tokens per pass over ``head_dim``; the block's scores laid out
@@ -39,6 +40,14 @@ def _prefetch_row(cache, blk, t):
     # token t of block blk, all KV heads; 64-byte lines
     start = blk * cache.strides[0] + t * cache.strides[1]
     for offset in range(start, start + cache.strides[1], 64):
+        _prefetch(cache, offset)
+
+
+@njit(cache=True)
+def _prefetch_head(cache, blk, t, h):
+    # token t, KV head h of block blk
+    start = blk * cache.strides[0] + t * cache.strides[1] + h * cache.strides[2]
+    for offset in range(start, start + cache.strides[2], 64):
         _prefetch(cache, offset)
 
 
@@ -140,16 +149,18 @@ def _attend_block(
     # Folds tokens [0, n) of block blk, all KV heads at once, into the running softmax of
     # sequence i. The block [block_size, kv_heads, d] is read front to back, so the hardware
     # prefetcher streams it; walking one KV head at a time jumps kv_heads * d apart per token.
-    # The next block (next_blk >= 0) is prefetched first: blocks are scattered, so the
-    # hardware cannot guess where the stream continues.
+    # next_blk >= 0: the next block is prefetched row by row alongside the rows of this one
+    # (its K while scoring, its V while folding V), so the loads spread over the block's work
+    # instead of stalling in one burst; blocks are scattered, so the hardware cannot guess
+    # where the stream continues.
     # q [num_seqs, kv_heads, group, d]; s [block_size, rows]; bits [block_size * rows];
     # m, l_sum, alpha [rows]; acc [kv_heads, group, d]; rows = kv_heads * group
     num_kv_heads, group, head_dim = q.shape[1], q.shape[2], q.shape[3]
-    if next_blk >= 0:
-        for t in range(key_cache.shape[1]):
-            _prefetch_row(key_cache, next_blk, t)
-            _prefetch_row(value_cache, next_blk, t)
+    block_size = key_cache.shape[1]
     for t in range(0, n, 2):
+        if next_blk >= 0:
+            for u in range(t, min(t + 2, block_size)):
+                _prefetch_row(key_cache, next_blk, u)
         _scores(q, i, key_cache, blk, t, t + 1 < n, s)
     _softmax_block(s, n, bits, poly, m, l_sum, alpha)
     for h in range(num_kv_heads):
@@ -162,6 +173,9 @@ def _attend_block(
     t = 0
     while t + 4 <= n:
         for h in range(num_kv_heads):
+            if next_blk >= 0:
+                for u in range(t, t + 4):
+                    _prefetch_head(value_cache, next_blk, u, h)
             for g in range(group):
                 r = h * group + g
                 p0, p1, p2, p3 = s[t, r], s[t + 1, r], s[t + 2, r], s[t + 3, r]
@@ -171,6 +185,9 @@ def _attend_block(
                         + p2 * value_cache[blk, t + 2, h, d] + p3 * value_cache[blk, t + 3, h, d]
                     )  # fmt: skip
         t += 4
+    if next_blk >= 0:
+        for u in range(t, block_size):
+            _prefetch_row(value_cache, next_blk, u)
     for u in range(t, n):
         for h in range(num_kv_heads):
             for g in range(group):
@@ -188,7 +205,7 @@ def _split_range(seq_len, block_size, num_splits, split):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _decode_float(q, key_cache, value_cache, block_table, seq_lens, poly, acc, m, l_sum):
+def _decode_float(q, key_cache, value_cache, block_table, seq_lens, poly, prefetch, acc, m, l_sum):
     # q [num_seqs, kv_heads, group, d]; caches [num_blocks, block_size, kv_heads, d];
     # partial results per split: acc [num_seqs, num_splits, kv_heads, group, d], m/l_sum
     # [num_seqs, num_splits, rows] (combined afterwards, as paged_attention_v2)
@@ -207,7 +224,7 @@ def _decode_float(q, key_cache, value_cache, block_table, seq_lens, poly, acc, m
         first, last = _split_range(seq_len, block_size, num_splits, split)
         for j in range(first, last):
             n = min(block_size, seq_len - j * block_size)
-            next_blk = block_table[i, j + 1] if j + 1 < last else -1
+            next_blk = block_table[i, j + 1] if prefetch and j + 1 < last else -1
             _attend_block(
                 q, i, key_cache, value_cache, block_table[i, j], n, next_blk, s, bits, poly,
                 m[i, split], l_sum[i, split], alpha, acc[i, split],
@@ -215,6 +232,10 @@ def _decode_float(q, key_cache, value_cache, block_table, seq_lens, poly, acc, m
 
 
 _TABLE, _BF16 = 0, 1
+# Blocks larger than this (bytes of one cache) are left to the hardware stream prefetchers,
+# which ramp up within a long contiguous block; software prefetch of the next block then
+# only adds instructions (measurements in docs/DESIGN.md, "CPU decode").
+_PREFETCH_MAX_BLOCK_BYTES = 32 * 1024
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
@@ -442,7 +463,10 @@ def decode(
     # may be busy; static chunks would leave the other threads idle at the end
     with parallel_chunksize(1):
         if kind in (dt.FLOAT32, dt.FLOAT64):
-            _decode_float(q, key_cache, value_cache, block_table, seq_lens, poly, acc, m, l_sum)
+            prefetch = key_cache.strides[0] <= _PREFETCH_MAX_BLOCK_BYTES
+            _decode_float(
+                q, key_cache, value_cache, block_table, seq_lens, poly, prefetch, acc, m, l_sum
+            )  # fmt: skip
         else:
             k_lut, v_lut = _luts(kind, k_scale, v_scale, q.dtype)
             kc, vc = _bits(key_cache), _bits(value_cache)
