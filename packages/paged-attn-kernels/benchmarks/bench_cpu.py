@@ -52,6 +52,21 @@ def _interleaved_medians(methods: dict[str, Callable[[], object]], rounds: int) 
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def _with_prefetch_limit(fn: Callable[[], object], limit: int) -> Callable[[], object]:
+    """``fn`` with the kernel's block-size limit for software prefetch patched (benchmark
+    only: the library keeps its measured default)."""
+
+    def run() -> object:
+        saved = _numba._PREFETCH_MAX_BLOCK_BYTES
+        _numba._PREFETCH_MAX_BLOCK_BYTES = limit
+        try:
+            return fn()
+        finally:
+            _numba._PREFETCH_MAX_BLOCK_BYTES = saved
+
+    return run
+
+
 def _inputs(
     rng: np.random.Generator, shape: tuple[int, ...], q_shape: tuple[int, ...], dtype: str
 ) -> tuple[Any, Any, Any]:
@@ -95,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         "and its ratio are float32 only)",
     )
     p.add_argument("--quick", action="store_true", help="tiny shape, 2 repeats (smoke test)")
+    p.add_argument(
+        "--compare-prefetch",
+        action="store_true",
+        help="add decode rows with the next-block software prefetch forced on and off "
+        "(the kernel uses it for blocks of up to 32 KB)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.batch, args.context, args.repeats = 4, 1024, 2
@@ -168,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     # the same calls over a block table that sends every sequence through the same 4 blocks
     # (K and V: 8 x block_size x kv_heads x d elements, 512 KB at the default shape): the
     # same work, with the K/V bytes in the core's L2, i.e. the kernel's arithmetic rate
-    hot_table = (np.arange(block_table.size) % 4 + 8).astype(np.int32).reshape(-1, blocks_per_seq)
+    hot_table = (np.arange(args.batch * blocks_per_seq) % 4 + 8).astype(np.int32)
+    hot_table = hot_table.reshape(args.batch, blocks_per_seq)
     if args.dtype == "bfloat16":
         hot_table = torch.from_numpy(hot_table)
     threads = numba.get_num_threads()
@@ -196,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                "in_cache_1t": one_thread(in_cache)}  # fmt: skip
     if fp32:
         methods["per_token"] = per_token
+    if args.compare_prefetch:
+        methods["prefetch_on"] = _with_prefetch_limit(decode, 1 << 62)
+        methods["prefetch_off"] = _with_prefetch_limit(decode, -1)
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     t = _interleaved_medians(methods, args.repeats)
     if fp32:
@@ -236,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                  f"{t['read'] / t['in_cache']:.2f} of read: arithmetic ceiling"))  # fmt: skip
     rows.append(("decode, K/V in L2, 1 thread", "in_cache_1t", gb,
                  f"{t['read'] / t['in_cache_1t']:.2f} of read"))  # fmt: skip
+    for key, label in (("prefetch_on", "on"), ("prefetch_off", "off")):
+        if key in t:
+            rows.append((f"decode, next-block prefetch {label}", key, gb,
+                         f"{t['read'] / t[key]:.2f} of read"))  # fmt: skip
     for label, key, nbytes, note in rows:
         print(f"{label:<36}{t[key] * 1e3:9.1f}{nbytes / t[key]:9.1f}  {note}")
     if fp32:

@@ -6,10 +6,10 @@ all query heads of every KV head, so each K/V row is read once for its whole que
 GQA grouping of vLLM's ``triton_unified_attention.py``, not the one-CTA-per-query-head grid
 of ``paged_attention_v1.cu``), rescales its running softmax once per block, and, for blocks
 of up to 32 KB, prefetches the next block of the row. Splits are merged with log-sum-exp
-weights, as the reduce kernel of ``paged_attention_v2.cu`` does. float16 and fp8 caches are
-decoded a block at a time through a table, bfloat16 by a shift. ``_decode_per_token`` is the
-straightforward loop kept as the benchmark baseline: one token at a time, rescaling the
-accumulator at every token.
+weights, as the reduce kernel of ``paged_attention_v2.cu`` does. bfloat16, float16 and fp8
+caches are widened a block at a time into float32 tiles (integer shifts and one multiply).
+``_decode_per_token`` is the straightforward loop kept as the benchmark baseline: one token
+at a time, rescaling the accumulator at every token.
 
 The block step is written so that LLVM vectorises every loop (8 float32 lanes, AVX2 FMA):
 scores four query heads x two tokens per pass over ``head_dim``; the block's scores laid out
@@ -231,22 +231,59 @@ def _decode_float(q, key_cache, value_cache, block_table, seq_lens, poly, prefet
             )  # fmt: skip
 
 
-_TABLE, _BF16 = 0, 1
 # Blocks larger than this (bytes of one cache) are left to the hardware stream prefetchers,
 # which ramp up within a long contiguous block; software prefetch of the next block then
 # only adds instructions (measurements in docs/DESIGN.md, "CPU decode").
 _PREFETCH_MAX_BLOCK_BYTES = 32 * 1024
 
+_BF16, _FP16, _FP8 = 0, 1, 2
+_U = np.uint32
+
+
+@njit(cache=True)
+def _widen(src, blk, n, mode, scale, dst_bits, dst):
+    # Tokens [0, n) of block blk of a bit-pattern cache (uint16 bf16/fp16, uint8 fp8 e4m3fn)
+    # -> float32 tile dst [1, block_size, kv_heads, d] (dst_bits: the same memory as uint32).
+    # Integer shifts put sign, exponent and mantissa in float32 position; one multiply by
+    # 2^(127 - bias) then fixes the exponent, subnormals included (fp8: times its scale too).
+    # inf/NaN patterns get an all-ones exponent (0xFF << 23; fp8 NaN also the quiet bit)
+    # first, so they stay inf/NaN. Branch-free, so every loop vectorises; a 64K-entry
+    # float16 table (256 KB) was slower and crowded L2.
+    # No fastmath: the multiplies must stay in this order (2^120 * scale may overflow).
+    num_kv_heads, head_dim = src.shape[2], src.shape[3]
+    for t in range(n):
+        for h in range(num_kv_heads):
+            if mode == _BF16:
+                for d in range(head_dim):
+                    dst_bits[0, t, h, d] = _U(src[blk, t, h, d]) << _U(16)
+            elif mode == _FP16:
+                for d in range(head_dim):
+                    c = _U(src[blk, t, h, d])
+                    top = (((c >> _U(10)) & _U(0x1F)) + _U(1)) >> _U(5)  # 1 for inf/NaN
+                    dst_bits[0, t, h, d] = (
+                        ((c & _U(0x7FFF)) << _U(13)) | ((c & _U(0x8000)) << _U(16))
+                        | (((top << _U(8)) - top) << _U(23))
+                    )  # fmt: skip
+                for d in range(head_dim):
+                    dst[0, t, h, d] *= np.float32(2.0**112)
+            else:
+                for d in range(head_dim):
+                    c = _U(src[blk, t, h, d])
+                    nan = ((c & _U(0x7F)) + _U(1)) >> _U(7)  # 1 for 0x7F / 0xFF
+                    dst_bits[0, t, h, d] = (
+                        ((c & _U(0x7F)) << _U(20)) | ((c & _U(0x80)) << _U(24))
+                        | (((nan << _U(9)) - nan) << _U(22))
+                    )  # fmt: skip
+                for d in range(head_dim):
+                    dst[0, t, h, d] = dst[0, t, h, d] * np.float32(2.0**120) * scale
+
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _decode_lut(
-    q, key_cache, value_cache, block_table, seq_lens, k_lut, v_lut, mode, poly, acc, m, l_sum
+def _decode_bits(
+    q, key_cache, value_cache, block_table, seq_lens, mode, k_scale, v_scale, poly, acc, m, l_sum
 ):
-    # as _decode_float, but the caches hold bit patterns (uint8 fp8, uint16 fp16/bf16); each
-    # block is decoded into a float32 tile first. mode _BF16: a shift into the top half of a
-    # float32; mode _TABLE: k_lut / v_lut map each pattern to its value (float16: 64K
-    # entries, as numba has no float16; fp8: 256 entries with the scale folded in). A
-    # branch-free float16 bit conversion measured slower than the table (17 vs 12 ms, in cache).
+    # as _decode_float, but the caches hold bit patterns (uint8 fp8, uint16 fp16/bf16); the
+    # owned tokens of each block are widened into float32 tiles first (_widen)
     num_seqs, num_splits = acc.shape[0], acc.shape[1]
     num_kv_heads, head_dim = q.shape[1], q.shape[3]
     rows, block_size = m.shape[2], key_cache.shape[1]
@@ -272,16 +309,8 @@ def _decode_lut(
                 for t in range(block_size):
                     _prefetch_row(key_cache, block_table[i, j + 1], t)
                     _prefetch_row(value_cache, block_table[i, j + 1], t)
-            for t in range(n):  # only owned slots are decoded
-                for h in range(num_kv_heads):
-                    if mode == _BF16:
-                        for d in range(head_dim):
-                            k_bits[0, t, h, d] = np.uint32(key_cache[blk, t, h, d]) << 16
-                            v_bits[0, t, h, d] = np.uint32(value_cache[blk, t, h, d]) << 16
-                    else:
-                        for d in range(head_dim):
-                            k[0, t, h, d] = k_lut[key_cache[blk, t, h, d]]
-                            v[0, t, h, d] = v_lut[value_cache[blk, t, h, d]]
+            _widen(key_cache, blk, n, mode, k_scale, k_bits, k)
+            _widen(value_cache, blk, n, mode, v_scale, v_bits, v)
             _attend_block(
                 q, i, k, v, 0, n, -1, s, bits, poly, m[i, split], l_sum[i, split], alpha,
                 acc[i, split],
@@ -384,17 +413,6 @@ def lookup(bits: npt.NDArray[Any], table: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return out
 
 
-def _luts(kind: str, k_scale: float, v_scale: float, dtype: Any) -> tuple[Any, Any]:
-    if kind == dt.FP8_E4M3:
-        base = dt.E4M3_TABLE.astype(dtype)
-        return base * dtype.type(k_scale), base * dtype.type(v_scale)
-    if kind == dt.FLOAT16:  # numba has no float16 type: read its bits through a table
-        table = np.arange(65536, dtype=np.uint16).view(np.float16).astype(dtype)
-    else:
-        table = np.zeros(1, dtype)  # bfloat16 is decoded by a shift, no table
-    return table, table
-
-
 def _bits(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """float16 arrays as uint16 (numba cannot type float16; copies only move bits)."""
     return x.view(np.uint16) if x.dtype == np.float16 else x
@@ -468,11 +486,11 @@ def decode(
                 q, key_cache, value_cache, block_table, seq_lens, poly, prefetch, acc, m, l_sum
             )  # fmt: skip
         else:
-            k_lut, v_lut = _luts(kind, k_scale, v_scale, q.dtype)
             kc, vc = _bits(key_cache), _bits(value_cache)
-            mode = _BF16 if kind == dt.BFLOAT16 else _TABLE
-            _decode_lut(
-                q, kc, vc, block_table, seq_lens, k_lut, v_lut, mode, poly, acc, m, l_sum
+            mode = {dt.BFLOAT16: _BF16, dt.FLOAT16: _FP16, dt.FP8_E4M3: _FP8}[kind]
+            ks, vs = np.float32(k_scale), np.float32(v_scale)
+            _decode_bits(
+                q, kc, vc, block_table, seq_lens, mode, ks, vs, poly, acc, m, l_sum
             )  # fmt: skip
     shape = (num_seqs, num_splits, num_kv_heads, group)
     out = combine_splits(acc, m.reshape(shape), l_sum.reshape(shape))
