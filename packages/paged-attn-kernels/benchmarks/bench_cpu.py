@@ -53,16 +53,16 @@ def _interleaved_medians(methods: dict[str, Callable[[], object]], rounds: int) 
 
 
 def _with_prefetch_limit(fn: Callable[[], object], limit: int) -> Callable[[], object]:
-    """``fn`` with the kernel's block-size limit for software prefetch patched (benchmark
+    """``fn`` with the kernel's block-size limit for the spread prefetch patched (benchmark
     only: the library keeps its measured default)."""
 
     def run() -> object:
-        saved = _numba._PREFETCH_MAX_BLOCK_BYTES
-        _numba._PREFETCH_MAX_BLOCK_BYTES = limit
+        saved = _numba._SPREAD_MAX_BLOCK_BYTES
+        _numba._SPREAD_MAX_BLOCK_BYTES = limit
         try:
             return fn()
         finally:
-            _numba._PREFETCH_MAX_BLOCK_BYTES = saved
+            _numba._SPREAD_MAX_BLOCK_BYTES = saved
 
     return run
 
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--compare-prefetch",
         action="store_true",
-        help="add decode rows with the next-block software prefetch forced on and off "
-        "(the kernel uses it for blocks of up to 32 KB)",
+        help="add decode rows with each next-block prefetch forced: spread over the block "
+        "(the kernel's choice for blocks of up to 32 KB) and one line per KB at its start",
     )
     args = p.parse_args(argv)
     if args.quick:
@@ -219,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if fp32:
         methods["per_token"] = per_token
     if args.compare_prefetch:
-        methods["prefetch_on"] = _with_prefetch_limit(decode, 1 << 62)
-        methods["prefetch_off"] = _with_prefetch_limit(decode, -1)
+        methods["prefetch_spread"] = _with_prefetch_limit(decode, 1 << 62)
+        methods["prefetch_prime"] = _with_prefetch_limit(decode, -1)
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     t = _interleaved_medians(methods, args.repeats)
     if fp32:
@@ -261,9 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                  f"{t['read'] / t['in_cache']:.2f} of read: arithmetic ceiling"))  # fmt: skip
     rows.append(("decode, K/V in L2, 1 thread", "in_cache_1t", gb,
                  f"{t['read'] / t['in_cache_1t']:.2f} of read"))  # fmt: skip
-    for key, label in (("prefetch_on", "on"), ("prefetch_off", "off")):
+    for key, label in (("prefetch_spread", "spread"), ("prefetch_prime", "1 line/KB")):
         if key in t:
-            rows.append((f"decode, next-block prefetch {label}", key, gb,
+            rows.append((f"decode, prefetch {label}", key, gb,
                          f"{t['read'] / t[key]:.2f} of read"))  # fmt: skip
     for label, key, nbytes, note in rows:
         print(f"{label:<36}{t[key] * 1e3:9.1f}{nbytes / t[key]:9.1f}  {note}")

@@ -4,8 +4,8 @@
 sequence's ``block_table`` row block by block: it scores every token of the block against
 all query heads of every KV head, so each K/V row is read once for its whole query group (the
 GQA grouping of vLLM's ``triton_unified_attention.py``, not the one-CTA-per-query-head grid
-of ``paged_attention_v1.cu``), rescales its running softmax once per block, and, for blocks
-of up to 32 KB, prefetches the next block of the row. Splits are merged with log-sum-exp
+of ``paged_attention_v1.cu``), rescales its running softmax once per block, and prefetches
+the next block of the row. Splits are merged with log-sum-exp
 weights, as the reduce kernel of ``paged_attention_v2.cu`` does. bfloat16, float16 and fp8
 caches are widened a block at a time into float32 tiles (integer shifts and one multiply).
 ``_decode_per_token`` is the straightforward loop kept as the benchmark baseline: one token
@@ -144,23 +144,29 @@ def _softmax_block(s, n, bits, poly, m, l_sum, alpha):
 
 @njit(cache=True, fastmath=_FASTMATH)
 def _attend_block(
-    q, i, key_cache, value_cache, blk, n, next_blk, s, bits, poly, m, l_sum, alpha, acc
+    q, i, key_cache, value_cache, blk, n, next_blk, spread, s, bits, poly, m, l_sum, alpha, acc
 ):
     # Folds tokens [0, n) of block blk, all KV heads at once, into the running softmax of
     # sequence i. The block [block_size, kv_heads, d] is read front to back, so the hardware
     # prefetcher streams it; walking one KV head at a time jumps kv_heads * d apart per token.
-    # next_blk >= 0: the next block is prefetched row by row alongside the rows of this one
-    # (its K while scoring, its V while folding V), so the loads spread over the block's work
-    # instead of stalling in one burst; blocks are scattered, so the hardware cannot guess
-    # where the stream continues.
+    # Blocks are scattered, so the hardware cannot guess where the stream continues: the next
+    # block (next_blk >= 0) is prefetched, spread row by row over this block's work (its K
+    # while scoring, its V while folding V) when spread, else one line per KB of it here at
+    # the start, which starts the hardware streams (docs/DESIGN.md, "CPU decode").
     # q [num_seqs, kv_heads, group, d]; s [block_size, rows]; bits [block_size * rows];
     # m, l_sum, alpha [rows]; acc [kv_heads, group, d]; rows = kv_heads * group
     num_kv_heads, group, head_dim = q.shape[1], q.shape[2], q.shape[3]
     block_size = key_cache.shape[1]
+    if next_blk >= 0 and not spread:
+        start = next_blk * key_cache.strides[0]
+        for offset in range(start, start + key_cache.strides[0], 1024):
+            _prefetch(key_cache, offset)
+            _prefetch(value_cache, offset)
+    spread_next = next_blk if spread else -1
     for t in range(0, n, 2):
-        if next_blk >= 0:
+        if spread_next >= 0:
             for u in range(t, min(t + 2, block_size)):
-                _prefetch_row(key_cache, next_blk, u)
+                _prefetch_row(key_cache, spread_next, u)
         _scores(q, i, key_cache, blk, t, t + 1 < n, s)
     _softmax_block(s, n, bits, poly, m, l_sum, alpha)
     for h in range(num_kv_heads):
@@ -173,9 +179,9 @@ def _attend_block(
     t = 0
     while t + 4 <= n:
         for h in range(num_kv_heads):
-            if next_blk >= 0:
+            if spread_next >= 0:
                 for u in range(t, t + 4):
-                    _prefetch_head(value_cache, next_blk, u, h)
+                    _prefetch_head(value_cache, spread_next, u, h)
             for g in range(group):
                 r = h * group + g
                 p0, p1, p2, p3 = s[t, r], s[t + 1, r], s[t + 2, r], s[t + 3, r]
@@ -185,9 +191,9 @@ def _attend_block(
                         + p2 * value_cache[blk, t + 2, h, d] + p3 * value_cache[blk, t + 3, h, d]
                     )  # fmt: skip
         t += 4
-    if next_blk >= 0:
+    if spread_next >= 0:
         for u in range(t, block_size):
-            _prefetch_row(value_cache, next_blk, u)
+            _prefetch_row(value_cache, spread_next, u)
     for u in range(t, n):
         for h in range(num_kv_heads):
             for g in range(group):
@@ -205,7 +211,7 @@ def _split_range(seq_len, block_size, num_splits, split):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _decode_float(q, key_cache, value_cache, block_table, seq_lens, poly, prefetch, acc, m, l_sum):
+def _decode_float(q, key_cache, value_cache, block_table, seq_lens, poly, spread, acc, m, l_sum):
     # q [num_seqs, kv_heads, group, d]; caches [num_blocks, block_size, kv_heads, d];
     # partial results per split: acc [num_seqs, num_splits, kv_heads, group, d], m/l_sum
     # [num_seqs, num_splits, rows] (combined afterwards, as paged_attention_v2)
@@ -224,17 +230,18 @@ def _decode_float(q, key_cache, value_cache, block_table, seq_lens, poly, prefet
         first, last = _split_range(seq_len, block_size, num_splits, split)
         for j in range(first, last):
             n = min(block_size, seq_len - j * block_size)
-            next_blk = block_table[i, j + 1] if prefetch and j + 1 < last else -1
+            next_blk = block_table[i, j + 1] if j + 1 < last else -1
             _attend_block(
-                q, i, key_cache, value_cache, block_table[i, j], n, next_blk, s, bits, poly,
+                q, i, key_cache, value_cache, block_table[i, j], n, next_blk, spread, s, bits, poly,
                 m[i, split], l_sum[i, split], alpha, acc[i, split],
             )  # fmt: skip
 
 
-# Blocks larger than this (bytes of one cache) are left to the hardware stream prefetchers,
-# which ramp up within a long contiguous block; software prefetch of the next block then
-# only adds instructions (measurements in docs/DESIGN.md, "CPU decode").
-_PREFETCH_MAX_BLOCK_BYTES = 32 * 1024
+# Blocks of up to this many bytes (one cache) have their successor prefetched line by line,
+# spread over the block's work; larger ones only get one line per KB, and the hardware
+# stream prefetchers, which ramp up within a long contiguous block, fetch the rest
+# (measurements in docs/DESIGN.md, "CPU decode").
+_SPREAD_MAX_BLOCK_BYTES = 32 * 1024
 
 _BF16, _FP16, _FP8 = 0, 1, 2
 _U = np.uint32
@@ -312,7 +319,7 @@ def _decode_bits(
             _widen(key_cache, blk, n, mode, k_scale, k_bits, k)
             _widen(value_cache, blk, n, mode, v_scale, v_bits, v)
             _attend_block(
-                q, i, k, v, 0, n, -1, s, bits, poly, m[i, split], l_sum[i, split], alpha,
+                q, i, k, v, 0, n, -1, False, s, bits, poly, m[i, split], l_sum[i, split], alpha,
                 acc[i, split],
             )  # fmt: skip
 
@@ -481,9 +488,9 @@ def decode(
     # may be busy; static chunks would leave the other threads idle at the end
     with parallel_chunksize(1):
         if kind in (dt.FLOAT32, dt.FLOAT64):
-            prefetch = key_cache.strides[0] <= _PREFETCH_MAX_BLOCK_BYTES
+            spread = key_cache.strides[0] <= _SPREAD_MAX_BLOCK_BYTES
             _decode_float(
-                q, key_cache, value_cache, block_table, seq_lens, poly, prefetch, acc, m, l_sum
+                q, key_cache, value_cache, block_table, seq_lens, poly, spread, acc, m, l_sum
             )  # fmt: skip
         else:
             kc, vc = _bits(key_cache), _bits(value_cache)
