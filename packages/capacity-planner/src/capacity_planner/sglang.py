@@ -13,7 +13,8 @@ Read from the SGLang 0.5.23 wheel (`pip download sglang --no-deps`):
   1 GB + graph reserve (2 MB per decode batch size up to max_bs)`, at least 10 GB on GPUs
   above 60 GB (`arg_groups/memory_hook.py`);
 - it logs `KV Cache is allocated. dtype: ..., #tokens: N, K size: X GB, V size: Y GB`
-  (`mem_cache/memory_pool.py`; "GB" there are GiB).
+  (`mem_cache/memory_pool.py`; "GB" there are GiB), the buffers holding `N + page_size`
+  token slots (slot 0 is a dummy for padded writes).
 
 Unlike vLLM, SGLang reserves a fraction of the memory free *before the load* instead of
 profiling activations.
@@ -62,6 +63,7 @@ __all__ = [
     "cell_size",
     "default_mem_fraction_static",
     "format_sglang",
+    "pool_cell_sizes",
     "sglang_plan",
 ]
 
@@ -100,7 +102,8 @@ class SGLangPlan:
         return self.swa_max_total_num_tokens is not None
 
     def _pool_line(self, tokens: int, cell: int) -> str:
-        half = tokens * cell / 2 / GiB
+        # SGLang's buffers hold a dummy page beyond the tokens (slot 0 takes padded writes).
+        half = (tokens + self.page_size) * cell / 2 / GiB
         return (
             f"KV Cache is allocated. dtype: torch.{self.kv_dtype}, "
             f"#tokens: {tokens}, K size: {half:.2f} GB, V size: {half:.2f} GB"
@@ -161,6 +164,19 @@ def cell_size(model: ModelSpec, tp: int, kv_cache_dtype: str = "auto") -> int:
     model_dtype = resolve_model_dtype("auto", model)
     kv = resolve_kv_dtype(kv_cache_dtype, model_dtype, mla="mla" in model.layer_kinds)
     return _cell_size(model, tp, kv.element)
+
+
+def pool_cell_sizes(model: ModelSpec, tp: int, kv_cache_dtype: str = "auto") -> tuple[int, int]:
+    """(full layers', sliding layers') K + V bytes per token on one rank: SGLang's two pools.
+
+    The second is 0 for a model without sliding-window layers.
+    """
+    model_dtype = resolve_model_dtype("auto", model)
+    kv = resolve_kv_dtype(kv_cache_dtype, model_dtype, mla="mla" in model.layer_kinds)
+    if "sliding" not in model.layer_kinds:
+        return _cell_size(model, tp, kv.element), 0
+    full = _cell_size(model, tp, kv.element, ("full",))
+    return full, _cell_size(model, tp, kv.element, ("sliding",))
 
 
 def _cell_size(model: ModelSpec, tp: int, element: str, kinds: tuple[str, ...] = ()) -> int:

@@ -5,8 +5,9 @@ copy-paste, as ``[1;36m``), docker-compose and kubectl prefixes, vLLM's own
 ``INFO 07-24 12:34:56 [file.py:123]`` header, and the multiprocess prefix vLLM puts in
 front of every worker line: ``(VllmWorker rank=1 pid=123)``, ``(VllmWorkerProcess
 pid=521)``, ``(EngineCore_DP0 pid=9)``, ``(Worker_TP1 pid=7)``, ``(RayWorkerWrapper
-pid=5, ip=10.0.0.2)``. The patterns in `patterns` search anywhere in a line, so only
-the colour codes must go; the prefix is kept apart because it tells ranks apart.
+pid=5, ip=10.0.0.2)``, and SGLang's ``[2026-01-31 13:50:39 TP2]``. The patterns in
+`patterns` search anywhere in a line, so only the colour codes must go; the prefix is
+kept apart because it tells ranks apart.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ _PROCESS = re.compile(
     r"\((?P<tag>[A-Za-z][\w-]*(?:\s+rank=\d+)?)?\s*pid=(?P<pid>\d+)(?:,\s*ip=[^)]*)?\)"
 )
 _RANK = re.compile(r"(?:rank=|_TP|\[rank)(\d+)")
+# SGLang's scheduler prefix: "[2026-01-31 13:50:39 TP2]", "[... DP0 TP1]", "[... PP1 TP0]".
+_SGLANG = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?P<tags>(?: (?:DP|PP|TP|EP|CP)\d+)+)\]")
+_SGLANG_TP = re.compile(r"\bTP(\d+)")
 _LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b")
 
 
@@ -54,6 +58,12 @@ def clean_line(line_no: int, raw: str) -> CleanLine:
         rank_match = _RANK.search(tag)
         if rank_match is not None:
             rank = int(rank_match.group(1))
+    else:
+        sglang = _SGLANG.search(text[:200])
+        if sglang is not None:
+            source = sglang.group("tags").strip()
+            tp = _SGLANG_TP.search(source)
+            rank = None if tp is None else int(tp.group(1))
     level_match = _LEVEL.search(text[:200])
     level = None if level_match is None else level_match.group(1)
     return CleanLine(line_no=line_no, text=text, source=source, rank=rank, level=level)

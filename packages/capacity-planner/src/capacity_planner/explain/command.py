@@ -97,6 +97,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gpu-memory-utilization", type=_fraction, help="utilisation when the log does not show it"
     )
+    parser.add_argument(
+        "--page-size",
+        type=_positive_int,
+        help="SGLang's --page-size when the log does not show it (default 1)",
+    )
+    parser.add_argument(
+        "--swa-full-tokens-ratio",
+        type=_fraction,
+        help="SGLang's --swa-full-tokens-ratio when the log does not show it (default 0.8)",
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -9,14 +9,16 @@ is given or named by the log and known to the planner, comes in through `logmode
 
 from __future__ import annotations
 
+from capacity_planner._checks import check_fraction
 from capacity_planner.accounting.versions import get_formula
+from capacity_planner.errors import SettingError
 from capacity_planner.explain.carve import carve_checks
 from capacity_planner.explain.logmodel import LogModel, resolve_model, try_resolve_log_model
 from capacity_planner.explain.memory import memory_checks
 from capacity_planner.explain.parse import LogRun, ParsedLog, parse_log
 from capacity_planner.explain.patterns import Value
 from capacity_planner.explain.settings import detect_engine, planner_version, resolve_settings
-from capacity_planner.explain.sglang import sglang_checks
+from capacity_planner.explain.sglang import is_sglang_run, sglang_checks
 from capacity_planner.explain.types import Check, LogExplanation, RunReport, Setting
 from capacity_planner.explain.warmup import warmup_checks
 
@@ -30,6 +32,8 @@ OVERRIDES = (
     "kv_cache_dtype",
     "swap_space",
     "gpu_memory_utilization",
+    "page_size",
+    "swa_full_tokens_ratio",
 )
 
 # What a complete start-up story needs; (fact keys, description).
@@ -46,6 +50,8 @@ _STORY: tuple[tuple[tuple[str, ...], str], ...] = (
 
 
 def _missing(run: LogRun, settings: dict[str, Setting], model: LogModel | None) -> list[str]:
+    if is_sglang_run(run):
+        return _missing_sglang(settings, model)
     missing = [what for keys, what in _STORY if not any(run.get(k) for k in keys)]
     if "gpu_memory_utilization" in missing and "gpu_memory_utilization" in settings:
         missing.remove("gpu_memory_utilization")
@@ -56,6 +62,15 @@ def _missing(run: LogRun, settings: dict[str, Setting], model: LogModel | None) 
     if model is None:
         missing.append("model config (page size unchecked; pass --model)")
     for name in ("block_size", "tensor_parallel_size"):
+        setting = settings.get(name)
+        if setting is not None and setting.origin.startswith("assumed"):
+            missing.append(f"{name} (assumed {setting.value})")
+    return missing
+
+
+def _missing_sglang(settings: dict[str, Setting], model: LogModel | None) -> list[str]:
+    missing = [] if model is not None else ["model config (pool sizes unchecked; pass --model)"]
+    for name in ("tensor_parallel_size", "page_size", "swa_full_tokens_ratio"):
         setting = settings.get(name)
         if setting is not None and setting.origin.startswith("assumed"):
             missing.append(f"{name} (assumed {setting.value})")
@@ -94,7 +109,9 @@ def _explain_run(
     if block is not None and block.origin.startswith("assumed"):
         default = get_formula(formula).default_block_size
         settings["block_size"] = Setting("block_size", default, f"assumed: {formula}'s default")
-    carve, carve_notes = carve_checks(run, settings, run_model, engine, formula)
+    carve, carve_notes = (
+        ([], []) if engine == "SGLang" else carve_checks(run, settings, run_model, engine, formula)
+    )
     checks.extend(carve)
     checks.extend(sglang_checks(run, settings, run_model))
     run_notes.extend(carve_notes)
@@ -162,6 +179,15 @@ def explain_parsed(
     return LogExplanation(source=source, num_lines=parsed.num_lines, runs=runs, notes=tuple(notes))
 
 
+def _check_sglang_overrides(overrides: dict[str, Value | None]) -> None:
+    ratio = overrides.get("swa_full_tokens_ratio")
+    if ratio is not None:
+        check_fraction("overrides['swa_full_tokens_ratio']", ratio)
+    page = overrides.get("page_size")
+    if page is not None and (isinstance(page, bool) or not isinstance(page, int) or page < 1):
+        raise SettingError(f"overrides['page_size'] must be an integer >= 1, got {page!r}")
+
+
 def explain_log(
     text: str,
     *,
@@ -175,7 +201,7 @@ def explain_log(
     `capacity_planner.errors.UnknownModelError` / `ConfigFieldError` when unusable);
     `overrides` supplies settings the log lacks (keys: block_size, max_num_batched_tokens,
     max_model_len, tensor_parallel_size, kv_cache_dtype, swap_space,
-    gpu_memory_utilization).
+    gpu_memory_utilization; SGLang's page_size, swa_full_tokens_ratio).
     Never raises on the log text itself.
     """
     if not isinstance(text, str):
@@ -183,4 +209,5 @@ def explain_log(
     unknown = set(overrides or {}) - set(OVERRIDES)
     if unknown:
         raise ValueError(f"overrides: unknown keys {sorted(unknown)}; allowed: {OVERRIDES}")
+    _check_sglang_overrides(overrides or {})
     return explain_parsed(parse_log(text), source=source, model=model, overrides=overrides)

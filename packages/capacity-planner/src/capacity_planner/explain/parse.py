@@ -16,12 +16,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from capacity_planner.explain.clean import clean_line
-from capacity_planner.explain.patterns import SETTING_KEYS, Fact, Value, extract_facts
+from capacity_planner.explain.patterns import (
+    SETTING_KEYS,
+    SGLANG_SETTING_KEYS,
+    Fact,
+    Value,
+    extract_facts,
+)
 
 __all__ = ["LogRun", "ParsedLog", "parse_log"]
 
-_BANNER_KEYS = frozenset({"engine", "vllm_version"})
-_NOT_NUMBERS = frozenset(SETTING_KEYS) | _BANNER_KEYS
+_BANNER_KEYS = frozenset({"engine", "vllm_version", "sglang_banner"})
+_NOT_NUMBERS = frozenset(SETTING_KEYS) | _BANNER_KEYS | frozenset(SGLANG_SETTING_KEYS)
+# SGLang's per-pool line: a hybrid sliding-window rank prints it twice (SWA pool, then
+# full pool) with different numbers, which is one start-up, not two. A quoted excerpt
+# may lack the split line before them, so any process may print two; SGLang's
+# `server_args=ServerArgs(...)` banner still opens a new start-up.
+_POOL_KEYS = frozenset({"sglang_tokens", "sglang_k_gib", "sglang_v_gib", "sglang_kv_gib"})
 # Lines that open the memory story, and lines that close it.
 _STORY_START = frozenset(
     {"weights_loaded_gib", "weights_gib", "total_gpu_gib", "requested_gib", "peak_torch_gib"}
@@ -88,6 +99,11 @@ class _Builder:
     first_line: int = 0
     last_line: int = 0
     reported: bool = False
+    pool_lines: dict[str | None, int] = field(default_factory=dict)  # per process
+
+    def second_pool(self, fact: Fact) -> bool:
+        """The full pool's line after the SWA pool's, from the same process."""
+        return fact.key in _POOL_KEYS and self.pool_lines.get(fact.source, 0) == 1
 
     def has_numbers(self) -> bool:
         return any(f.key not in _NOT_NUMBERS for f in self.facts)
@@ -119,7 +135,11 @@ def parse_log(text: str) -> ParsedLog:
             continue
         banner = any(f.key in _BANNER_KEYS or f.key == "model" for f in facts)
         # A value this process already printed, now different: a new start-up.
-        conflict = any(current.seen.get((f.key, f.source), f.value) != f.value for f in facts)
+        conflict = any(
+            current.seen.get((f.key, f.source), f.value) != f.value
+            for f in facts
+            if not current.second_pool(f)
+        )
         if (banner or conflict) and current.has_numbers():
             close()
         # The story restarting after vLLM already reported blocks: a new start-up even
@@ -138,6 +158,7 @@ def parse_log(text: str) -> ParsedLog:
                 current.seen.get(slot) == fact.value
                 and fact.key not in _NOT_NUMBERS
                 and fact.key != "profiling_header"
+                and not current.second_pool(fact)
             ):
                 duplicates += 1
                 continue
@@ -145,6 +166,9 @@ def parse_log(text: str) -> ParsedLog:
             current.reported = current.reported or fact.key in _REPORTED
             kept.append(fact)
         if kept:
+            source = kept[0].source
+            if any(f.key == "sglang_tokens" for f in kept):
+                current.pool_lines[source] = current.pool_lines.get(source, 0) + 1
             if not current.facts:
                 current.first_line = line_no
             current.facts.extend(kept)

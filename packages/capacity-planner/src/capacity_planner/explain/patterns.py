@@ -18,6 +18,10 @@ Every pattern is tied to the vLLM code that prints it (paths in vllm-project/vll
   blocks (X GiB) fit within the requested R GiB", "Extended KV cache to N blocks (G GiB)",
   "Remapping the KV cache from A to B blocks"; "CUDA graph memory profiling is enabled"
   (0.20+, `gpu_worker.py`).
+- SGLang (sgl-project/sglang): `mem_cache/memory_pool.py` "KV Cache is allocated. #tokens:
+  N, K size: X GB, V size: Y GB" (one line per pool), the hybrid sliding-window split "Use
+  sliding window memory pool. full_layer_tokens=F, swa_layer_tokens=S" and `SWAKVPool`'s
+  "SWAKVPool mem usage: T GB, swa size: S, full size: F".
 - Settings: the "Initializing ... LLM engine (vX) with config: ..." line, the
   "non-default args: {...}" dict, the older "args: Namespace(...)" dump.
 """
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 
 from capacity_planner.explain.clean import CleanLine, split_top_level
 
-__all__ = ["SETTING_KEYS", "Fact", "Value", "extract_facts"]
+__all__ = ["SETTING_KEYS", "SGLANG_SETTING_KEYS", "Fact", "Value", "extract_facts"]
 
 Value = int | float | str | bool
 
@@ -246,14 +250,14 @@ _PATTERNS: list[tuple[re.Pattern[str], list[tuple[str | None, _Conv]]]] = [
     # SGLang, `mem_cache/memory_pool.py` and the post-capture resize.
     (
         re.compile(
-            r"KV [Cc]ache (?:is allocated|allocated|VA upper bound)\.\s*dtype:\s*[\w.]+,\s*"
+            r"KV [Cc]ache (?:is allocated|allocated|VA upper bound)\.\s*(?:dtype:\s*[\w.]+,\s*)?"
             r"#tokens:\s*" + _N + r",\s*K size:\s*" + _F + r"\s*GB,\s*V size:\s*" + _F
         ),
         [("sglang_tokens", _int), ("sglang_k_gib", _float), ("sglang_v_gib", _float)],
     ),
     (
         re.compile(
-            r"KV [Cc]ache (?:is allocated|allocated)\.\s*dtype:\s*[\w.]+,\s*#tokens:\s*"
+            r"KV [Cc]ache (?:is allocated|allocated)\.\s*(?:dtype:\s*[\w.]+,\s*)?#tokens:\s*"
             + _N
             + r",\s*KV size:\s*"
             + _F
@@ -261,7 +265,53 @@ _PATTERNS: list[tuple[re.Pattern[str], list[tuple[str | None, _Conv]]]] = [
         ),
         [("sglang_tokens", _int), ("sglang_kv_gib", _float)],
     ),
+    # SGLang's hybrid sliding-window pool: the split of `HybridSWAPoolConfigurator`
+    # (`model_executor/pool_configurator.py`; "Sliding" capitalised in older
+    # `model_runner.py`) and the total `SWAKVPool` prints (`mem_cache/swa_memory_pool.py`).
+    (
+        re.compile(
+            r"Use [Ss]liding window memory pool\.\s*full_layer_tokens=\s*"
+            + _N
+            + r",\s*swa_layer_tokens=\s*"
+            + _N
+        ),
+        [("sglang_full_tokens", _int), ("sglang_swa_tokens", _int)],
+    ),
+    (
+        re.compile(r"Use [Ss]liding window memory pool \(all SWA\)\.\s*swa_layer_tokens=\s*" + _N),
+        [("sglang_all_swa_tokens", _int)],
+    ),
+    (
+        re.compile(
+            r"SWAKVPool mem usage:\s*"
+            + _F
+            + r"\s*GB,\s*swa size:\s*"
+            + _N
+            + r",\s*full size:\s*"
+            + _N
+        ),
+        [
+            ("sglang_pools_gib", _float),
+            ("sglang_pool_swa_size", _int),
+            ("sglang_pool_full_size", _int),
+        ],
+    ),
+    # SGLang's settings for the split: the launch command or the `ServerArgs(...)` dump,
+    # which also opens every start-up.
+    (re.compile(r"--page[-_]size[=\s]+(\d+)"), [("sglang_page_size", _int)]),
+    (re.compile(r"ServerArgs\(.*?\bpage_size=(\d+)"), [("sglang_page_size", _int)]),
+    (
+        re.compile(r"--swa[-_]full[-_]tokens[-_]ratio[=\s]+" + _F),
+        [("sglang_swa_ratio", _float)],
+    ),
+    (
+        re.compile(r"ServerArgs\(.*?\bswa_full_tokens_ratio=" + _F),
+        [("sglang_swa_ratio", _float)],
+    ),
 ]
+
+# SGLang's settings of the pool split (facts, but not numbers of the memory story).
+SGLANG_SETTING_KEYS = ("sglang_page_size", "sglang_swa_ratio")
 
 _BLOCKS = re.compile(r"(?:#\s*)?\b([A-Za-z]+) blocks:\s*(\d+)")
 _ENGINE = re.compile(r"Initializing an? (?:(V[01]) )?LLM engine(?: \(v?([^)\s]+)\))?")
@@ -275,6 +325,7 @@ _FLAGS = {
     "Padding mamba page size": "hybrid_mamba_padding",
     "Hybrid KV cache manager is disabled": "hybrid_manager_disabled",
     "CUDA graph memory profiling is enabled": "cuda_graph_profiling",
+    "server_args=ServerArgs(": "sglang_banner",
 }
 
 # Text that starts a known line; seen without a full match, the line was cut short.
@@ -290,6 +341,10 @@ TRUNCATION_MARKERS = (
     "max seq len (",
     "Memory after warmup",
     "Extended KV cache to",
+    "KV Cache is allocated",
+    "sliding window memory pool",
+    "Sliding window memory pool",
+    "SWAKVPool mem usage",
 )
 
 # Multi-part lines: seen with their start but without their end, they were cut short.

@@ -20,6 +20,12 @@ _STAGES = (
     ("carve", "3. carve     (available // bytes per block)"),
     ("report", "4. report    (vLLM's lines, recomputed)"),
 )
+_SGLANG_STAGES = (
+    ("profile", "1. profile   (SGLang: the memory both pools hold)"),
+    ("split", "2. split     (full_layer_tokens; swa_layer_tokens = full x swa_full_tokens_ratio)"),
+    ("pools", "3. pools     (each pool's #tokens from its K size and the model)"),
+    ("carve", "   token pool (#tokens x cell size)"),
+)
 
 
 def _check_lines(check: Check) -> list[str]:
@@ -49,7 +55,7 @@ def _run_lines(run: RunReport) -> list[str]:
             out.append(f"   {setting.name} = {setting.value}  ({setting.origin})")
     if run.processes:
         out.append(" processes: " + ", ".join(run.processes))
-    for stage, title in _STAGES:
+    for stage, title in _SGLANG_STAGES if run.engine == "SGLang" else _STAGES:
         checks = [c for c in run.checks if c.stage == stage]
         if checks:
             out.append(" " + title)

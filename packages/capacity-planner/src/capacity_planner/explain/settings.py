@@ -14,6 +14,7 @@ from capacity_planner.accounting.versions import resolve_version
 from capacity_planner.errors import CapacityPlannerError
 from capacity_planner.explain.parse import LogRun
 from capacity_planner.explain.patterns import SETTING_KEYS, Value
+from capacity_planner.explain.sglang import is_sglang_run
 from capacity_planner.explain.types import Setting
 
 __all__ = ["Engine", "detect_engine", "planner_version", "resolve_settings"]
@@ -30,9 +31,11 @@ Engine = tuple[str, str, str | None]  # (engine, why we think so, version)
 
 
 def detect_engine(run: LogRun) -> Engine:
-    """("V0" | "V1" | "unknown", the evidence, the vLLM version if printed)."""
+    """("V0" | "V1" | "SGLang" | "unknown", the evidence, the vLLM version if printed)."""
     version = run.value("vllm_version")
     version_text = None if version is None else str(version)
+    if version is None and is_sglang_run(run):
+        return "SGLang", "SGLang's token-pool lines (mem_cache/memory_pool.py)", None
     banner = run.value("engine")
     if banner is not None:
         return str(banner), "engine banner", version_text
@@ -123,9 +126,24 @@ def resolve_settings(run: LogRun, overrides: Mapping[str, Value | None]) -> dict
         fact = run.get(key)
         if fact is not None:
             put("max_model_len", fact.value, f"line {fact.line_no}, {what}")
+    if is_sglang_run(run):
+        for key, name, default, why in (
+            ("sglang_page_size", "page_size", 1, "assumed: SGLang's default --page-size 1"),
+            ("sglang_swa_ratio", "swa_full_tokens_ratio", 0.8,
+             "assumed: SGLang's default --swa-full-tokens-ratio 0.8"),
+        ):  # fmt: skip
+            picked = _pick(run, key)
+            if picked is not None:
+                put(name, picked[0], picked[1])
+            elif run.get("sglang_full_tokens") or run.get("sglang_pools_gib"):
+                put(name, default, why)
     ranks = {f.rank for f in run.facts if f.rank is not None}
     if len(ranks) > 1:
         put("tensor_parallel_size", max(ranks) + 1, f"inferred: ranks 0..{max(ranks)} print lines")
+    if is_sglang_run(run):
+        put("kv_cache_dtype", "auto", "assumed: SGLang's default (the model dtype)")
+        put("tensor_parallel_size", 1, "assumed: no prefix names a second rank")
+        return out  # vLLM's block size and swap space mean nothing to SGLang
     for name, (value, origin) in _DEFAULTS.items():
         # The swap space only sizes V0's CPU pool; elsewhere it would be noise.
         if name != "swap_space" or run.get("num_cpu_blocks") is not None:

@@ -21,7 +21,7 @@ from capacity_planner.explain.patterns import Value
 __all__ = ["STATUSES", "Check", "LogExplanation", "RunReport", "Setting", "Stage", "Status"]
 
 Status = Literal["consistent", "inconsistent", "derived", "unchecked", "logged"]
-Stage = Literal["profile", "subtract", "carve", "report", "model"]
+Stage = Literal["profile", "subtract", "carve", "report", "model", "split", "pools"]
 STATUSES: tuple[Status, ...] = ("consistent", "inconsistent", "derived", "unchecked", "logged")
 
 
@@ -55,7 +55,7 @@ class RunReport:
     index: int
     first_line: int
     last_line: int
-    engine: str  # "V0", "V1" or "unknown"
+    engine: str  # "V0", "V1", "SGLang" or "unknown"
     engine_origin: str
     vllm_version: str | None
     settings: tuple[Setting, ...]
