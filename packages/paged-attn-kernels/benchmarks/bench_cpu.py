@@ -19,6 +19,7 @@ The machine's load average is printed before and after: on a shared machine anot
 on one of the cores costs the two-threaded decode more than the one-threaded read.
 
 Run:  python benchmarks/bench_cpu.py --threads 2 (B=16 x ctx=8192, 1.07 GB of fp32 K/V)
+      python benchmarks/bench_cpu.py --threads 2 --compare-prefetch  (both prefetch forms)
       python benchmarks/bench_cpu.py --quick    (small, smoke test only: fits in cache)
 """
 

@@ -5,11 +5,11 @@ sequence's ``block_table`` row block by block: it scores every token of the bloc
 all query heads of every KV head, so each K/V row is read once for its whole query group (the
 GQA grouping of vLLM's ``triton_unified_attention.py``, not the one-CTA-per-query-head grid
 of ``paged_attention_v1.cu``), rescales its running softmax once per block, and prefetches
-the next block of the row. Splits are merged with log-sum-exp
-weights, as the reduce kernel of ``paged_attention_v2.cu`` does. bfloat16, float16 and fp8
-caches are widened a block at a time into float32 tiles (integer shifts and one multiply).
-``_decode_per_token`` is the straightforward loop kept as the benchmark baseline: one token
-at a time, rescaling the accumulator at every token.
+the next block of the row. Splits are merged with log-sum-exp weights, as the reduce kernel
+of ``paged_attention_v2.cu`` does. bfloat16, float16 and fp8 caches are widened a block at a
+time into float32 tiles (integer shifts and one multiply). ``_decode_per_token`` is the
+straightforward loop kept as the benchmark baseline: one token at a time, rescaling the
+accumulator at every token.
 
 The block step is written so that LLVM vectorises every loop (8 float32 lanes, AVX2 FMA):
 scores four query heads x two tokens per pass over ``head_dim``; the block's scores laid out
@@ -91,10 +91,10 @@ def _scores(q, i, k, blk, t, two, s):
 
 @njit(cache=True, fastmath=_FASTMATH)
 def _exp(x, bits, poly):
-    # x <- exp(x) for x <= 0, in place. poly (float32): Cephes' expf polynomial (max error
-    # about 1 ulp) with the 2^k factor built in an int32 scratch, so the loops vectorise;
-    # numba's np.exp is a scalar libm call per element. x = -inf gives 2^-126 * e^-0.2, not 0:
-    # only the first block's alpha is that, and it multiplies a zero sum.
+    # x <- exp(x) for x <= 0, in place. poly (float32): Cephes' expf polynomial (within
+    # 2 ulp) with the 2^k factor built in an int32 scratch, so the loops vectorise; numba's
+    # np.exp is a scalar libm call per element. x below -87 (-inf included) gives e^-87,
+    # about 1.6e-38, not 0: only the first block's alpha is that, and it scales a zero sum.
     if not poly:
         for j in range(x.shape[0]):
             x[j] = np.exp(x[j])
