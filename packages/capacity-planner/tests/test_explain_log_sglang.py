@@ -122,6 +122,20 @@ def test_planner_lines_are_consistent_with_the_model() -> None:
     assert [c.stage for c in run.checks] == ["profile", "split", "pools", "pools"]
     for name in ("SGLang SWA split", "SGLang SWA pool #tokens", "SGLang full pool #tokens"):
         assert _check(run, name)[0] == "consistent"
+    # the scheduler's line (format of SGLang's `managers/scheduler.py`) restates the full pool
+    full = re.search(r"full_layer_tokens=(\d+)", text)
+    assert full is not None
+    scheduler = (
+        f"\n[2026-01-01 00:00:01 TP0] max_total_num_tokens={full.group(1)}, "
+        "chunked_prefill_size=8192, max_prefill_tokens=16384, max_running_requests=4096, "
+        "context_len=131072, available_gpu_mem=20.12 GB"
+    )
+    both = _only_run(text + scheduler, model="openai/gpt-oss-120b", overrides={"page_size": 64})
+    assert both.consistent and _check(both, "SGLang max_total_num_tokens")[0] == "consistent"
+    status, expected, _ = _check(both, "SGLang full-length requests")
+    assert status == "derived" and expected == f"{int(full.group(1)) / 131072:.2f}x"
+    other = _only_run(text + scheduler.replace(full.group(1), "1234"), model="openai/gpt-oss-120b")
+    assert _check(other, "SGLang max_total_num_tokens")[0] == "inconsistent"
 
 
 def test_wrong_tp_is_found_in_both_pools() -> None:
@@ -177,9 +191,13 @@ def test_two_pool_lines_of_one_rank_are_one_start_up_and_server_args_opens_anoth
     assert len(parse_log(one).runs) == 1
     banner = "[2026-01-01 00:00:00] server_args=ServerArgs(model_path='x', page_size=16)\n"
     two = banner + _planner_lines(page=16) + "\n" + banner + _planner_lines(page=16, ratio=0.5)
-    runs = explain_log(two, overrides={"page_size": 16}).runs
+    runs = explain_log(two).runs
     assert len(runs) == 2 and all(r.engine == "SGLang" for r in runs)
-    assert runs[0].setting("page_size").value == 16  # type: ignore[union-attr]
+    page = runs[1].setting("page_size")
+    assert page is not None and page.value == 16 and page.origin.startswith("line")
+    assert runs[0].consistent  # the default ratio
+    status, _, note = _check(runs[1], "SGLang SWA split")  # 0.5, not in the banner
+    assert status == "inconsistent" and note is not None and "0.500" in note
 
 
 @pytest.mark.parametrize(
@@ -204,15 +222,44 @@ def test_cli_reads_the_real_log_and_refuses_a_bad_ratio(
     assert exc.value.code == 2 and "swa-full-tokens-ratio" in capsys.readouterr().err
 
 
-SGLANG_LINES = [
-    line
-    for text in (
-        PR_18039,
-        PR_15464,
-        _planner_lines(),
-        _planner_lines(disable_hybrid_swa_memory=True),
+def test_all_sliding_window_pool_and_sglang_prefixes() -> None:
+    """Lines in the format of SGLang's `pool_configurator.py` (constructed, not a real log)."""
+    text = (
+        "[2026-02-01 10:00:00 DP0 TP1] Use sliding window memory pool (all SWA). "
+        "swa_layer_tokens=100000\n"
+        "[2026-02-01 10:00:00 DP0 TP1] KV Cache is allocated. #tokens: 100000, "
+        "K size: 1.00 GB, V size: 1.00 GB\n"
     )
-    for line in text.splitlines()
+    (line, _) = parse_log(text).runs[0].facts[:2]
+    assert line.source == "DP0 TP1" and line.rank == 1
+    run = _only_run(text)
+    assert run.engine == "SGLang" and run.check("SGLang SWA split") is None
+    status, expected, _ = _check(run, "SGLang SWA pool #tokens")
+    value, spread = _per_token(expected)
+    assert status == "derived" and abs(value - (1 << 30) / 100_001) <= spread
+
+
+SERVER_ARGS = (
+    "[2026-02-01 10:00:00] server_args=ServerArgs(model_path='openai/gpt-oss-120b', "
+    "tp_size=1, page_size=64, swa_full_tokens_ratio=0.8, mem_fraction_static=0.85)"
+)
+SGLANG_LINES = [
+    SERVER_ARGS,
+    "python3 -m sglang.launch_server --page-size 16 --swa-full-tokens-ratio 0.25",
+    "Use sliding window memory pool (all SWA). swa_layer_tokens=4096",
+    "[2026-02-01 10:00:01 TP0] max_total_num_tokens=799232, chunked_prefill_size=8192, "
+    "max_prefill_tokens=16384, max_running_requests=4096, context_len=131072, "
+    "available_gpu_mem=20.12 GB",
+    *(
+        line
+        for text in (
+            PR_18039,
+            PR_15464,
+            _planner_lines(),
+            _planner_lines(disable_hybrid_swa_memory=True),
+        )
+        for line in text.splitlines()
+    ),
 ]
 
 

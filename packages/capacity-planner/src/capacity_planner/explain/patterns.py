@@ -296,6 +296,14 @@ _PATTERNS: list[tuple[re.Pattern[str], list[tuple[str | None, _Conv]]]] = [
             ("sglang_pool_full_size", _int),
         ],
     ),
+    # SGLang's scheduler (`managers/scheduler.py`) restates the pool's size.
+    (
+        re.compile(
+            r"max_total_num_tokens=(\d+),\s*(?:chunked_prefill_size=\S+\s*)?max_prefill_tokens="
+            r"\d+,.*?context_len=(\d+)"
+        ),
+        [("sglang_max_total_tokens", _int), ("sglang_context_len", _int)],
+    ),
     # SGLang's settings for the split: the launch command or the `ServerArgs(...)` dump,
     # which also opens every start-up.
     (re.compile(r"--page[-_]size[=\s]+(\d+)"), [("sglang_page_size", _int)]),

@@ -25,6 +25,7 @@ _SGLANG_STAGES = (
     ("split", "2. split     (full_layer_tokens; swa_layer_tokens = full x swa_full_tokens_ratio)"),
     ("pools", "3. pools     (each pool's #tokens from its K size and the model)"),
     ("carve", "   token pool (#tokens x cell size)"),
+    ("report", "4. report    (the scheduler's max_total_num_tokens)"),
 )
 
 

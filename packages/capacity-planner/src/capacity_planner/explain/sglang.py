@@ -42,11 +42,12 @@ _SGLANG_KEYS = (
     "sglang_all_swa_tokens",
     "sglang_pools_gib",
     "sglang_banner",
+    "sglang_max_total_tokens",
 )
 
 
 # The story's order: profile -> split -> pools.
-_ORDER = {"profile": 0, "split": 1, "pools": 2}
+_ORDER = {"profile": 0, "split": 1, "pools": 2, "report": 3}
 
 
 def is_sglang_run(run: LogRun) -> bool:
@@ -307,6 +308,32 @@ def _hybrid(run: LogRun, settings: dict[str, Setting], model: LogModel | None) -
     return sorted(checks, key=lambda c: _ORDER[c.stage])
 
 
+def _report(run: LogRun) -> list[Check]:
+    """The scheduler's `max_total_num_tokens`: the full pool (or the only pool)."""
+    logged = run.get("sglang_max_total_tokens")
+    if logged is None:
+        return []
+    pool = run.get("sglang_full_tokens") or run.get("sglang_pool_full_size")
+    pool = pool or run.get("sglang_all_swa_tokens") or run.get("sglang_tokens")
+    checks = []
+    if pool is not None:
+        ok = int(pool.value) == int(logged.value)
+        checks.append(Check(
+            "report", "SGLang max_total_num_tokens", f"the pool's tokens (line {pool.line_no})",
+            f"{int(pool.value):,}", f"{int(logged.value):,}",
+            "consistent" if ok else "inconsistent",
+            None if ok else "the scheduler line and the pool lines come from different "
+            "start-ups, or the pool was resized after capture", logged.line_no))  # fmt: skip
+    context = run.get("sglang_context_len")
+    if context is not None and int(context.value) > 0:
+        times = int(logged.value) / int(context.value)
+        checks.append(Check(
+            "report", "SGLang full-length requests", f"{int(logged.value):,} / context_len "
+            f"{int(context.value):,}", f"{times:.2f}x", None, "derived",
+            "requests of the full context that fit at once", logged.line_no))  # fmt: skip
+    return checks
+
+
 def sglang_checks(run: LogRun, settings: dict[str, Setting], model: LogModel | None) -> list[Check]:
     """Checks for SGLang's pool lines (empty when the run printed none)."""
     if (
@@ -314,5 +341,5 @@ def sglang_checks(run: LogRun, settings: dict[str, Setting], model: LogModel | N
         or run.get("sglang_pools_gib") is not None
         or run.get("sglang_all_swa_tokens") is not None
     ):
-        return _hybrid(run, settings, model)
-    return _single_pool(run, settings, model)
+        return _hybrid(run, settings, model) + _report(run)
+    return _single_pool(run, settings, model) + _report(run)
