@@ -138,16 +138,18 @@ def test_planner_lines_are_consistent_with_the_model() -> None:
     assert _check(other, "SGLang max_total_num_tokens")[0] == "inconsistent"
 
 
-def test_wrong_tp_is_found_in_both_pools() -> None:
-    """Planner-made lines (constructed) read with TP 2 where the pools were sized for TP 1."""
+@pytest.mark.parametrize("tp", [2, 4])
+def test_wrong_tp_is_found_in_both_pools(tp: int) -> None:
+    """Planner-made lines (constructed) read with TP 2 or 4 where the pools were sized for TP 1."""
     run = _only_run(
         _planner_lines(),
         model="openai/gpt-oss-120b",
-        overrides={"page_size": 64, "tensor_parallel_size": 2},
+        overrides={"page_size": 64, "tensor_parallel_size": tp},
     )
     for name in ("SGLang SWA pool #tokens", "SGLang full pool #tokens"):
         status, _, note = _check(run, name)
-        assert status == "inconsistent" and note is not None and "2x" in note
+        assert status == "inconsistent" and note is not None
+        assert f"off by {tp}x: the log's TP size is {tp}x smaller" in note
 
 
 def test_a_model_without_sliding_layers_is_not_checked_against_a_split() -> None:
