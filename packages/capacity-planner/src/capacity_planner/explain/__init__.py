@@ -8,7 +8,9 @@ from any vLLM release (`patterns`), splits a file into start-ups (`parse`),
 recomputes each derived number from the ones before it (`memory`, `carve`,
 `concurrency`, `failures`; a model's pages and block counts come from the
 planner's `compute_kv_cache_config`, built on `block_allocator.kv_cache_spec`) and says,
-for each, whether it is consistent and, if not, the likely cause. See
+for each, whether it is consistent and, if not, the likely cause. SGLang's start-up
+lines are read too (`sglang`: one token pool and the scheduler's restatement;
+`sglang_pools`: the hybrid sliding-window split and its two pools). See
 docs/logs/README.md.
 
 Python API: `explain_log(text)` -> `LogExplanation`; CLI: `register(subparsers)` adds

@@ -65,7 +65,9 @@ def _positive_float(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The explain-log options (shared by `register` and `main`)."""
-    parser.add_argument("file", metavar="FILE", help="vLLM log file, or - for standard input")
+    parser.add_argument(
+        "file", metavar="FILE", help="vLLM or SGLang log file, or - for standard input"
+    )
     parser.add_argument(
         "--model",
         help="config.json path (or its folder) or a catalog name: "
