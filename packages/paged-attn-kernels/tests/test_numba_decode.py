@@ -44,10 +44,11 @@ def test_float32_exp_edges() -> None:
 
 
 def _widened(codes: np.ndarray, mode: int, scale: float = 1.0) -> np.ndarray:
-    src = codes.reshape(1, 1, 1, -1)  # one block of one token, one KV head
-    out_bits = np.full((1, 1, 1, codes.size), 0xDEADBEEF, np.uint32)
-    _numba._widen(src, 0, 1, mode, np.float32(scale), out_bits, out_bits.view(np.float32))
-    return out_bits.view(np.float32).reshape(-1)
+    src = np.stack([codes, codes[::-1]])  # two blocks seen flat: block 0 is widened
+    out_bits = np.full(codes.size + 3, 0xDEADBEEF, np.uint32)
+    _numba._widen(src, 0, codes.size, mode, np.float32(scale), out_bits, out_bits.view(np.float32))
+    assert (out_bits[codes.size :] == 0xDEADBEEF).all()  # nothing past count is written
+    return out_bits[: codes.size].view(np.float32)
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

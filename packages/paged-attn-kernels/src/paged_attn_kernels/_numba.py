@@ -248,62 +248,63 @@ _U = np.uint32
 
 
 @njit(cache=True)
-def _widen(src, blk, n, mode, scale, dst_bits, dst):
-    # Tokens [0, n) of block blk of a bit-pattern cache (uint16 bf16/fp16, uint8 fp8 e4m3fn)
-    # -> float32 tile dst [1, block_size, kv_heads, d] (dst_bits: the same memory as uint32).
-    # Integer shifts put sign, exponent and mantissa in float32 position; one multiply by
-    # 2^(127 - bias) then fixes the exponent, subnormals included (fp8: times its scale too).
-    # inf/NaN patterns get an all-ones exponent (0xFF << 23; fp8 NaN also the quiet bit)
-    # first, so they stay inf/NaN. Branch-free, so every loop vectorises; a 64K-entry
-    # float16 table (256 KB) was slower and crowded L2.
+def _widen(src, blk, count, mode, scale, dst_bits, dst):
+    # The first count elements of block blk of a bit-pattern cache seen flat (src
+    # [num_blocks, block_size * kv_heads * d]: uint16 bf16/fp16, uint8 fp8 e4m3fn) -> float32
+    # dst (dst_bits: the same memory as uint32). Integer shifts put sign, exponent and
+    # mantissa in float32 position; one multiply by 2^(127 - bias) then fixes the exponent,
+    # subnormals included (fp8: times its scale too). inf/NaN patterns get an all-ones
+    # exponent (0xFF << 23; fp8 NaN also the quiet bit) first, so they stay inf/NaN.
+    # Branch-free, one long loop per block, so it vectorises; a 64K-entry float16 table
+    # (256 KB) was slower and crowded L2.
     # No fastmath: the multiplies must stay in this order (2^120 * scale may overflow).
-    num_kv_heads, head_dim = src.shape[2], src.shape[3]
-    for t in range(n):
-        for h in range(num_kv_heads):
-            if mode == _BF16:
-                for d in range(head_dim):
-                    dst_bits[0, t, h, d] = _U(src[blk, t, h, d]) << _U(16)
-            elif mode == _FP16:
-                for d in range(head_dim):
-                    c = _U(src[blk, t, h, d])
-                    top = (((c >> _U(10)) & _U(0x1F)) + _U(1)) >> _U(5)  # 1 for inf/NaN
-                    dst_bits[0, t, h, d] = (
-                        ((c & _U(0x7FFF)) << _U(13)) | ((c & _U(0x8000)) << _U(16))
-                        | (((top << _U(8)) - top) << _U(23))
-                    )  # fmt: skip
-                for d in range(head_dim):
-                    dst[0, t, h, d] *= np.float32(2.0**112)
-            else:
-                for d in range(head_dim):
-                    c = _U(src[blk, t, h, d])
-                    nan = ((c & _U(0x7F)) + _U(1)) >> _U(7)  # 1 for 0x7F / 0xFF
-                    dst_bits[0, t, h, d] = (
-                        ((c & _U(0x7F)) << _U(20)) | ((c & _U(0x80)) << _U(24))
-                        | (((nan << _U(9)) - nan) << _U(22))
-                    )  # fmt: skip
-                for d in range(head_dim):
-                    dst[0, t, h, d] = dst[0, t, h, d] * np.float32(2.0**120) * scale
+    if mode == _BF16:
+        for x in range(count):
+            dst_bits[x] = _U(src[blk, x]) << _U(16)
+    elif mode == _FP16:
+        for x in range(count):
+            c = _U(src[blk, x])
+            top = (((c >> _U(10)) & _U(0x1F)) + _U(1)) >> _U(5)  # 1 for inf/NaN
+            dst_bits[x] = (
+                ((c & _U(0x7FFF)) << _U(13)) | ((c & _U(0x8000)) << _U(16))
+                | (((top << _U(8)) - top) << _U(23))
+            )  # fmt: skip
+        for x in range(count):
+            dst[x] *= np.float32(2.0**112)
+    else:
+        for x in range(count):
+            c = _U(src[blk, x])
+            nan = ((c & _U(0x7F)) + _U(1)) >> _U(7)  # 1 for 0x7F / 0xFF
+            dst_bits[x] = (
+                ((c & _U(0x7F)) << _U(20)) | ((c & _U(0x80)) << _U(24))
+                | (((nan << _U(9)) - nan) << _U(22))
+            )  # fmt: skip
+        for x in range(count):
+            dst[x] = dst[x] * np.float32(2.0**120) * scale
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _decode_bits(
-    q, key_cache, value_cache, block_table, seq_lens, mode, k_scale, v_scale, poly, acc, m, l_sum
+    q, key_flat, value_flat, block_table, seq_lens, mode, k_scale, v_scale, poly, acc, m, l_sum
 ):
-    # as _decode_float, but the caches hold bit patterns (uint8 fp8, uint16 fp16/bf16); the
-    # owned tokens of each block are widened into float32 tiles first (_widen)
+    # as _decode_float, but the caches hold bit patterns (uint8 fp8, uint16 fp16/bf16), seen
+    # flat [num_blocks, block_size * kv_heads * d]; the owned tokens of each block are
+    # widened into float32 tiles [1, block_size, kv_heads, d] first (_widen)
     num_seqs, num_splits = acc.shape[0], acc.shape[1]
     num_kv_heads, head_dim = q.shape[1], q.shape[3]
-    rows, block_size = m.shape[2], key_cache.shape[1]
+    rows, row = m.shape[2], num_kv_heads * head_dim
+    block_size = key_flat.shape[1] // row
     for w in prange(num_seqs * num_splits):
         i = w // num_splits
         split = w - i * num_splits
         s = np.empty((block_size, rows), q.dtype)
         bits = np.empty(block_size * rows, np.int32)
         alpha = np.empty(rows, q.dtype)
-        k_bits = np.empty((1, block_size, num_kv_heads, head_dim), np.uint32)
-        v_bits = np.empty((1, block_size, num_kv_heads, head_dim), np.uint32)
-        k = k_bits.view(np.float32)
-        v = v_bits.view(np.float32)
+        k_bits = np.empty(block_size * row, np.uint32)
+        v_bits = np.empty(block_size * row, np.uint32)
+        k_flat, v_flat = k_bits.view(np.float32), v_bits.view(np.float32)
+        k = k_flat.reshape((1, block_size, num_kv_heads, head_dim))
+        v = v_flat.reshape((1, block_size, num_kv_heads, head_dim))
         m[i, split] = -np.inf
         l_sum[i, split] = 0
         acc[i, split] = 0
@@ -313,11 +314,12 @@ def _decode_bits(
             blk = block_table[i, j]
             n = min(block_size, seq_len - j * block_size)
             if j + 1 < last:
-                for t in range(block_size):
-                    _prefetch_row(key_cache, block_table[i, j + 1], t)
-                    _prefetch_row(value_cache, block_table[i, j + 1], t)
-            _widen(key_cache, blk, n, mode, k_scale, k_bits, k)
-            _widen(value_cache, blk, n, mode, v_scale, v_bits, v)
+                start = block_table[i, j + 1] * key_flat.strides[0]
+                for offset in range(start, start + key_flat.strides[0], 64):
+                    _prefetch(key_flat, offset)
+                    _prefetch(value_flat, offset)
+            _widen(key_flat, blk, n * row, mode, k_scale, k_bits, k_flat)
+            _widen(value_flat, blk, n * row, mode, v_scale, v_bits, v_flat)
             _attend_block(
                 q, i, k, v, 0, n, -1, False, s, bits, poly, m[i, split], l_sum[i, split], alpha,
                 acc[i, split],
@@ -493,11 +495,14 @@ def decode(
                 q, key_cache, value_cache, block_table, seq_lens, poly, spread, acc, m, l_sum
             )  # fmt: skip
         else:
-            kc, vc = _bits(key_cache), _bits(value_cache)
+            # flat views are free for contiguous caches; a strided cache is copied once here
+            flat = (key_cache.shape[0], -1)
+            kf = np.ascontiguousarray(_bits(key_cache)).reshape(flat)
+            vf = np.ascontiguousarray(_bits(value_cache)).reshape(flat)
             mode = {dt.BFLOAT16: _BF16, dt.FLOAT16: _FP16, dt.FP8_E4M3: _FP8}[kind]
             ks, vs = np.float32(k_scale), np.float32(v_scale)
             _decode_bits(
-                q, kc, vc, block_table, seq_lens, mode, ks, vs, poly, acc, m, l_sum
+                q, kf, vf, block_table, seq_lens, mode, ks, vs, poly, acc, m, l_sum
             )  # fmt: skip
     shape = (num_seqs, num_splits, num_kv_heads, group)
     out = combine_splits(acc, m.reshape(shape), l_sum.reshape(shape))
