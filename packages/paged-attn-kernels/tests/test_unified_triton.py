@@ -209,7 +209,7 @@ def test_fp8_cache_fp16_query():
     """16-bit queries over fp8 caches run fp16 dots with the scale folded into the query."""
     case = _case(kind=dt.FP8_E4M3, k_scale=0.4, v_scale=1.7, mods=MODS["all"])
     q = _t(case.query).half()
-    case.query = q.float().numpy()
+    case.query = q.float().cpu().numpy()
     args = _device_mods(MODS["all"])
     out = unified_attention(
         q, _t(case.key_cache), _t(case.value_cache), *map(_t, case.layout),
@@ -229,7 +229,7 @@ def test_run_checks_tensors_against_the_plan():
         ({"value_cache": vc[:-1]}, KernelInputError, "value_cache must be .* as planned"),
         ({"query": q.double()}, KernelDtypeError, "query dtype torch.float64"),
         ({"value_cache": vc.half()}, KernelDtypeError, "caches torch.float32/torch.float16"),
-        ({"query": q.numpy()}, KernelDtypeError, "query must be a torch tensor"),
+        ({"query": q.cpu().numpy()}, KernelDtypeError, "query must be a torch tensor"),
         ({"out": out[:, :2]}, KernelDtypeError, "out must have query's shape"),
         ({"k_scale": 0.5}, KernelInputError, "k_scale applies to fp8 caches only"),
         ({"sinks": torch.zeros(3)}, KernelInputError, r"sinks must have shape \[num_heads=4\]"),

@@ -171,7 +171,7 @@ def plan_unified(
         return UnifiedPlan(**common)
     import torch
 
-    from paged_attn_kernels.unified.triton_run import launch_shape
+    from paged_attn_kernels.unified.triton_run import head_pad, launch_shape
 
     if q.kind == dt.FLOAT64:
         raise KernelDtypeError("backend='triton' computes in float32/float16/bfloat16, not float64")
@@ -188,10 +188,9 @@ def plan_unified(
         merge = None
         if lw.groups is not None:
             rows = lw.work.shape[0] * cache.num_kv_heads * lw.block_m
-            head_pad = 1 << (head_dim - 1).bit_length()
             merge = (
                 torch.from_numpy(lw.groups).to(dev),
-                torch.empty((rows, head_pad), dtype=torch.float32, device=dev),
+                torch.empty((rows, head_pad(head_dim)), dtype=torch.float32, device=dev),
                 torch.empty(rows, dtype=torch.float32, device=dev),
             )
         launches.append((shape, torch.from_numpy(lw.work).to(dev), merge))

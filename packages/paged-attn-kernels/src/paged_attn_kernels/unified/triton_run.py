@@ -45,18 +45,24 @@ class LaunchShape:
         )
 
 
+def head_pad(head_dim: int) -> int:
+    """Head dimension as the kernel's tiles hold it: a power of two, and at least 16, the
+    smallest inner dimension ``tl.dot`` compiles for on a GPU (the interpreter takes any)."""
+    return max(16, triton.next_power_of_2(head_dim))
+
+
 def launch_shape(
     block_m: int, group: int, head_dim: int, elem_bytes: int, tile_n: int | None = None
 ) -> LaunchShape:
     """Rows, key tile, warps and stages for a class of ``block_m``-row programs."""
-    head_pad = triton.next_power_of_2(head_dim)
+    pad = head_pad(head_dim)
     if tile_n is None:
         # a K tile of ~16 KB (64 tokens at head_dim 128, bf16), as the decode kernel uses
-        tile_n = max(16, min(128, 16384 // (head_pad * max(2, elem_bytes))))
-        if block_m >= 128 and head_pad > 128:
+        tile_n = max(16, min(128, 16384 // (pad * max(2, elem_bytes))))
+        if block_m >= 128 and pad > 128:
             tile_n = 32  # acc [128, 256] + scores stay in registers
     warps = 8 if block_m >= 128 else 4
-    stages = 3 if head_pad <= 128 else 2
+    stages = 3 if pad <= 128 else 2
     return LaunchShape(block_m, max(1, block_m // group), tile_n, warps, stages)
 
 
@@ -88,7 +94,7 @@ def launch_unified(
     num_heads, head_dim = query.shape[1], query.shape[2]
     num_kv_heads = key_cache.shape[2]
     group = num_heads // num_kv_heads
-    head_pad = triton.next_power_of_2(head_dim)
+    pad = head_pad(head_dim)
     natural = soft_cap is not None or alibi_slopes is not None
     qk_scale = scale * k_scale * (1.0 if natural else _LOG2E)
     compute = query.dtype
@@ -109,7 +115,7 @@ def launch_unified(
         value_cache.stride(0), value_cache.stride(1), value_cache.stride(2),
         block_table.stride(0), out.stride(0), out.stride(1),
         GROUP=group, BLOCK_M=shape.block_m, BLOCK_Q=shape.block_q,
-        HEAD_DIM=head_dim, HEAD_PAD=head_pad,
+        HEAD_DIM=head_dim, HEAD_PAD=pad,
         BLOCK_SIZE=key_cache.shape[1], TILE_N=shape.tile_n,
         COMPUTE_DTYPE=_TL[compute], IEEE_DOT=compute == torch.float32,
         USE_WINDOW=sliding_window is not None, USE_SOFTCAP=soft_cap is not None,
@@ -124,7 +130,7 @@ def launch_unified(
         part_o, part_lse, groups, work, query_start_loc, out, num_kv_heads,
         out.stride(0), out.stride(1),
         GROUP=group, BLOCK_M=shape.block_m, BLOCK_Q=shape.block_q,
-        HEAD_DIM=head_dim, HEAD_PAD=head_pad, num_warps=4,
+        HEAD_DIM=head_dim, HEAD_PAD=pad, num_warps=4,
     )  # fmt: skip
 
 
