@@ -3,6 +3,7 @@ branches' attention equal to dense attention over their own histories."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -81,3 +82,37 @@ def test_copy_blocks_checks_and_torch() -> None:
     tv = tk.clone()
     copy_blocks(tk, tv, torch.tensor([[0, 2]]))
     assert torch.equal(tk[2], tk[0]) and torch.equal(tv[2], tv[0])
+
+
+def test_copy_blocks_takes_the_triton_kernel_unless_a_block_is_both_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Host pairs over CUDA caches (here: the interpreter) go to the one-launch kernel; a
+    block that is both a source and a destination keeps the read-all-first indexing path."""
+    torch = pytest.importorskip("torch", reason="needs torch")
+    pytest.importorskip("triton", reason="needs triton")
+    if not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("needs CUDA or TRITON_INTERPRET=1")
+    from paged_attn_kernels.cache_ops import triton_kernels
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    calls: list[int] = []
+    real = triton_kernels.copy_blocks_triton
+
+    def spy(kc: object, vc: object, mapping: object) -> None:
+        calls.append(1)
+        real(kc, vc, mapping)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(triton_kernels, "copy_blocks_triton", spy)
+    gen = torch.Generator().manual_seed(0)
+    kc = torch.randn((6, 4, 2, 8), generator=gen).to(dev, torch.bfloat16)
+    vc = torch.randn((6, 4, 2, 8), generator=gen).to(dev, torch.bfloat16)
+    k0, v0 = kc.clone(), vc.clone()
+    copy_blocks(kc, vc, [(0, 3), (1, 5)])
+    assert calls == [1]
+    assert torch.equal(kc[3], k0[0]) and torch.equal(vc[5], v0[1])
+    assert torch.equal(kc[[0, 1, 2, 4]], k0[[0, 1, 2, 4]])  # nothing else moved
+    k1 = kc.clone()
+    copy_blocks(kc, vc, [(1, 3), (3, 0)])  # 3 is both: sources are read before writes
+    assert calls == [1]
+    assert torch.equal(kc[3], k1[1]) and torch.equal(kc[0], k1[3])

@@ -191,6 +191,7 @@ def copy_blocks(key_cache: Any, value_cache: Any, block_mapping: Any) -> None:
     pairs = describe(block_mapping, "block_mapping")
     if len(pairs.shape) != 2 or pairs.shape[1] != 2 or not pairs.is_int:
         raise KernelInputError(f"block_mapping must be [n, 2] integer pairs, got {pairs.shape}")
+    host: npt.NDArray[Any] | None = None  # the pairs, when they are on the host
     if pairs.framework == "numpy" or pairs.device == "cpu":
         host = tp.host_bits(pairs.value) if pairs.framework == "torch" else pairs.value
         bad = (host < 0) | (host >= cache.num_blocks)
@@ -205,17 +206,34 @@ def copy_blocks(key_cache: Any, value_cache: Any, block_mapping: Any) -> None:
     if cache.key_cache.framework == "torch":
         import torch
 
+        kc, vc = cache.key_cache.value, cache.value_cache.value
+        on_triton = kc.device.type == "cuda" or tp.interpreting()
+        if (
+            host is not None
+            and on_triton
+            and kc[0].is_contiguous()
+            and vc[0].is_contiguous()
+            and kc.stride(0) == vc.stride(0)
+            and not np.intersect1d(host[:, 0], host[:, 1]).size
+        ):
+            # one Triton launch for both caches (6.5x torch indexing on an H100, docs/UNIFIED.md);
+            # a block that is both a source and a destination needs the read-all-first
+            # order of the indexing path below
+            from paged_attn_kernels.cache_ops.triton_kernels import copy_blocks_triton
+
+            copy_blocks_triton(kc, vc, torch.as_tensor(host, device=kc.device))
+            return
         idx = torch.as_tensor(pairs.value, device=cache.key_cache.value.device).long()
         for c in (key_cache, value_cache):
             bits = c.view(torch.uint8) if c.element_size() == 1 else c
             bits[idx[:, 1]] = bits[idx[:, 0]]
         return
-    if pairs.framework != "numpy" and pairs.device != "cpu":
+    if host is None:
         raise KernelDtypeError(f"block_mapping is on {pairs.device} but the caches are numpy")
     src, dst = host[:, 0], host[:, 1]
     for a in (cache.key_cache, cache.value_cache):
-        host = host_of(a)
-        host[dst] = host[src]  # the right side is gathered (copied) first
+        arr = host_of(a)
+        arr[dst] = arr[src]  # the right side is gathered (copied) first
 
 
 # ---------------------------------------------------------------- gather
