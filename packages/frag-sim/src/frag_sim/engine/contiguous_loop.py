@@ -98,9 +98,9 @@ def run_contiguous(eng: ContiguousEngine) -> SimResult:
     alloc, free_chunk = space.alloc, space.free
     fl: list[int] | None = None  # a BuddySpace's bit maps, one per order
     mask = one_top = 0
-    region_top = space._region_top if isinstance(space, BuddySpace) else None
+    region_top = None
     if isinstance(space, BuddySpace):
-        fl, mask, one_top = space._free, space._mask, space._one_top
+        fl, mask, one_top, region_top = space._free, space._mask, space._one_top, space._region_top
     heappop, heappush, eps, ceil = heapq.heappop, heapq.heappush, _EPS, math.ceil
     i_wait, busy, peak, admissions, completed, lat_sum, extra = 0, 0, 0, 0, 0, 0.0, 0.0
     closed = [0, 0, 0, 0, 0]  # running sums of the chunks' Integrals
