@@ -343,10 +343,11 @@ def test_cold_starts_lie_in_the_planners_cold_band(record: IssueRecord) -> None:
     # A cold compile cache costs 0.45-2.25 GiB of non-KV memory: the logged memory of a cold
     # start is the warm estimate less something in that range.
     check = CHECKS[record.key]
-    assert check.cold_band is not None and check.in_cold_band is True, (
-        record.key,
-        check.cold_band,
-    )
+    assert check.cold_band is not None
+    if "cold_band" in record.mismatch:  # a documented miss still holds
+        assert check.in_cold_band is False, (record.key, check.cold_band)
+        return
+    assert check.in_cold_band is True, (record.key, check.cold_band)
 
 
 def test_cold_warm_pairs_bound_the_cold_extra() -> None:
@@ -384,8 +385,10 @@ def test_memory_breakdown_adds_up_and_fits_the_warm_up_term(record: IssueRecord)
     assert abs(budget - log.consumed_gib - log.peak_activation_gib - log.available_gib) < 0.03
     estimate = check.plan.memory.activation_bytes / GiB
     if record.compile_cache == "warm":
-        # the dense warm-up term (15 B per logit) was fitted on this breakdown
-        assert abs(estimate / log.peak_activation_gib - 1) <= 0.05, estimate
+        # the printed peak is the profile's transient plus vLLM's graph estimate (>= 0.28);
+        # the planner's transient (model runner V2: forward or logits) is held to the rest
+        assert log.cuda_graph_estimate_gib is not None
+        assert abs((estimate + log.cuda_graph_estimate_gib) / log.peak_activation_gib - 1) <= 0.05
     elif record.compile_cache == "cold":
         # a cold start's peak carries compile buffers on top of the warm-up pass
         assert log.peak_activation_gib > estimate

@@ -111,6 +111,7 @@ def _settings_of(args: argparse.Namespace) -> EngineSettings:
         draft_weights_bytes=args.draft_weights_memory,
         speculative_method=method,
         num_speculative_tokens=num_spec,
+        sampler=args.sampler,
     )
 
 

@@ -28,6 +28,7 @@ from capacity_planner._commands import (
 )
 from capacity_planner._units import parse_size
 from capacity_planner._version import __version__
+from capacity_planner.accounting.settings import SAMPLER_PATHS
 from capacity_planner.accounting.versions import DEFAULT_VERSION, VLLM_FORMULAS
 from capacity_planner.errors import CapacityPlannerError, SettingError
 
@@ -115,6 +116,14 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_VERSION,
         help="a release (0.34.0, 0.10.2) or a regime: "
         f"{', '.join(VLLM_FORMULAS)} (default: %(default)s)",
+    )
+    m.add_argument(
+        "--sampler",
+        choices=SAMPLER_PATHS,
+        default=None,
+        help="how the start-up profile runs the dummy sampler: PyTorch's top-k/top-p, "
+        "FlashInfer's, or model runner V2's logits-only profile (default: the release's; "
+        "the log's 'FlashInfer is not available' or 'Using V2 Model Runner' line tells)",
     )
     m.add_argument(
         "--engine",

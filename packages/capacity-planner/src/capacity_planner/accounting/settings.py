@@ -20,10 +20,14 @@ from capacity_planner.accounting.kv_config import DEFAULT_SWAP_SPACE, check_bloc
 from capacity_planner.accounting.versions import DEFAULT_VERSION, VllmFormula, get_formula
 from capacity_planner.errors import SettingError
 
-__all__ = ["SPECULATIVE_METHODS", "EngineSettings"]
+__all__ = ["SAMPLER_PATHS", "SPECULATIVE_METHODS", "EngineSettings"]
 
 # `--speculative-config '{"method": ...}'` values whose draft holds weights and KV layers.
 SPECULATIVE_METHODS = ("eagle", "eagle3", "mtp", "draft_model", "ngram")
+# How the start-up profile's dummy sampler pass runs (`terms.sampler_path`): PyTorch's
+# sort-based top-k/top-p, FlashInfer's sampling kernels, or model runner V2's profile,
+# which computes the logits and skips top-k/top-p (None: the release's default).
+SAMPLER_PATHS = ("pytorch", "flashinfer", "logits-only")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class EngineSettings:
     enable_expert_parallel: bool = False  # --enable-expert-parallel
     speculative_method: str | None = None  # --speculative-config {"method": ...}
     num_speculative_tokens: int | None = None  # --speculative-config {"num_speculative_tokens"}
+    sampler: str | None = None  # VLLM_USE_FLASHINFER_SAMPLER / VLLM_USE_V2_MODEL_RUNNER
     weights_bytes: int | None = None
     activation_bytes: int | None = None
     non_torch_bytes: int | None = None
@@ -96,6 +101,10 @@ class EngineSettings:
             )
         if self.num_speculative_tokens is not None:
             check_positive_int("num_speculative_tokens", self.num_speculative_tokens)
+        if self.sampler is not None and self.sampler not in SAMPLER_PATHS:
+            raise SettingError(
+                f"sampler must be one of {', '.join(SAMPLER_PATHS)}, got {self.sampler!r}"
+            )
 
     @property
     def formula(self) -> VllmFormula:

@@ -38,6 +38,7 @@ from capacity_planner.accounting.terms import (
     non_torch_bytes,
     profile_shape,
     sampler_bytes,
+    sampler_path,
     tp_rank_classes,
     weight_bytes_per_rank,
     weight_bytes_per_stage,
@@ -86,7 +87,10 @@ def _stage_terms(
         act = max(forward, sampler, encoder)
         parts = {"forward": forward, "sampler": sampler, "encoder": encoder}
         peak = max(parts, key=lambda k: parts[k])
-        why = f"{peak} peak; forward of {tokens} tokens ({why}), sampler {seqs} seqs"
+        why = (
+            f"{peak} peak; forward of {tokens} tokens ({why}), "
+            f"sampler {seqs} seqs ({sampler_path(model, settings)})"
+        )
     else:
         why = "given"
     return weights + draft, w_how, act, why, draft, tokens, seqs

@@ -8,12 +8,14 @@ speculative draft. Tensor-parallel ranks of one stage hold the same shapes.
 
 - weights: parameters x bytes, sharded by TP, the stage's share of the layers;
 - forward peak: the profile run's largest per-token buffers x `max_num_batched_tokens`;
-- sampler warm-up: `bytes per logit x vocab x max_num_seqs / TP`: logits, their fp32
-  copy, softmax and the top-k/top-p buffers. Dense models: 15 bytes, the warm-start
-  memory breakdown of Qwen3-4B on vLLM 0.30 (0.53 GiB peak for 256 x 151,936 logits).
-  MoE models: 37 bytes, fitted on gpt-oss-120b (one H100) and Qwen3-Coder-30B (TP 8),
-  which also absorbs their fused-MoE workspace; the TP 8 records fit only with the pass
-  split over TP (docs/MEMORY_MODEL.md has the numbers);
+- sampler: the dummy sampler pass over `max_num_seqs` rows of the full vocabulary. V1
+  all-gathers the logits, so every tensor-parallel rank holds all of them; the bytes per
+  logit depend on the path that release takes (`sampler_path`): PyTorch's sort-based
+  top-k/top-p (37 B: logits, their fp32 copy, the sorted values with int64 indices and
+  the sort's workspace, masks, softmax), FlashInfer's sampling kernels (15 B: logits, fp32
+  copy, masked logits, probabilities) or, under model runner V2, a profile that computes
+  the logits and skips the rest (the model dtype's 2 B). docs/MEMORY_MODEL.md section 2
+  has the code it is read from and the records it is checked against;
 - encoder: a vision tower's weights and its profile pass over the encoder budget;
 - draft: an EAGLE/EAGLE-3 head (one decoder layer, the 3H->H fusion, its lm_head) or
   MTP layers (`num_nextn_predict_layers` full decoder layers).
@@ -37,7 +39,6 @@ __all__ = [
     "CUDA_CONTEXT",
     "CUDA_GRAPH_ESTIMATE",
     "SAMPLER_BYTES_PER_LOGIT",
-    "SAMPLER_BYTES_PER_LOGIT_DENSE",
     "draft_layers",
     "draft_weight_bytes",
     "encoder_activation_bytes",
@@ -46,6 +47,7 @@ __all__ = [
     "non_torch_bytes",
     "profile_shape",
     "sampler_bytes",
+    "sampler_path",
     "tp_rank_classes",
     "weight_bytes_per_rank",
     "weight_bytes_per_stage",
@@ -61,8 +63,8 @@ NON_TORCH_MULTI_GPU = int(0.50 * GiB)
 CUDA_CONTEXT = int(0.5 * GiB)
 # CUDA graphs for the default capture sizes (logged 0.41-0.64 GiB; vLLM issue #26300).
 CUDA_GRAPH_ESTIMATE = int(0.50 * GiB)
-SAMPLER_BYTES_PER_LOGIT = 37  # MoE models (see the module docstring)
-SAMPLER_BYTES_PER_LOGIT_DENSE = 15
+# Bytes per logit of the dummy sampler pass on each path ("logits-only": the model dtype).
+SAMPLER_BYTES_PER_LOGIT = {"pytorch": 37, "flashinfer": 15}
 BIG_GPU = 70 * GiB  # vLLM's serve defaults switch at 70 GiB (H100/H200 class)
 HUGE_GPU = 160 * GiB  # and again at 160 GiB (B200 class) from 0.34
 
@@ -207,18 +209,40 @@ def forward_activation_bytes(model: ModelSpec, settings: EngineSettings, tokens:
     return int(tokens * (max(per_token, attn) + 3 * h) * b)
 
 
+def sampler_path(model: ModelSpec, settings: EngineSettings) -> str:
+    """How the release's profile runs the dummy sampler: "pytorch", "flashinfer", "logits-only".
+
+    Read from the wheels: up to 0.20 the V1 runner's top-k/top-p is PyTorch's unless
+    FlashInfer is installed and enabled (an optional extra in 0.11, opt-in in 0.19); 0.21
+    turns FlashInfer on by default; model runner V2, the default for dense models from
+    0.25 (and for every model in 0.31), profiles the logits only and runs the full sampler
+    in a warm-up after the KV cache is allocated; 0.34 sizes the cache after that warm-up.
+    `settings.sampler` overrides the default (what the log's start-up lines show).
+    """
+    if settings.sampler is not None:
+        return settings.sampler
+    name = settings.formula.name
+    if name == "v1-2026":
+        dense = model.moe is None and model.mamba is None
+        return "logits-only" if dense else "flashinfer"
+    if name == "v1-extensible":
+        return "flashinfer"
+    return "pytorch"
+
+
 def sampler_bytes(model: ModelSpec, settings: EngineSettings, seqs: int) -> int:
     """The dummy sampler pass over `seqs` rows of the vocabulary (last stage only).
 
     V0 gathers the logits to the driver (TP rank 0), which keeps one row per dummy
-    sequence in the model dtype; V1's warm-up holds 15 bytes per logit on dense models and
-    37 on MoE models, split over TP (see the module docstring).
+    sequence in the model dtype; V1 all-gathers them to every rank, whose pass costs the
+    bytes per logit of its `sampler_path`.
     """
+    b = dtype_size(resolve_model_dtype(settings.dtype, model))
     if settings.formula.engine == "V0":
-        b = dtype_size(resolve_model_dtype(settings.dtype, model))
         return seqs * model.vocab_size * b  # the full logits, on the driver rank only
-    per_logit = SAMPLER_BYTES_PER_LOGIT if model.moe is not None else SAMPLER_BYTES_PER_LOGIT_DENSE
-    return per_logit * model.vocab_size * seqs // settings.tensor_parallel_size
+    path = sampler_path(model, settings)
+    per_logit = b if path == "logits-only" else SAMPLER_BYTES_PER_LOGIT[path]
+    return per_logit * model.vocab_size * seqs
 
 
 def encoder_activation_bytes(model: ModelSpec, settings: EngineSettings, tokens: int) -> int:

@@ -40,6 +40,11 @@ def _logged_cell(log: Logged) -> str:
         parts.append(
             f"breakdown: consumed {log.consumed_gib}, peak {log.peak_activation_gib}, "
             f"graphs {log.cuda_graph_gib} GiB"
+            + (
+                f" (estimated {log.cuda_graph_estimate_gib})"
+                if log.cuda_graph_estimate_gib is not None
+                else ""
+            )
         )
     return ", ".join(parts)
 
@@ -95,6 +100,7 @@ _WHY = {
     "e2e": "end to end",
     "no_e2e": "not comparable",
     "verdict": "will it start",
+    "cold_band": "cold band",
 }
 
 

@@ -33,8 +33,8 @@ _DATA = "data"
 _PROJECTS = {"vllm-project/vllm": "vLLM", "vllm-project/recipes": "vLLM recipes"}
 _KINDS = ("issue", "PR", "file")
 # why a comparison does not hold: the carve from logged memory, end to end, not comparable,
-# or only the start-up outcome
-MISMATCH_KINDS = ("given", "e2e", "no_e2e", "verdict")
+# only the start-up outcome, or a cold start outside the planner's cold band
+MISMATCH_KINDS = ("given", "e2e", "no_e2e", "verdict", "cold_band")
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,9 @@ class Logged:
     consumed_gib: float | None = None
     peak_activation_gib: float | None = None
     cuda_graph_gib: float | None = None
+    # "CUDA graph pool memory: X GiB (actual), Y GiB (estimated)": from 0.28 the printed peak
+    # activation includes Y (`gpu_worker.py`: transient peak + applied graph estimate)
+    cuda_graph_estimate_gib: float | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ class IssueRecord:
     served_model: str = ""
     note: str = ""
     # why a comparison is not expected to hold: "given" (carve from the logged memory),
-    # "e2e" (end-to-end miss), "no_e2e" (end to end not comparable: no GPU named, ...)
+    # "e2e" (end-to-end miss), "no_e2e" (end to end not comparable: no GPU named, ...),
+    # "verdict" (the outcome), "cold_band" (a cold start outside the planner's cold band)
     mismatch: dict[str, str] = field(default_factory=dict)
     # the torch.compile cache of that start ("cold": compiled in the worker; "warm": loaded
     # from the cache); records sharing a `pair` are one configuration started both ways
