@@ -498,14 +498,39 @@ def launch(
             )
             runners[key] = compiled[(*grid.programs, 1, 1)[:3]]
     if meta["MERGE"] == 1:
-        head_pad = meta["HEAD_PAD"]
-        _paged_decode_reduce_kernel[(query.shape[0], query.shape[1])](
-            part_out, part_lse, seq_lens, out, grid.chunk, grid.num_splits, out.stride(0),
-            HEAD_DIM=meta["HEAD_DIM"], HEAD_PAD=head_pad,
-            SPLIT_TILE=min(_pow2(grid.num_splits), max(8, 8192 // head_pad)),
-            num_warps=4,
-        )  # fmt: skip
+        _reduce(meta, grid, part_out, part_lse, seq_lens, out, runners)
     return out
+
+
+def _reduce(
+    meta: dict[str, Any],
+    grid: Grid,
+    part_out: torch.Tensor,
+    part_lse: torch.Tensor,
+    seq_lens: torch.Tensor,
+    out: torch.Tensor,
+    runners: dict[Any, Any] | None,
+) -> None:
+    """The reduce launch of a split past ``fused_merge_max_splits``, through the plan's cached
+    launcher like the main launch (the JIT dispatch would double the host cost of a run)."""
+    args = (part_out, part_lse, seq_lens, out, grid.chunk, grid.num_splits, out.stride(0))
+    key = ("reduce", *(t.data_ptr() % 16 for t in args[:4]), *args[4:])
+    runner = runners.get(key) if runners is not None else None
+    if runner is not None and runners is not None:
+        runner(*args, *runners["reduce"])
+        return
+    head_pad = meta["HEAD_PAD"]
+    consts = {
+        "HEAD_DIM": meta["HEAD_DIM"],
+        "HEAD_PAD": head_pad,
+        "SPLIT_TILE": min(_pow2(grid.num_splits), max(8, 8192 // head_pad)),
+    }
+    programs = (out.shape[0], out.shape[1])
+    compiled = _paged_decode_reduce_kernel[programs](*args, **consts, num_warps=4)
+    if runners is not None and hasattr(compiled, "packed_metadata"):  # compiled, not interpreted
+        names = _paged_decode_reduce_kernel.arg_names[len(args) :]
+        runners["reduce"] = tuple(consts[n] for n in names)
+        runners[key] = compiled[(programs[0], programs[1], 1)]
 
 
 @functools.lru_cache(maxsize=1024)
