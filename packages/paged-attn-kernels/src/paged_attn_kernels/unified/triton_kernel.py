@@ -104,11 +104,12 @@ def _tiles(
         alpha = tl.exp2(m_i - m_safe)
         p = tl.exp2(s - m_safe[:, None])
         l_i = l_i * alpha + tl.sum(p, axis=1)
+        # rescale, then let the dot accumulate into acc (no [BLOCK_M, HEAD_PAD] temporary)
+        acc = acc * alpha[:, None]
         if IEEE_DOT:
-            pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE), input_precision="ieee")
+            acc = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE), acc, input_precision="ieee")
         else:
-            pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE))
-        acc = acc * alpha[:, None] + pv
+            acc = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE), acc)
         m_i = m_new
     return m_i, l_i, acc
 
