@@ -132,8 +132,7 @@ def fp8_cache(case: bg.Case) -> tuple[torch.Tensor, torch.Tensor, float, float]:
 
 
 def sweep_decode_fp8() -> None:
-    shapes = [(8, "B64x2048"), (8, "B8x32768"), (8, "ragged-zipf64"), (8, "B64x8192"),
-              (32, "B1x32768"), (32, "B8x8192"), (32, "ragged-1x32k+63x128-1024")]  # fmt: skip
+    shapes = [(8, "B64x2048"), (8, "B8x32768"), (8, "ragged-zipf64"), (32, "B1x32768")]
     for case in cases(shapes):
         copy_e = bg.copy_us(case.kv_bytes / 2, False)
         out = torch.empty_like(case.query)
@@ -181,7 +180,7 @@ def _prefill_time(plan: Any, q: torch.Tensor, cache: bu.Paged, res: torch.Tensor
 
 
 def sweep_prefill() -> None:
-    for b, n in ((1, 8192), (8, 4096)):
+    for b, n in ((1, 8192),):
         cache = bu.Paged([n] * b)
         q, qsl = bu.varlen([n] * b)
         res = torch.empty_like(q)
