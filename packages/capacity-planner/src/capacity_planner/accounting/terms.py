@@ -16,7 +16,8 @@ speculative draft. Tensor-parallel ranks of one stage hold the same shapes.
   copy, masked logits, probabilities) or, under model runner V2, a profile that computes
   the logits and skips the rest (the model dtype's 2 B). docs/MEMORY_MODEL.md section 2
   has the code it is read from and the records it is checked against;
-- encoder: a vision tower's weights and its profile pass over the encoder budget;
+- encoder: a vision tower's weights and its profile pass over the encoder budget (the
+  largest dummy images that fit it, as patches; docs/MEMORY_MODEL.md section 3);
 - draft: an EAGLE/EAGLE-3 head (one decoder layer, the 3H->H fusion, its lm_head) or
   MTP layers (`num_nextn_predict_layers` full decoder layers).
 """
@@ -42,6 +43,7 @@ __all__ = [
     "draft_layers",
     "draft_weight_bytes",
     "encoder_activation_bytes",
+    "encoder_tokens",
     "forward_activation_bytes",
     "local_experts",
     "non_torch_bytes",
@@ -245,19 +247,41 @@ def sampler_bytes(model: ModelSpec, settings: EngineSettings, seqs: int) -> int:
     return per_logit * model.vocab_size * seqs
 
 
-def encoder_activation_bytes(model: ModelSpec, settings: EngineSettings, tokens: int) -> int:
-    """A vision tower's profile pass: `tokens` patch embeddings through one encoder layer.
+def encoder_tokens(model: ModelSpec, settings: EngineSettings, tokens: int) -> tuple[int, int]:
+    """(image tokens, patches) of the encoder's profile pass; (0, 0) without a vision tower.
 
-    vLLM profiles the encoder with a dummy batch of the largest multimodal items that fit
-    the encoder budget (`max_num_batched_tokens`); the peak is one layer's buffers (QKV,
-    attention output, MLP) per patch token, in the model dtype, sharded by TP.
+    V1 (`gpu_model_runner.profile_run`) encodes `budget // max_tokens_per_item` dummy items
+    of the largest size, where the budget is `max(max_num_batched_tokens,
+    max_tokens_per_item)` (`encoder_cache_manager.compute_mm_encoder_budget`); each token
+    is `spatial_merge_size^2` patches through the tower. Where the largest item is not
+    known (and on V0) the pass is taken as `tokens` patches.
+    """
+    v = model.vision
+    if v is None:
+        return 0, 0
+    per_item = v.max_tokens_per_item
+    if per_item is None or settings.formula.engine == "V0":
+        return tokens, tokens
+    items = max(tokens, per_item) // per_item
+    return items * per_item, items * per_item * v.spatial_merge_size**2
+
+
+def encoder_activation_bytes(model: ModelSpec, settings: EngineSettings, tokens: int) -> int:
+    """A vision tower's profile pass: the dummy images' patches through one encoder layer.
+
+    Per patch: one layer's buffers (QKV, attention output, MLP: 2 intermediate widths, 3
+    when SwiGLU-gated) in the model dtype, sharded by TP, plus the input pixels, which
+    stay on the GPU in float32 through the whole pass (`pixel_values`). Qwen2.5-VL-7B's
+    16,384-token image (65,536 patches) comes to 2.17 GiB on one GPU.
     """
     if model.vision is None:
         return 0
     v = model.vision
+    _, patches = encoder_tokens(model, settings, tokens)
     b = dtype_size(resolve_model_dtype(settings.dtype, model))
-    per_token = (4 * v.hidden_size + 2 * v.intermediate_size) // settings.tensor_parallel_size
-    return int(tokens * per_token * b)
+    mlp = (3 if v.gated_mlp else 2) * v.intermediate_size
+    per_patch = (4 * v.hidden_size + mlp) * b // settings.tensor_parallel_size
+    return int(patches * (per_patch + 4 * v.pixels_per_patch))
 
 
 def draft_layers(model: ModelSpec, settings: EngineSettings) -> int:

@@ -146,17 +146,54 @@ def mtp_layers(cfg: Mapping[str, Any]) -> int:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+# The image tokens of the largest image the Qwen2-VL family's processors accept: their
+# default `max_pixels` over the pixels one token covers (patch x merge)^2. Qwen2-VL and
+# Qwen2.5-VL: 12,845,056 / 28^2; Qwen3-VL: 16,777,216 / 32^2. vLLM logs both as "Encoder
+# cache will be initialized with a budget of 16384 tokens".
+_MAX_IMAGE_TOKENS = {
+    "qwen2_vl": 16384,
+    "qwen2_5_vl": 16384,
+    "qwen3_vl": 16384,
+    "qwen3_vl_moe": 16384,
+}
+
+
+def _int(cfg: Mapping[str, Any], *names: str, default: int = 0) -> int:
+    for name in names:
+        value = cfg.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return default
+
+
 def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
-    """A multimodal config's `vision_config` as layer sizes (None when absent)."""
+    """A multimodal config's `vision_config` as layer sizes (None when absent).
+
+    Qwen2-VL names the tower's width `embed_dim` (its `hidden_size` is the LM's), so
+    `embed_dim` wins where both are given. A SiLU tower is SwiGLU-gated (Qwen2.5-VL).
+    """
     vision = config.get("vision_config")
     if not isinstance(vision, Mapping):
         return None
     depth = vision.get("depth", vision.get("num_hidden_layers"))
-    hidden = vision.get("hidden_size", vision.get("embed_dim"))
+    hidden = vision.get("embed_dim", vision.get("hidden_size"))
     if not isinstance(depth, int) or not isinstance(hidden, int) or depth < 1 or hidden < 1:
         return None
     inter = vision.get("intermediate_size")
     if not isinstance(inter, int):
         ratio = vision.get("mlp_ratio", 4)
         inter = int(hidden * ratio) if isinstance(ratio, (int, float)) else 4 * hidden
-    return VisionEncoder(depth, hidden, inter)
+    patch = _int(vision, "patch_size", "spatial_patch_size")
+    channels = _int(vision, "in_chans", "in_channels", "num_channels", default=3)
+    temporal = _int(vision, "temporal_patch_size", default=1)
+    out_hidden = _int(vision, "out_hidden_size")
+    return VisionEncoder(
+        depth,
+        hidden,
+        inter,
+        gated_mlp=vision.get("hidden_act") == "silu",
+        spatial_merge_size=_int(vision, "spatial_merge_size", default=1),
+        out_hidden_size=out_hidden or None,
+        pixels_per_patch=channels * temporal * patch * patch,
+        max_tokens_per_item=_MAX_IMAGE_TOKENS.get(str(config.get("model_type", ""))),
+    )

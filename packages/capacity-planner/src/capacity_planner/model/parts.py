@@ -65,17 +65,39 @@ class MambaState:
 
 @dataclass(frozen=True)
 class VisionEncoder:
-    """A multimodal model's vision tower (`vision_config`): ViT-style layer sizes."""
+    """A multimodal model's vision tower (`vision_config`): ViT-style layer sizes.
+
+    `spatial_merge_size` m: the tower runs on patches and merges each m x m block into one
+    language-model token (Qwen2-VL family: m = 2, so one image token is 4 patches).
+    `pixels_per_patch`: input values per patch (channels x temporal patch x patch^2), 0
+    where the config does not give them. `max_tokens_per_item`: the image tokens of the
+    largest image the processor accepts (None: not known from the config).
+    """
 
     depth: int
     hidden_size: int
     intermediate_size: int
+    gated_mlp: bool = False  # SwiGLU: gate and up projections (3 h i weights, not 2)
+    spatial_merge_size: int = 1
+    out_hidden_size: int | None = None
+    pixels_per_patch: int = 0
+    max_tokens_per_item: int | None = None
 
     @property
     def num_params(self) -> int:
-        """Attention (4 h^2) and MLP (2 h i) per layer, plus a projector into the LM."""
+        """Attention (4 h^2) and MLP (2 or 3 h i) per layer, plus the projector into the LM.
+
+        The projector of a merging tower is the Qwen2-VL merger (an MLP from m^2 h to m^2 h
+        to the LM's hidden size); otherwise 2 h^2.
+        """
         h = self.hidden_size
-        return self.depth * (4 * h * h + 2 * h * self.intermediate_size) + 2 * h * h
+        mlp = (3 if self.gated_mlp else 2) * h * self.intermediate_size
+        merged = h * self.spatial_merge_size**2
+        if self.spatial_merge_size > 1 and self.out_hidden_size:
+            projector = merged * merged + merged * self.out_hidden_size
+        else:
+            projector = 2 * h * h
+        return self.depth * (4 * h * h + mlp) + projector
 
 
 @dataclass(frozen=True)

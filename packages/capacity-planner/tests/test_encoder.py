@@ -1,0 +1,85 @@
+"""The vision encoder: its weights and its profile pass (`terms.encoder_tokens`)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from capacity_planner import EngineSettings, GiB, ModelSpec, plan, resolve_gpu
+from capacity_planner.accounting.terms import encoder_activation_bytes, encoder_tokens
+
+QWEN25_VL_7B = ModelSpec.from_name("Qwen/Qwen2.5-VL-7B-Instruct")
+
+
+def test_qwen25_vl_tower_is_read_as_vllm_builds_it() -> None:
+    v = QWEN25_VL_7B.vision
+    assert v is not None
+    assert (v.depth, v.hidden_size, v.intermediate_size) == (32, 1280, 3420)
+    assert v.gated_mlp and v.spatial_merge_size == 2
+    assert v.pixels_per_patch == 3 * 2 * 14 * 14
+    assert v.max_tokens_per_item == 16384
+    # the model card's 8,292,166,656 parameters (tower, merger and language model)
+    assert abs(sum(QWEN25_VL_7B.param_breakdown().values()) / 8_292_166_656 - 1) < 0.005
+
+
+def test_qwen2_vl_width_is_embed_dim_not_the_lms_hidden_size() -> None:
+    cfg = {
+        "model_type": "qwen2_vl",
+        "num_hidden_layers": 28,
+        "hidden_size": 3584,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "intermediate_size": 18944,
+        "vocab_size": 152064,
+        "max_position_embeddings": 32768,
+        "vision_config": {
+            "depth": 32,
+            "embed_dim": 1280,
+            "hidden_size": 3584,
+            "mlp_ratio": 4,
+            "hidden_act": "quick_gelu",
+            "spatial_merge_size": 2,
+        },
+    }
+    v = ModelSpec.from_hf_config(cfg).vision
+    assert v is not None
+    assert (v.hidden_size, v.intermediate_size, v.gated_mlp) == (1280, 5120, False)
+
+
+def test_profile_pass_is_the_largest_images_that_fit_the_budget() -> None:
+    s = EngineSettings(max_model_len=2048, vllm_version="v1")
+    # budget max(2048, 16384): one 16,384-token image, 4 patches a token
+    assert encoder_tokens(QWEN25_VL_7B, s, 2048) == (16384, 65536)
+    # a 40,000-token budget fits two whole images
+    assert encoder_tokens(QWEN25_VL_7B, s, 40000) == (32768, 131072)
+    # V0 profiles inside the language model's dummy sequences: the old token count
+    v0 = EngineSettings(max_model_len=2048, vllm_version="v0")
+    assert encoder_tokens(QWEN25_VL_7B, v0, 2048) == (2048, 2048)
+
+
+def test_encoder_pass_decides_the_single_l4_start() -> None:
+    # 65,536 patches x (4 x 1280 + 3 x 3420) x 2 B plus float32 pixels: ~2.16 GiB, above
+    # the 1.34 GiB sampler pass; the record in docs/ACCURACY.md logged 1.81 GiB of KV
+    s = EngineSettings(max_model_len=2048, max_num_batched_tokens=2048, vllm_version="v1")
+    enc = encoder_activation_bytes(QWEN25_VL_7B, s, 2048)
+    assert 2.1 * GiB < enc < 2.2 * GiB
+    p = plan(QWEN25_VL_7B, resolve_gpu("L4"), s)
+    assert any("encoder peak" in step.detail for step in p.memory.steps)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tokens=st.integers(min_value=1, max_value=200_000), tp=st.sampled_from([1, 2, 4]))
+def test_budget_is_whole_items_and_shards_with_tp(tokens: int, tp: int) -> None:
+    s = EngineSettings(tensor_parallel_size=tp, vllm_version="v1")
+    image_tokens, patches = encoder_tokens(QWEN25_VL_7B, s, tokens)
+    assert image_tokens % 16384 == 0 and 16384 <= image_tokens <= max(tokens, 16384)
+    assert patches == 4 * image_tokens
+    one = encoder_activation_bytes(QWEN25_VL_7B, EngineSettings(vllm_version="v1"), tokens)
+    assert encoder_activation_bytes(QWEN25_VL_7B, s, tokens) <= one
+
+
+def test_text_only_models_have_no_encoder_pass() -> None:
+    m = ModelSpec.from_name("Qwen/Qwen3-8B")
+    s = EngineSettings(vllm_version="v1")
+    assert encoder_tokens(m, s, 8192) == (0, 0)
+    assert encoder_activation_bytes(m, s, 8192) == 0
