@@ -46,7 +46,8 @@ def test_chunk_rule_on_the_benchmark_batches():
     assert build_plan(one_long, 8, 64, 132, 32768).chunk == 1024
     assert build_plan(zipf, 8, 64, 132, 32768).chunk == 2048
     assert build_plan([8192] * 8, 8, 64, 132, 8192).chunk == 1024  # as the shape model
-    assert build_plan([32768], 8, 64, 132, 32768).chunk == 512
+    # one long sequence: 32 splits merged in the kernel beat 64 and a reduce launch (H100)
+    assert build_plan([32768], 8, 64, 132, 32768).chunk == 1024
     # a uniform long batch is no longer cut by the ragged rule (the grid's 32 splits)
     assert build_plan([32768] * 64, 8, 64, 132, 32768).num_splits == 1
     # uniform batches keep the shape model's chunk, which is the 3-D grid's
@@ -62,3 +63,22 @@ def test_capacity_and_order_errors():
         build_plan([100, 100], 2, 16, 132, 128, chunk=16, capacity=3)
     with pytest.raises(ValueError, match="order"):
         build_plan([1], 1, 16, 132, 16, order="random")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    num_seqs=st.integers(1, 256),
+    num_kv_heads=st.sampled_from([1, 2, 4, 8, 32]),
+    max_tokens=st.integers(1, 1 << 20),
+    tile_n=st.sampled_from([16, 32, 64, 128]),
+    num_sms=st.sampled_from([1, 78, 132]),
+)
+def test_shape_model_keeps_every_split_inside_the_fused_merge(
+    num_seqs, num_kv_heads, max_tokens, tile_n, num_sms
+):
+    # at most 32 splits (merged inside the split kernel, no reduce launch), each a whole
+    # number of tiles, together covering the capacity
+    chunk = choose_chunk(num_seqs, num_kv_heads, max_tokens, tile_n, num_sms)
+    assert chunk % tile_n == 0 and chunk >= tile_n
+    assert -(-max_tokens // chunk) <= 32
+    assert chunk <= -(-max_tokens // tile_n) * tile_n

@@ -35,6 +35,11 @@ _CTAS_TO_SATURATE = 4
 _RAGGED_CAPACITY = 16384
 _RAGGED_CHUNKS = 32
 _RAGGED_MIN_CHUNK = 1024
+# At most this many splits per sequence from the shape model: up to 32 are merged inside
+# the split kernel (``LaunchConfig.fused_merge_max_splits``), with no second launch
+# (H100, B=1 x 32768 GQA: 32 fused splits 62.4 µs, 80.1% of copy, against the model's
+# former 64 splits and a reduce kernel, 65.9 µs; docs/DESIGN.md, "Split choice").
+_MAX_SPLITS = 32
 # A batch whose longest sequence is more than this many times its mean length gets the
 # fair-share cap; others take the shape model's chunk (H100: the cap cut B=8 x 512 GQA into
 # 8 splits, 3% slower than the model's 4; docs/DESIGN.md, "Split choice").
@@ -47,8 +52,8 @@ def _model_chunk(
 ) -> int:
     """Tiles per split that minimise the busiest SM's time for a uniform batch.
 
-    A loop over up to 512 split counts (~0.2 ms of Python): cached, because the one-shot
-    call asks it for the same shape at every layer of every step.
+    A loop over up to ``_MAX_SPLITS`` split counts: cached, because the one-shot call asks it
+    for the same shape at every layer of every step.
     """
     total_tiles = max(1, math.ceil(max_tokens / tile_n))
     best: tuple[float, int] | None = None
@@ -56,7 +61,8 @@ def _model_chunk(
     # With a program per SM or more already, a split must carry >= 512 tokens to pay for the
     # merge (measured: B=8, 32 KV heads, ctx 512 ran 4% slower in 2 splits than in 1).
     min_tiles = _MIN_TILES_PER_SPLIT if base < num_sms else max(_MIN_TILES_PER_SPLIT, 512 // tile_n)
-    for tiles in sorted({max(min_tiles, total_tiles // s) for s in range(1, 513)}):
+    min_tiles = max(min_tiles, -(-total_tiles // _MAX_SPLITS))
+    for tiles in sorted({max(min_tiles, total_tiles // s) for s in range(1, _MAX_SPLITS + 1)}):
         splits = math.ceil(total_tiles / tiles)
         per_sm = math.ceil(base * splits / num_sms)
         cost = (tiles + _SPLIT_OVERHEAD_TILES * (splits > 1)) * max(per_sm, _CTAS_TO_SATURATE)
@@ -83,7 +89,7 @@ def choose_chunk(
     total_tiles = max(1, math.ceil(max_tokens / tile_n))
     tiles = _model_chunk(num_seqs, num_kv_heads, max_tokens, tile_n, num_sms)
     if max_tokens >= _RAGGED_CAPACITY:
-        ragged_tiles = max(_RAGGED_MIN_CHUNK // tile_n, total_tiles // _RAGGED_CHUNKS, 1)
+        ragged_tiles = max(_RAGGED_MIN_CHUNK // tile_n, -(-total_tiles // _RAGGED_CHUNKS), 1)
         tiles = min(tiles, ragged_tiles)
     return min(tiles, total_tiles) * tile_n
 

@@ -13,7 +13,7 @@ by log-sum-exp), written in the style of the Triton fused-attention tutorial
 - the split is a fixed number of tokens (``chunk``) chosen on the host, from shapes alone
   (a 3-D grid, splits past a sequence's end return at once) or from the batch's lengths
   (a 1-D grid over a work list, ``_plan.py``);
-- up to ``fused_merge_max_splits`` splits are merged by the last split program of a
+- up to ``fused_merge_max_splits`` (32) splits are merged by the last split program of a
   (sequence, KV head) to finish, found with an arrival counter; more go to a reduce kernel.
 
 The launcher reads in three steps: **policy** (:func:`launch_config`: tile, warps, stages,
@@ -264,7 +264,7 @@ class LaunchConfig:
     compute_dtype: torch.dtype  # dtype of the dot operands
     prescale_q: bool  # fold the softmax scale into q (fp16 dots on fp8 caches)
     maxnreg: int = 0  # register cap of work-list launches (0: the compiler's choice)
-    fused_merge_max_splits: int = 8
+    fused_merge_max_splits: int = 32
     peek_min_chunk: int = 1024
 
 
