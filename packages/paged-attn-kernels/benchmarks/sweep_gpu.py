@@ -172,57 +172,48 @@ PREFILL = ((128, 64, 8, 3), (128, 64, 8, 4), (128, 128, 8, 3), (128, 128, 8, 2),
            (64, 64, 4, 3), (64, 64, 4, 4), (64, 128, 4, 3))  # fmt: skip
 
 
-def _prefill_time(plan: Any, q: torch.Tensor, cache: bu.Paged, res: torch.Tensor,
-                  warps: int, stages: int) -> float:  # fmt: skip
-    for shape, *_ in plan.launches:
-        shape.num_warps, shape.num_stages = warps, stages
-    return bu.timed(lambda: plan.run(q, cache.k, cache.v, res), 100)
+def _sweep_tiles(label: str, lens: list[int], q_lens: list[int],
+                 result: Callable[[float], str]) -> None:  # fmt: skip
+    """Time every ``PREFILL`` launch shape on one batch; ``result`` words a time."""
+    cache = bu.Paged(lens)
+    q, qsl = bu.varlen(q_lens)
+    res = torch.empty_like(q)
+    for bm, tn, w, s in PREFILL:
+        try:
+            plan = plan_unified(q, cache.k, cache.block_table, qsl, cache.seq_lens,
+                                block_m=bm, tile_n=tn)  # fmt: skip
+            for shape, *_ in plan.launches:
+                shape.num_warps, shape.num_stages = w, s
+            us = bu.timed(lambda plan=plan: plan.run(q, cache.k, cache.v, res), 100)
+        except Exception as exc:
+            print(f"{label} {bm}/{tn}/{w}/{s}: {type(exc).__name__} {str(exc)[:200]}")
+            continue
+        print(f"{label} block_m {bm} tile_n {tn} warps {w} stages {s}: {us:.1f} us "
+              f"{result(us)}", flush=True)  # fmt: skip
 
 
 def sweep_prefill() -> None:
-    for b, n in ((1, 8192),):
-        cache = bu.Paged([n] * b)
-        q, qsl = bu.varlen([n] * b)
-        res = torch.empty_like(q)
-        qd = q.view(b, n, bu.H, bu.D).transpose(1, 2)
-        kd = torch.stack([cache.dense(i)[0] for i in range(b)])
-        vd = torch.stack([cache.dense(i)[1] for i in range(b)])
-        s_us, s_name, _ = bu.sdpa_best(qd, kd, vd, 100, is_causal=True)
-        del kd, vd
-        flops = 2 * b * bu.H * bu.D * n * (n + 1)
-        print(f"prefill B{b}x{n}: SDPA {s_name} {s_us:.1f} us {flops / s_us / 1e6:.0f} TFLOP/s",
-              flush=True)  # fmt: skip
-        for bm, tn, w, s in PREFILL:
-            try:
-                plan = plan_unified(q, cache.k, cache.block_table, qsl, cache.seq_lens,
-                                    block_m=bm, tile_n=tn)  # fmt: skip
-                us = _prefill_time(plan, q, cache, res, w, s)
-            except Exception as exc:
-                print(f"prefill B{b}x{n} {bm}/{tn}/{w}/{s}: {type(exc).__name__} {str(exc)[:200]}")
-                continue
-            print(f"prefill B{b}x{n} block_m {bm} tile_n {tn} warps {w} stages {s}: {us:.1f} us "
-                  f"{flops / us / 1e6:.0f} TFLOP/s {s_us / us:.2f}x SDPA", flush=True)  # fmt: skip
-        del cache
-        torch.cuda.empty_cache()
+    b, n = 1, 8192
+    cache = bu.Paged([n] * b)
+    qd = bu.varlen([n] * b)[0].view(b, n, bu.H, bu.D).transpose(1, 2)
+    kd = torch.stack([cache.dense(i)[0] for i in range(b)])
+    vd = torch.stack([cache.dense(i)[1] for i in range(b)])
+    s_us, s_name, _ = bu.sdpa_best(qd, kd, vd, 100, is_causal=True)
+    del cache, kd, vd
+    flops = 2 * b * bu.H * bu.D * n * (n + 1)
+    print(f"prefill B{b}x{n}: SDPA {s_name} {s_us:.1f} us {flops / s_us / 1e6:.0f} TFLOP/s",
+          flush=True)  # fmt: skip
+    _sweep_tiles(f"prefill B{b}x{n}", [n] * b, [n] * b,
+                 lambda us: f"{flops / us / 1e6:.0f} TFLOP/s {s_us / us:.2f}x SDPA")  # fmt: skip
+    torch.cuda.empty_cache()
     ctx, new = bu.CHUNK_CTX, bu.CHUNK_NEW
     row = bu.chunked_row(1, 100, flex=False)
     print(f"chunked B1 {new} on {ctx}: shipped {row['ours_us']:.1f} us; gather+SDPA "
           f"{row.get('gather_sdpa_us')}; dense SDPA {row.get('sdpa_dense_us')} "
           f"({row.get('sdpa_dense_backend')})", flush=True)  # fmt: skip
     base = row["gather_sdpa_us"] if isinstance(row.get("gather_sdpa_us"), float) else math.nan
-    cache = bu.Paged([ctx + new])
-    q, qsl = bu.varlen([new])
-    res = torch.empty_like(q)
-    for bm, tn, w, s in PREFILL:
-        try:
-            plan = plan_unified(q, cache.k, cache.block_table, qsl, cache.seq_lens,
-                                block_m=bm, tile_n=tn)  # fmt: skip
-            us = _prefill_time(plan, q, cache, res, w, s)
-        except Exception as exc:
-            print(f"chunked {bm}/{tn}/{w}/{s}: {type(exc).__name__} {str(exc)[:200]}")
-            continue
-        print(f"chunked B1 {new} on {ctx} block_m {bm} tile_n {tn} warps {w} stages {s}: "
-              f"{us:.1f} us {base / us:.2f}x gather+SDPA", flush=True)  # fmt: skip
+    _sweep_tiles(f"chunked B1 {new} on {ctx}", [ctx + new], [new],
+                 lambda us: f"{base / us:.2f}x gather+SDPA")  # fmt: skip
 
 
 SECTIONS: dict[str, Callable[[], None]] = {
