@@ -152,12 +152,7 @@ def launch_memoised(
     grid, meta, runners, scale, ks, vs, num_kv_heads = entry
     if out is None:
         out = query.new_empty(query.shape)
-    partials = sems = None
-    if grid.num_splits > 1:
-        num_seqs, num_heads, head_dim = query.shape
-        partials = td.partial_buffers(num_seqs, num_heads, head_dim, grid.num_splits, query.device)
-        if meta["MERGE"] == 2:
-            sems = td.counters(query.device, num_seqs * num_kv_heads)
+    partials, sems = td.split_buffers(meta, grid, query, num_kv_heads)
     return td.launch(
         meta, grid, query, key_cache, value_cache, block_table, seq_lens, out, partials, sems,
         scale, k_scale if ks is None else ks, v_scale if vs is None else vs, runners,

@@ -392,6 +392,19 @@ def partial_buffers(
     )
 
 
+def split_buffers(
+    meta: dict[str, Any], grid: Grid, query: torch.Tensor, num_kv_heads: int
+) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, torch.Tensor | None]:
+    """A shape launch's per-call partials and, for the fused merge, its arrival counters
+    (``None`` where the launch does not split)."""
+    if grid.num_splits == 1:
+        return None, None
+    num_seqs, num_heads, head_dim = query.shape
+    partials = partial_buffers(num_seqs, num_heads, head_dim, grid.num_splits, query.device)
+    sems = counters(query.device, num_seqs * num_kv_heads) if meta["MERGE"] == 2 else None
+    return partials, sems
+
+
 def constexprs(
     cfg: LaunchConfig,
     grid: Grid,
@@ -582,12 +595,7 @@ def paged_attention_triton(
     )  # fmt: skip
     if out is None:
         out = torch.empty_like(query)
-    partials = None
-    sems = None
-    if grid.num_splits > 1:
-        partials = partial_buffers(num_seqs, num_heads, head_dim, grid.num_splits, query.device)
-        if meta["MERGE"] == 2:
-            sems = counters(query.device, num_seqs * cache_tail[1])
+    partials, sems = split_buffers(meta, grid, query, cache_tail[1])
     return launch(
         meta, grid, query, key_cache, value_cache, block_table, seq_lens, out, partials, sems,
         scale, k_scale, v_scale,
