@@ -308,7 +308,12 @@ def test_carving_n_blocks_of_memory_gives_n_blocks(record: IssueRecord, blocks: 
     counted = Logged(blocks=blocks)
     check = check_record(replace(record, logged=counted, mismatch={"no_e2e": "property test"}))
     assert check.count is not None and check.count.num_blocks == blocks
-    assert check.count.num_tokens == blocks * check.count.block_size
+    groups = len(check.count.groups)
+    if groups > 1 and record.formula in ("v1", "v1-graphs"):
+        # 0.9-0.20 print the blocks shared by the groups (Gemma-3's 7 groups, vLLM 0.11)
+        assert check.count.num_tokens == blocks // groups * check.count.block_size
+    else:
+        assert check.count.num_tokens == blocks * check.count.block_size
     assert check.count_consistent is True
 
 

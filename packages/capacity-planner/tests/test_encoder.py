@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capacity_planner import EngineSettings, GiB, ModelSpec, plan, resolve_gpu
-from capacity_planner.accounting.terms import encoder_activation_bytes, encoder_tokens
+from capacity_planner.accounting.terms import (
+    encoder_activation_bytes,
+    encoder_held_bytes,
+    encoder_items,
+    encoder_tokens,
+    profile_shape,
+)
+from capacity_planner.records import ISSUE_RECORDS, IssueRecord
 
 QWEN25_VL_7B = ModelSpec.from_name("Qwen/Qwen2.5-VL-7B-Instruct")
+GEMMA3_27B = ModelSpec.from_name("google/gemma-3-27b-it")
 
 
 def test_qwen25_vl_tower_is_read_as_vllm_builds_it() -> None:
@@ -83,3 +94,72 @@ def test_text_only_models_have_no_encoder_pass() -> None:
     s = EngineSettings(vllm_version="v1")
     assert encoder_tokens(m, s, 8192) == (0, 0)
     assert encoder_activation_bytes(m, s, 8192) == 0
+
+
+def test_gemma3_tower_is_siglip_on_whole_896_crops() -> None:
+    v = GEMMA3_27B.vision
+    assert v is not None
+    assert (v.depth, v.hidden_size, v.intermediate_size, v.gated_mlp) == (27, 1152, 4304, False)
+    # placeholder: "\n\n", <start_of_image>, 256 soft tokens, <end_of_image>, "\n\n"
+    assert (v.max_tokens_per_item, v.patches_per_item, v.embeds_per_item) == (260, 4096, 256)
+    assert v.pixels_per_patch == 3 * 14 * 14
+
+
+# Records whose log prints the encoder budget and its dummy item count
+_ITEMS = re.compile(r"budget of ([\d,]+) tokens, (?:and )?profiled with (\d+) image items")
+LOGGED_ITEMS = [
+    (r, int(m.group(1).replace(",", "")), int(m.group(2)))
+    for r in ISSUE_RECORDS
+    for m in [_ITEMS.search("\n".join(r.quote))]
+    if m is not None
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "budget", "items"), LOGGED_ITEMS, ids=[r.key for r, _, _ in LOGGED_ITEMS]
+)
+def test_encoder_items_are_what_the_log_prints(
+    record: IssueRecord, budget: int, items: int
+) -> None:
+    # Gemma-3: 7 images at a 2,048-token budget, 31 at 8,192; Qwen2.5-VL: one at 16,384
+    model, s = record.model_spec(), record.engine_settings()
+    tokens, _, _ = profile_shape(model, resolve_gpu(record.gpu or "80GiB"), s)
+    assert encoder_items(model, s, tokens) == (items, budget)
+
+
+def test_logged_item_counts_cover_gemma3_and_qwen() -> None:
+    per_item = set()
+    for r, _, _ in LOGGED_ITEMS:
+        vision = r.model_spec().vision
+        assert vision is not None
+        per_item.add(vision.max_tokens_per_item)
+    assert {260, 16384} <= per_item
+
+
+def test_gemma3_pass_counts_every_dummy_image() -> None:
+    s = EngineSettings(max_model_len=4096, vllm_version="v1")
+    # 31 images of 4,096 patches at an 8,192-token budget, not 8,192 patches
+    assert encoder_tokens(GEMMA3_27B, s, 8192) == (31 * 260, 31 * 4096)
+    enc = encoder_activation_bytes(GEMMA3_27B, s, 8192)
+    per_patch = (4 * 1152 + 2 * 4304) * 2 + 4 * 588
+    assert enc == 31 * 4096 * per_patch
+
+
+@pytest.mark.parametrize(
+    ("version", "held"), [("0.10.0", 0), ("0.11.0", 31), ("0.12.0", 31), ("0.13.0", 0), ("v1", 0)]
+)
+def test_widened_encoder_outputs_only_in_0_11_and_0_12(version: str, held: int) -> None:
+    # 0.11/0.12 widen each 256-embedding output to the 8,192-token budget and keep it
+    s = EngineSettings(max_model_len=4096, vllm_version=version)
+    assert encoder_held_bytes(GEMMA3_27B, s, 8192) == held * 8192 * 5376 * 2
+    # Qwen2.5-VL's one image fills its own 16,384-token budget: nothing is widened
+    assert encoder_held_bytes(QWEN25_VL_7B, s, 2048) == 0
+
+
+def test_held_outputs_sit_under_the_forward_pass() -> None:
+    base = EngineSettings(max_model_len=4096, vllm_version="0.10.0", activation_bytes=None)
+    held = EngineSettings(max_model_len=4096, vllm_version="0.11.0")
+    gpu = resolve_gpu("191.98GiB")
+    a, b = plan(GEMMA3_27B, gpu, base), plan(GEMMA3_27B, gpu, held)
+    assert a.memory.activation_bytes < b.memory.activation_bytes
+    assert b.memory.activation_bytes - a.memory.activation_bytes <= 31 * 8192 * 5376 * 2

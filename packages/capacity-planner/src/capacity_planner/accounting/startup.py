@@ -34,6 +34,7 @@ from capacity_planner.accounting.terms import (
     draft_layers,
     draft_weight_bytes,
     encoder_activation_bytes,
+    encoder_held_bytes,
     forward_activation_bytes,
     non_torch_bytes,
     profile_shape,
@@ -82,6 +83,10 @@ def _stage_terms(
     samples = last and (tp_rank == 0 or settings.formula.engine == "V1")
     sampler = sampler_bytes(model, settings, seqs) if samples else 0
     encoder = encoder_activation_bytes(model, settings, tokens) if stage == 0 else 0
+    # 0.11-0.12 keep the widened dummy encoder outputs through the forward and sampler
+    held = encoder_held_bytes(model, settings, tokens) if stage == 0 else 0
+    forward += held
+    sampler += held if sampler else 0
     act = settings.activation_bytes
     if act is None:
         act = max(forward, sampler, encoder)

@@ -32,6 +32,7 @@ from capacity_planner._units import GiB
 from capacity_planner.accounting.kv_config import resolve_model_dtype
 from capacity_planner.accounting.layout import pp_layer_ranges
 from capacity_planner.accounting.settings import EngineSettings
+from capacity_planner.accounting.versions import release_tuple
 from capacity_planner.gpus import GPUSpec
 from capacity_planner.model.parts import QuantConfig, quant_from_name
 from capacity_planner.model.spec import ModelSpec
@@ -43,6 +44,8 @@ __all__ = [
     "draft_layers",
     "draft_weight_bytes",
     "encoder_activation_bytes",
+    "encoder_held_bytes",
+    "encoder_items",
     "encoder_tokens",
     "forward_activation_bytes",
     "local_experts",
@@ -247,23 +250,61 @@ def sampler_bytes(model: ModelSpec, settings: EngineSettings, seqs: int) -> int:
     return per_logit * model.vocab_size * seqs
 
 
-def encoder_tokens(model: ModelSpec, settings: EngineSettings, tokens: int) -> tuple[int, int]:
-    """(image tokens, patches) of the encoder's profile pass; (0, 0) without a vision tower.
+def encoder_items(model: ModelSpec, settings: EngineSettings, tokens: int) -> tuple[int, int]:
+    """(dummy items, encoder budget) of the profile's encoder pass; (0, 0) when not known.
 
     V1 (`gpu_model_runner.profile_run`) encodes `budget // max_tokens_per_item` dummy items
     of the largest size, where the budget is `max(max_num_batched_tokens,
-    max_tokens_per_item)` (`encoder_cache_manager.compute_mm_encoder_budget`); each token
-    is `spatial_merge_size^2` patches through the tower. Where the largest item is not
-    known (and on V0) the pass is taken as `tokens` patches.
+    max_tokens_per_item)` (`encoder_cache_manager.compute_mm_encoder_budget`) and an item
+    counts its whole placeholder (`profiling.get_mm_max_contiguous_tokens`).
+    """
+    v = model.vision
+    if v is None or v.max_tokens_per_item is None or settings.formula.engine == "V0":
+        return 0, 0
+    per_item = v.max_tokens_per_item
+    budget = max(tokens, per_item)
+    return budget // per_item, budget
+
+
+def encoder_tokens(model: ModelSpec, settings: EngineSettings, tokens: int) -> tuple[int, int]:
+    """(image tokens, patches) of the encoder's profile pass; (0, 0) without a vision tower.
+
+    The dummy items of `encoder_items`, each sending `item_patches` patches through the
+    tower (`spatial_merge_size^2` per token for the Qwen2-VL family, one 896 x 896 crop
+    of 4,096 patches per Gemma-3 image). Where the largest item is not known (and on V0)
+    the pass is taken as `tokens` patches.
     """
     v = model.vision
     if v is None:
         return 0, 0
-    per_item = v.max_tokens_per_item
-    if per_item is None or settings.formula.engine == "V0":
+    items, _ = encoder_items(model, settings, tokens)
+    patches = v.item_patches
+    if items == 0 or patches is None or v.max_tokens_per_item is None:
         return tokens, tokens
-    items = max(tokens, per_item) // per_item
-    return items * per_item, items * per_item * v.spatial_merge_size**2
+    return items * v.max_tokens_per_item, items * patches
+
+
+def encoder_held_bytes(model: ModelSpec, settings: EngineSettings, tokens: int) -> int:
+    """The dummy encoder outputs vLLM 0.11-0.12 keeps through the profile's forward pass.
+
+    `profile_run` in the 0.11.0 and 0.12.0 wheels widens each item's output to
+    `(encoder_budget, hidden_size)` when it is shorter than the budget ("the embeddings
+    that encoder outputs are scattered onto") and caches them while the dummy forward and
+    sampler run; 0.10.0 and 0.13.0 keep the outputs as they are. Only a release number
+    (not a regime name) turns the term on. Gemma-3-27B's 31 items at an 8,192-token
+    budget hold 2.5 GiB this way; Qwen2.5-VL's one 16,384-token image at its own budget,
+    nothing.
+    """
+    v = model.vision
+    release = release_tuple(settings.vllm_version)
+    if v is None or release is None or not (0, 11) <= release[:2] < (0, 13):
+        return 0
+    items, budget = encoder_items(model, settings, tokens)
+    embeds = v.item_embeds
+    if items == 0 or embeds is None or embeds >= budget:
+        return 0
+    b = dtype_size(resolve_model_dtype(settings.dtype, model))
+    return items * budget * model.hidden_size * b
 
 
 def encoder_activation_bytes(model: ModelSpec, settings: EngineSettings, tokens: int) -> int:
@@ -272,7 +313,8 @@ def encoder_activation_bytes(model: ModelSpec, settings: EngineSettings, tokens:
     Per patch: one layer's buffers (QKV, attention output, MLP: 2 intermediate widths, 3
     when SwiGLU-gated) in the model dtype, sharded by TP, plus the input pixels, which
     stay on the GPU in float32 through the whole pass (`pixel_values`). Qwen2.5-VL-7B's
-    16,384-token image (65,536 patches) comes to 2.17 GiB on one GPU.
+    16,384-token image (65,536 patches) comes to 2.17 GiB on one GPU; Gemma-3's seven
+    896 x 896 images of a 2,048-token budget (28,672 patches through SigLIP) to 0.77 GiB.
     """
     if model.vision is None:
         return 0

@@ -327,6 +327,18 @@ CATALOG: dict[str, tuple[dict[str, Any], int | None, tuple[str, ...]]] = {
                 sliding_window_pattern=6,
                 tie_word_embeddings=True,
             ),
+            # the SigLIP tower of the published config: one 896 x 896 crop = 4,096 patches,
+            # pooled to `mm_tokens_per_image` embeddings
+            "mm_tokens_per_image": 256,
+            "vision_config": {
+                "model_type": "siglip_vision_model",
+                "hidden_size": 1152,
+                "intermediate_size": 4304,
+                "num_attention_heads": 16,
+                "num_hidden_layers": 27,
+                "image_size": 896,
+                "patch_size": 14,
+            },
         },
         None,
         ("gemma-3-27b",),

@@ -157,6 +157,15 @@ _MAX_IMAGE_TOKENS = {
     "qwen3_vl_moe": 16384,
 }
 
+# Gemma-3's image placeholder (transformers' `Gemma3Processor.full_image_sequence`, which
+# vLLM's `gemma3_mm.get_image_repl` inserts): "\n\n", <start_of_image>, the
+# `mm_tokens_per_image` soft tokens, <end_of_image>, "\n\n". vLLM divides the encoder
+# budget by the whole placeholder (`profiling.get_mm_max_contiguous_tokens`), so 256 soft
+# tokens make a 260-token item: 7 dummy images for a 2,048-token budget, 31 for 8,192, as
+# the start-up logs of the Gemma-3 records print. Each image is one `image_size`^2 crop
+# (pan-and-scan is off by default), `(image_size / patch_size)^2` patches through SigLIP.
+_GEMMA3_PLACEHOLDER_EXTRA = 4
+
 
 def _int(cfg: Mapping[str, Any], *names: str, default: int = 0) -> int:
     for name in names:
@@ -187,6 +196,14 @@ def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
     channels = _int(vision, "in_chans", "in_channels", "num_channels", default=3)
     temporal = _int(vision, "temporal_patch_size", default=1)
     out_hidden = _int(vision, "out_hidden_size")
+    model_type = str(config.get("model_type", ""))
+    per_item = _MAX_IMAGE_TOKENS.get(model_type)
+    patches = embeds = None
+    image = _int(vision, "image_size")
+    if model_type == "gemma3" and patch and image:
+        embeds = _int(config, "mm_tokens_per_image", default=256)
+        per_item = embeds + _GEMMA3_PLACEHOLDER_EXTRA
+        patches = (image // patch) ** 2
     return VisionEncoder(
         depth,
         hidden,
@@ -195,5 +212,7 @@ def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
         spatial_merge_size=_int(vision, "spatial_merge_size", default=1),
         out_hidden_size=out_hidden or None,
         pixels_per_patch=channels * temporal * patch * patch,
-        max_tokens_per_item=_MAX_IMAGE_TOKENS.get(str(config.get("model_type", ""))),
+        max_tokens_per_item=per_item,
+        patches_per_item=patches,
+        embeds_per_item=embeds,
     )

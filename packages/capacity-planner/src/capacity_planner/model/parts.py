@@ -70,8 +70,12 @@ class VisionEncoder:
     `spatial_merge_size` m: the tower runs on patches and merges each m x m block into one
     language-model token (Qwen2-VL family: m = 2, so one image token is 4 patches).
     `pixels_per_patch`: input values per patch (channels x temporal patch x patch^2), 0
-    where the config does not give them. `max_tokens_per_item`: the image tokens of the
-    largest image the processor accepts (None: not known from the config).
+    where the config does not give them. `max_tokens_per_item`: the prompt tokens the
+    largest image's placeholder spans, what vLLM divides the encoder budget by (None: not
+    known from the config). `patches_per_item`: the patches that image sends through the
+    tower, and `embeds_per_item` the embeddings the projector returns for it, where they are
+    not `max_tokens_per_item` x m^2 and `max_tokens_per_item` (Gemma-3: 4,096 patches
+    pooled to 256 embeddings inside a 260-token placeholder).
     """
 
     depth: int
@@ -82,6 +86,24 @@ class VisionEncoder:
     out_hidden_size: int | None = None
     pixels_per_patch: int = 0
     max_tokens_per_item: int | None = None
+    patches_per_item: int | None = None
+    embeds_per_item: int | None = None
+
+    @property
+    def item_patches(self) -> int | None:
+        """Patches of the largest item through the tower (None: the item is not known)."""
+        if self.patches_per_item is not None:
+            return self.patches_per_item
+        if self.max_tokens_per_item is None:
+            return None
+        return self.max_tokens_per_item * self.spatial_merge_size**2
+
+    @property
+    def item_embeds(self) -> int | None:
+        """Embeddings the encoder returns for the largest item (None: not known)."""
+        if self.embeds_per_item is not None:
+            return self.embeds_per_item
+        return self.max_tokens_per_item
 
     @property
     def num_params(self) -> int:

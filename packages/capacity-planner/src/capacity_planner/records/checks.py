@@ -114,11 +114,17 @@ def _carve(model: ModelSpec, s: EngineSettings, num_bytes: int) -> KVCacheConfig
     )
 
 
-def _logged_blocks(log: Logged, probe: KVCacheConfig) -> int | None:
+def _logged_blocks(log: Logged, probe: KVCacheConfig, regime: str) -> int | None:
     if log.blocks is not None:
         return log.blocks
-    if log.tokens is not None and len(probe.groups) == 1:
+    if log.tokens is None:
+        return None
+    if len(probe.groups) == 1:
         return log.tokens // probe.block_size
+    if regime in ("v1", "v1-graphs"):
+        # 0.9-0.20 print `num_blocks // len(groups) x block_size`: the smallest block count
+        # that prints the logged tokens (the next len(groups) - 1 print the same)
+        return log.tokens // probe.block_size * len(probe.groups)
     return None
 
 
@@ -158,7 +164,7 @@ def check_record(record: IssueRecord) -> RecordCheck:
         given_fits = b.fits
     count = None
     probe = _carve(model, s, GiB)
-    blocks = _logged_blocks(log, probe)
+    blocks = _logged_blocks(log, probe, s.formula.name)
     if blocks is not None:
         count = _carve(model, s, blocks * probe.bytes_per_block)
     p, plan_error = None, record.mismatch.get("no_e2e")

@@ -138,13 +138,21 @@ class IssueRecord:
         return formula_for(self.release, self.engine)
 
     def engine_settings(self) -> EngineSettings:
-        """The stated settings over the defaults of that release's regime."""
+        """The stated settings over the defaults of that release's regime.
+
+        The release number itself is passed where it maps to the record's regime, so terms
+        that changed inside a regime (the 0.11-0.12 encoder outputs) follow the release.
+        """
         formula = get_formula(self.formula)
         base: dict[str, Any] = {
             "gpu_memory_utilization": getattr(formula, "default_gpu_memory_utilization", 0.9),
             "block_size": getattr(formula, "default_block_size", 16),
         }
-        return EngineSettings(**{**base, **self.settings, "vllm_version": self.formula})
+        version = self.formula
+        match = re.match(r"\d+\.\d+(?:\.\d+)?", self.release)
+        if match is not None and get_formula(match.group(0)).name == self.formula:
+            version = match.group(0)
+        return EngineSettings(**{**base, **self.settings, "vllm_version": version})
 
     def model_spec(self) -> ModelSpec:
         if not self.model.startswith("config:"):
