@@ -127,13 +127,13 @@ def test_encoder_items_are_what_the_log_prints(
     assert encoder_items(model, s, tokens) == (items, budget)
 
 
-def test_logged_item_counts_cover_gemma3_and_qwen() -> None:
+def test_logged_item_counts_cover_gemma3_llava_next_and_qwen() -> None:
     per_item = set()
     for r, _, _ in LOGGED_ITEMS:
         vision = r.model_spec().vision
         assert vision is not None
         per_item.add(vision.max_tokens_per_item)
-    assert {260, 16384} <= per_item
+    assert {260, 2928, 16384} <= per_item
 
 
 def test_gemma3_pass_counts_every_dummy_image() -> None:
@@ -163,3 +163,22 @@ def test_held_outputs_sit_under_the_forward_pass() -> None:
     a, b = plan(GEMMA3_27B, gpu, base), plan(GEMMA3_27B, gpu, held)
     assert a.memory.activation_bytes < b.memory.activation_bytes
     assert b.memory.activation_bytes - a.memory.activation_bytes <= 31 * 8192 * 5376 * 2
+
+
+def test_llava_next_largest_image_is_the_2x2_grid() -> None:
+    import json
+    from importlib import resources
+
+    data = resources.files("capacity_planner").joinpath("records", "data")
+    cfg = json.loads(data.joinpath("llava-v1.6-mistral-7b.json").read_text("utf-8"))
+    v = ModelSpec.from_hf_config(cfg).vision
+    assert v is not None
+    # 672 x 672: base 24^2 + 48 x 48 unpadded features + 48 newlines; 1 + 4 crops of 577
+    assert (v.max_tokens_per_item, v.patches_per_item) == (576 + 2304 + 48, 5 * 577)
+    s = EngineSettings(max_model_len=4096, vllm_version="v1")
+    assert encoder_items(ModelSpec.from_hf_config(cfg), s, 16384) == (5, 16384)
+    # a config without pinpoints keeps the budget-as-patches fallback
+    del cfg["image_grid_pinpoints"]
+    plain = ModelSpec.from_hf_config(cfg)
+    assert plain.vision is not None and plain.vision.max_tokens_per_item is None
+    assert encoder_tokens(plain, s, 16384) == (16384, 16384)

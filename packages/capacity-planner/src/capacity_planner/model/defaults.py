@@ -167,6 +167,30 @@ _MAX_IMAGE_TOKENS = {
 _GEMMA3_PLACEHOLDER_EXTRA = 4
 
 
+def _llava_next_item(config: Mapping[str, Any], image: int, patch: int) -> tuple[int, int] | None:
+    """(tokens, patches) of LLaVA-NeXT's largest image, as vLLM's `llava_next` sizes it.
+
+    `get_image_size_with_most_features` tries every `image_grid_pinpoints` size; an image of
+    exactly that size has `(h / patch) x (w / patch)` unpadded features, one newline per
+    feature row and the base image's `(image / patch)^2` (`get_num_image_tokens`). The tower
+    sees the base crop and the grid's crops, each with CLIP's class token.
+    """
+    pins = config.get("image_grid_pinpoints")
+    if not isinstance(pins, list) or not pins:
+        return None
+    side = image // patch
+    best: tuple[int, int] | None = None
+    for pin in pins:
+        if not (isinstance(pin, list) and len(pin) == 2 and all(isinstance(x, int) for x in pin)):
+            return None
+        h, w = pin
+        tokens = side * side + (h // patch) * (w // patch) + h // patch
+        crops = 1 + (h // image) * (w // image)
+        if best is None or tokens > best[0]:
+            best = (tokens, crops * (side * side + 1))
+    return best
+
+
 def _int(cfg: Mapping[str, Any], *names: str, default: int = 0) -> int:
     for name in names:
         value = cfg.get(name)
@@ -204,6 +228,10 @@ def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
         embeds = _int(config, "mm_tokens_per_image", default=256)
         per_item = embeds + _GEMMA3_PLACEHOLDER_EXTRA
         patches = (image // patch) ** 2
+    elif model_type == "llava_next" and patch and image:
+        item = _llava_next_item(config, image, patch)
+        if item is not None:
+            per_item, patches = item
     return VisionEncoder(
         depth,
         hidden,
