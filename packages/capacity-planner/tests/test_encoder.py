@@ -182,3 +182,16 @@ def test_llava_next_largest_image_is_the_2x2_grid() -> None:
     plain = ModelSpec.from_hf_config(cfg)
     assert plain.vision is not None and plain.vision.max_tokens_per_item is None
     assert encoder_tokens(plain, s, 16384) == (16384, 16384)
+
+
+def test_llava_15_item_is_one_crop() -> None:
+    import json
+    from pathlib import Path
+
+    cfg = json.loads((Path(__file__).parent / "data" / "llava-1.5-7b.json").read_text())
+    v = ModelSpec.from_hf_config(cfg).vision
+    assert v is not None
+    # 24 x 24 features (the class token dropped), 577 positions through CLIP
+    assert (v.max_tokens_per_item, v.patches_per_item) == (576, 577)
+    s = EngineSettings(max_model_len=4096, vllm_version="v1")
+    assert encoder_items(ModelSpec.from_hf_config(cfg), s, 8192) == (8192 // 576, 8192)

@@ -232,6 +232,11 @@ def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
         item = _llava_next_item(config, image, patch)
         if item is not None:
             per_item, patches = item
+    elif model_type == "llava" and patch and image:
+        # LLaVA-1.5: one crop; the "default" feature strategy drops CLIP's class token
+        side = image // patch
+        full = config.get("vision_feature_select_strategy") == "full"
+        per_item, patches = side * side + (1 if full else 0), side * side + 1
     return VisionEncoder(
         depth,
         hidden,
