@@ -149,6 +149,10 @@ def sweep_decode_fp8() -> None:
              None)
             for tn, w, s in FP8_TILES
         ]  # fmt: skip
+        for tn, w, s in FP8_TILES[:5]:  # V converted as loaded (_triton_tiles.value_operand)
+            rows.append((f"tile {tn} warps {w} stages {s}, early V cvt",
+                         {"tile_n": tn, "num_warps": w, "num_stages": s, "early_value_cvt": True},
+                         None))  # fmt: skip
         for f in (0.5, 2.0):
             c = max(256, int(base.chunk * f) // 256 * 256)
             rows.append((f"tile 64 warps 2 stages 5, chunk {c}", {}, c))
@@ -201,19 +205,19 @@ def _sweep_tiles(label: str, lens: list[int], q_lens: list[int],
 
 
 def sweep_prefill() -> None:
-    b, n = 1, 8192
-    cache = bu.Paged([n] * b)
-    qd = bu.varlen([n] * b)[0].view(b, n, bu.H, bu.D).transpose(1, 2)
-    kd = torch.stack([cache.dense(i)[0] for i in range(b)])
-    vd = torch.stack([cache.dense(i)[1] for i in range(b)])
-    s_us, s_name, _ = bu.sdpa_best(qd, kd, vd, 100, is_causal=True)
-    del cache, kd, vd
-    flops = 2 * b * bu.H * bu.D * n * (n + 1)
-    print(f"prefill B{b}x{n}: SDPA {s_name} {s_us:.1f} us {flops / s_us / 1e6:.0f} TFLOP/s",
-          flush=True)  # fmt: skip
-    _sweep_tiles(f"prefill B{b}x{n}", [n] * b, [n] * b,
-                 lambda us: f"{flops / us / 1e6:.0f} TFLOP/s {s_us / us:.2f}x SDPA")  # fmt: skip
-    torch.cuda.empty_cache()
+    for b, n in ((1, 8192), (4, 2048), (1, 16384)):
+        cache = bu.Paged([n] * b)
+        qd = bu.varlen([n] * b)[0].view(b, n, bu.H, bu.D).transpose(1, 2)
+        kd = torch.stack([cache.dense(i)[0] for i in range(b)])
+        vd = torch.stack([cache.dense(i)[1] for i in range(b)])
+        s_us, s_name, _ = bu.sdpa_best(qd, kd, vd, 100, is_causal=True)
+        del cache, kd, vd
+        flops = 2 * b * bu.H * bu.D * n * (n + 1)
+        print(f"prefill B{b}x{n}: SDPA {s_name} {s_us:.1f} us {flops / s_us / 1e6:.0f} TFLOP/s",
+              flush=True)  # fmt: skip
+        _sweep_tiles(f"prefill B{b}x{n}", [n] * b, [n] * b,
+                     lambda us, f=flops, s=s_us: f"{f / us / 1e6:.0f} TFLOP/s {s / us:.2f}x SDPA")  # fmt: skip
+        torch.cuda.empty_cache()
     ctx, new = bu.CHUNK_CTX, bu.CHUNK_NEW
     row = bu.chunked_row(1, 100, flex=False)
     print(f"chunked B1 {new} on {ctx}: shipped {row['ours_us']:.1f} us; gather+SDPA "

@@ -126,7 +126,7 @@ VARIANTS = {
 }
 
 
-def _decode_with(case, num_splits, **changes):
+def _decode_with(case, num_splits, k_scale=None, v_scale=None, **changes):
     """The shape launch with its policy changed, as the benchmark's variants do."""
     q, kc, vc, bt, sl = case.inputs
     cfg = replace(_dec.launch_config(q.dtype, kc.dtype, 128, 4, False), **changes)
@@ -135,7 +135,9 @@ def _decode_with(case, num_splits, **changes):
     parts = _dec.partial_buffers(q.shape[0], q.shape[1], 128, grid.num_splits, q.device)
     sems = _dec.counters(q.device, q.shape[0] * 8)
     out = case.poisoned_out()
-    return _dec.launch(meta, grid, q, kc, vc, bt, sl, out, parts, sems, case.scale, None, None)
+    return _dec.launch(
+        meta, grid, q, kc, vc, bt, sl, out, parts, sems, case.scale, k_scale, v_scale
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -327,6 +329,20 @@ def test_fp8_planned_launch():
     assert rel_err(got, _dequantised_reference(fp8, ks, vs)) < 1.25 * 4e-3
     assert rel_err(got, grid.cpu().double()) < 1.25 * 4e-3
     assert torch.equal(got[2].cpu(), torch.zeros_like(got[2].cpu()))  # the empty sequence
+
+
+@pytest.mark.parametrize("tile_n, num_warps, num_stages", [(64, 2, 5), (64, 4, 7), (128, 4, 5)])
+def test_fp8_early_value_conversion_gives_the_same_bits(tile_n, num_warps, num_stages):
+    # EARLY_CVT_V converts V with the instruction Triton's own cast emits, before the
+    # operand load instead of inside it: same fp16 operands, same dots, same output bits
+    lens = [8192, 1, 0, 700, 4096, 33, 8000, 64]
+    case = _gqa_case(torch.bfloat16, 512, seq_lens=lens)
+    fp8, (ks, vs), _ = _to_fp8(case, False)
+    shape = {"tile_n": tile_n, "num_warps": num_warps, "num_stages": num_stages}
+    plain = _decode_with(fp8, None, ks, vs, **shape)
+    early = _decode_with(fp8, None, ks, vs, early_value_cvt=True, **shape)
+    assert torch.equal(plain, early)
+    assert rel_err(early, _dequantised_reference(fp8, ks, vs)) < 1.25 * 4e-3
 
 
 def test_cache_larger_than_2_pow_31_elements():

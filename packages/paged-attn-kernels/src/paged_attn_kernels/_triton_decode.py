@@ -96,6 +96,7 @@ def _paged_decode_kernel(
     TILE_N: tl.constexpr,
     COMPUTE_DTYPE: tl.constexpr,
     PRESCALE_Q: tl.constexpr,
+    EARLY_CVT_V: tl.constexpr,  # fp8: convert V before the dot's operand load (LaunchConfig)
     MERGE: tl.constexpr,  # 0: one split per sequence; 1: partials for the reduce; 2: fused
     SPLITS_PAD: tl.constexpr,
     PEEK_MERGE: tl.constexpr,
@@ -150,6 +151,7 @@ def _paged_decode_kernel(
         BLOCK_SIZE,
         TILE_N,
         COMPUTE_DTYPE,
+        EARLY_CVT_V,
     )
 
     # 3. store the output rows, or this split's partial when the sequence has several
@@ -266,6 +268,7 @@ class LaunchConfig:
     maxnreg: int = 0  # register cap of work-list launches (0: the compiler's choice)
     fused_merge_max_splits: int = 32
     peek_min_chunk: int = 1024
+    early_value_cvt: bool = False  # fp8: V converted as loaded (_triton_tiles.value_operand)
 
 
 # Registers per thread for launches over a work list: the loaded (sequence, head, split)
@@ -431,6 +434,7 @@ def constexprs(
         "TILE_N": cfg.tile_n,
         "COMPUTE_DTYPE": _TL_DTYPE[cfg.compute_dtype],
         "PRESCALE_Q": cfg.prescale_q,
+        "EARLY_CVT_V": cfg.early_value_cvt,
         "MERGE": merge,
         "SPLITS_PAD": _pow2(splits),
         "PEEK_MERGE": grid.chunk >= cfg.peek_min_chunk,

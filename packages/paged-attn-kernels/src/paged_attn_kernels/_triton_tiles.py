@@ -18,10 +18,48 @@ reuses the tile loop instead of copying it.
 
 from __future__ import annotations
 
+import os
+
 import triton
 import triton.language as tl
 
-__all__ = ["attend_range", "load_query", "merge_rows", "store_rows"]
+__all__ = ["attend_range", "load_query", "merge_rows", "store_rows", "value_operand"]
+
+# The interpreter runs no PTX: there the fp8 value tile converts with ``.to`` (same values).
+_PTX_E4M3: tl.constexpr = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") != "1")
+
+
+@triton.jit
+def _e4m3_to_f16(x):
+    """e4m3 -> fp16 with the instruction Triton itself emits (``cvt.rn.f16x2.e4m3x2``, so
+    the values are identical), but as inline assembly that the compiler cannot move."""
+    return tl.inline_asm_elementwise(
+        asm="{.reg .b16 lo, hi; mov.b32 {lo, hi}, $2; "
+        "cvt.rn.f16x2.e4m3x2 $0, lo; cvt.rn.f16x2.e4m3x2 $1, hi;}",
+        constraints="=r,=r,r",
+        args=[x.to(tl.int8, bitcast=True)],
+        dtype=tl.float16,
+        is_pure=False,  # pure, but a pure op would be moved into the operand's load
+        pack=4,
+    )
+
+
+@triton.jit
+def value_operand(v, COMPUTE_DTYPE: tl.constexpr, EARLY_CVT_V: tl.constexpr):
+    """The V tile as the second operand of ``P @ V``.
+
+    An fp8 V converted with ``.to`` lets Triton fold the conversion into the operand's load:
+    the dot reduces over tokens, which are not contiguous in the tile, and sm_90 has no
+    transposing shared-memory load for bytes, so each thread reads its 128 bytes of a
+    64-token tile with 128 ``ld.shared.b8``. ``EARLY_CVT_V`` converts the tile where it was
+    loaded instead; the fp16 tile then goes back through shared memory and comes out with
+    ``ldmatrix.trans`` (16 KB more shared memory per program). Decode kernel, fp8, 64-token
+    tile, 2 warps, 5 stages (``benchmarks/decode_ptx.py``, triton 3.7.1, sm_90a): 3620 ->
+    2865 PTX instructions, 130 -> 2 byte loads. Off until it is timed on a GPU.
+    """
+    if EARLY_CVT_V and v.dtype == tl.float8e4nv and tl.float16 == COMPUTE_DTYPE and _PTX_E4M3:
+        return _e4m3_to_f16(v)
+    return v.to(COMPUTE_DTYPE)
 
 
 @triton.jit
@@ -71,6 +109,7 @@ def attend_range(
     BLOCK_SIZE: tl.constexpr,
     TILE_N: tl.constexpr,
     COMPUTE_DTYPE: tl.constexpr,
+    EARLY_CVT_V: tl.constexpr,
 ):
     """Online softmax over tokens ``[start, end)``: returns ``(m, l, acc)`` (log2 domain)."""
     offs_n = tl.arange(0, TILE_N)
@@ -102,7 +141,7 @@ def attend_range(
         if tl.float32 == COMPUTE_DTYPE:
             pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE), input_precision="ieee")
         else:
-            pv = tl.dot(p.to(COMPUTE_DTYPE), v.to(COMPUTE_DTYPE))
+            pv = tl.dot(p.to(COMPUTE_DTYPE), value_operand(v, COMPUTE_DTYPE, EARLY_CVT_V))
         acc = acc * alpha[:, None] + pv
         m_i = m_new
     return m_i, l_i, acc

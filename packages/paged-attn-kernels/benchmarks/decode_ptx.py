@@ -1,0 +1,86 @@
+"""Compile the decode kernel for sm_90 without a GPU and count what each launch shape costs:
+PTX instructions, byte-wide shared-memory loads, shared memory, and how many K/V tiles the
+software pipeline keeps in flight (its shared-memory buffers).
+
+Two facts in docs/DESIGN.md come from this script:
+
+- the block-table load takes a pipeline stage of its own ahead of the K/V loads it
+  addresses, so ``num_stages = S`` gives ``(S - 1) // 2`` K/V buffers (3 -> 1, 5 -> 2);
+- with an fp8 cache, converting V inside the dot's operand load makes every thread read its
+  V bytes one ``ld.shared.b8`` at a time; ``early_value_cvt`` converts first.
+
+Usage (any machine with triton; CPU only)::
+
+    python benchmarks/decode_ptx.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from collections import Counter
+
+import torch
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from paged_attn_kernels import _triton_decode as td
+
+TYPES = {
+    "q_ptr": "*bf16", "block_table_ptr": "*i32", "seq_lens_ptr": "*i32", "out_ptr": "*bf16",
+    "part_out_ptr": "*fp32", "part_lse_ptr": "*fp32", "sem_ptr": "*i32", "work_ptr": "*i32",
+    "k_scale_ptr": "*fp32", "v_scale_ptr": "*fp32", "qk_scale": "fp32", "v_scale": "fp32",
+}  # fmt: skip
+_OP = re.compile(r"^\s+(?:@!?%p\d+\s+)?([a-z][\w.]*)", re.M)
+_BUFFERS = re.compile(r"local_alloc : \(\) -> !ttg\.memdesc<(\d+)x\d+x\d+x")
+
+
+def report(cfg: td.LaunchConfig, cache: str) -> str:
+    """Compile the kernel as a 32/8-head, head_dim 128, block 16 launch with 32 fused splits."""
+    grid = td.Grid(num_splits=32, chunk=1024, programs=(1, 8, 32), work_list=None)
+    meta = td.constexprs(cfg, grid, (16, 8, 128), 32, torch.device("cpu"))
+    warps, stages = meta.pop("num_warps"), meta.pop("num_stages")
+    meta["SCALES_FROM_PTR"] = False
+    params = list(inspect.signature(td._paged_decode_kernel.fn).parameters)
+    types = {**TYPES, "k_cache_ptr": cache, "v_cache_ptr": cache}
+    sig = {p: "constexpr" if p in meta else types.get(p, "i32") for p in params}
+    aligned = [i for i, p in enumerate(params) if p not in meta and p.endswith("_ptr")]
+    aligned += [i for i, p in enumerate(params) if p.startswith("stride")]
+    src = ASTSource(
+        fn=td._paged_decode_kernel, signature=sig,
+        attrs={(i,): [["tt.divisibility", 16]] for i in aligned},
+        constexprs={(params.index(k),): v for k, v in meta.items()},
+    )  # fmt: skip
+    kernel = triton.compile(
+        src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages}
+    )
+    ops = Counter(_OP.findall(kernel.asm["ptx"]))
+    buffers = _BUFFERS.findall(kernel.asm["ttgir"])
+    return (
+        f"{sum(ops.values())} | {ops['ld.shared.b8']} | {kernel.metadata.shared} | "
+        f"{buffers[0] if buffers else '-'}"
+    )
+
+
+def main() -> None:
+    print(f"triton {triton.__version__}, sm_90a; bf16 query, 32/8 heads, head_dim 128, block 16")
+    print("| cache | tile / warps / stages | V converted | PTX instructions | ld.shared.b8 | "
+          "shared bytes | K/V buffers |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    bf16 = td.launch_config(torch.bfloat16, torch.bfloat16, 128, 4, False)
+    fp8 = td.launch_config(torch.bfloat16, torch.float8_e4m3fn, 128, 4, False)
+    rows = [("bf16", "*bf16", bf16, (64, 4, s)) for s in (3, 5)]
+    for shape in ((64, 2, 5), (64, 2, 7), (128, 4, 5)):
+        rows += [("fp8", "*fp8e4nv", fp8, shape)]
+        rows += [("fp8", "*fp8e4nv", dataclasses.replace(fp8, early_value_cvt=True), shape)]
+    for name, cache, base, (tile, warps, stages) in rows:
+        cfg = dataclasses.replace(base, tile_n=tile, num_warps=warps, num_stages=stages)
+        how = "as loaded" if cfg.early_value_cvt else "in the operand load"
+        how = how if name == "fp8" else "-"
+        print(f"| {name} | {tile} / {warps} / {stages} | {how} | {report(cfg, cache)} |")
+
+
+if __name__ == "__main__":
+    main()
