@@ -51,8 +51,11 @@ DIST_NAMES = {
     KERNELS: ("paged-attn-kernels", "paged_attn_kernels"),
 }
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
-# The CI machines carry a local CPU wheel of the pinned torch for Python 3.11 only.
+# The kernels run on one Python: the pinned torch is a 3 GB CUDA build per environment.
 KERNELS_PYTHON = "3.11"
+# triton 3.6's interpreter turns one-element arrays into Python scalars, which NumPy 2.4
+# made an error (NumPy 2.3 warns); the interpreted tests therefore run on NumPy < 2.4.
+INTERPRETER_NUMPY = "numpy<2.4"
 HEAVY = ("numpy", "torch", "triton", "numba", "matplotlib")
 # Run inside a planner environment: fails when any heavy library got installed.
 _NO_HEAVY = (
@@ -158,10 +161,10 @@ def planner(session: nox.Session) -> None:
 def kernels(session: nox.Session) -> None:
     """paged-attn-kernels from its wheel: numpy, numba and Triton (interpreted without a GPU).
 
-    KERNELS_TORCH chooses where torch comes from: `pinned` (default; constraints.txt, which
-    the CI machines satisfy from a local CPU wheel), `cpu` (PyTorch's CPU-only index: the
-    way to get it on an ordinary machine without downloading a CUDA build), or `none`
-    (no torch and no Triton: the numpy and numba tests run, the rest skip and say why).
+    KERNELS_TORCH chooses where torch comes from: `pinned` (default; constraints.txt's
+    release from PyPI, the CUDA build, which runs on the CPU too), `cpu` (the same release
+    from PyTorch's CPU-only index, without the 3 GB download), or `none` (no torch and no
+    Triton: the numpy and numba tests run, the rest skip and say why).
     """
     torch_source = os.environ.get("KERNELS_TORCH", "pinned")
     extras = "numba,test"
@@ -169,9 +172,10 @@ def kernels(session: nox.Session) -> None:
         session.install(
             *CONSTRAINTS, "torch", "--index-url", "https://download.pytorch.org/whl/cpu"
         )
+        session.install(*CONSTRAINTS, INTERPRETER_NUMPY)
         extras += ",triton"
     elif torch_source == "pinned":
-        session.install(*CONSTRAINTS, "torch")
+        session.install(*CONSTRAINTS, "torch", INTERPRETER_NUMPY)
         extras += ",triton"
     elif torch_source != "none":
         session.error(f"KERNELS_TORCH must be 'pinned', 'cpu' or 'none', not {torch_source!r}")

@@ -54,8 +54,8 @@ def value_operand(v, COMPUTE_DTYPE: tl.constexpr, EARLY_CVT_V: tl.constexpr):
     64-token tile with 128 ``ld.shared.b8``. ``EARLY_CVT_V`` converts the tile where it was
     loaded instead; the fp16 tile then goes back through shared memory and comes out with
     ``ldmatrix.trans`` (16 KB more shared memory per program). Decode kernel, fp8, 64-token
-    tile, 2 warps, 5 stages (``benchmarks/decode_ptx.py``, triton 3.7.1, sm_90a): 3620 ->
-    2865 PTX instructions, 130 -> 2 byte loads. Off until it is timed on a GPU.
+    tile, 2 warps, 5 stages (``benchmarks/decode_ptx.py``, triton 3.6.0, sm_90a): 3435 ->
+    2654 PTX instructions, 128 -> 0 byte loads. Off until it is timed on a GPU.
     """
     if EARLY_CVT_V and v.dtype == tl.float8e4nv and tl.float16 == COMPUTE_DTYPE and _PTX_E4M3:
         return _e4m3_to_f16(v)
