@@ -1,6 +1,6 @@
 """Compile the decode kernel for sm_90 without a GPU and count what each launch shape costs:
-PTX instructions, byte-wide shared-memory loads, shared memory, and how many K/V tiles the
-software pipeline keeps in flight (its shared-memory buffers).
+PTX instructions, byte-wide shared-memory loads, registers (ptxas), shared memory, and how
+many K/V tiles the software pipeline keeps in flight (its shared-memory buffers).
 
 Two facts in docs/DESIGN.md come from this script:
 
@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import re
+import subprocess
+import tempfile
 from collections import Counter
 
 import torch
@@ -37,9 +40,29 @@ _OP = re.compile(r"^\s+(?:@!?%p\d+\s+)?([a-z][\w.]*)", re.M)
 _BUFFERS = re.compile(r"local_alloc : \(\) -> !ttg\.memdesc<(\d+)x\d+x\d+x")
 
 
-def report(cfg: td.LaunchConfig, cache: str) -> str:
-    """Compile the kernel as a 32/8-head, head_dim 128, block 16 launch with 32 fused splits."""
-    grid = td.Grid(num_splits=32, chunk=1024, programs=(1, 8, 32), work_list=None)
+def _registers(ptx: str) -> str:
+    """Registers per thread (and spill stores), from triton's bundled ptxas."""
+    ptxas = next(
+        os.path.join(root, "ptxas")
+        for root, _, files in os.walk(os.path.dirname(triton.__file__))
+        if "ptxas" in files
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "k.ptx")
+        with open(path, "w") as f:
+            f.write(ptx)
+        info = subprocess.run(
+            [ptxas, "-arch=sm_90a", "-v", path, "-o", path + ".cubin"],
+            capture_output=True, text=True, check=True,
+        ).stderr  # fmt: skip
+    regs = info.split("Used ")[1].split(" registers")[0]
+    spill = info.split(" bytes spill stores")[0].split(",")[-1].strip()
+    return regs if spill == "0" else f"{regs} ({spill} B spilled)"
+
+
+def report(cfg: td.LaunchConfig, cache: str, splits: int) -> str:
+    """Compile the kernel as a 32/8-head, head_dim 128, block 16 launch with ``splits``."""
+    grid = td.Grid(num_splits=splits, chunk=1024, programs=(1, 8, splits), work_list=None)
     meta = td.constexprs(cfg, grid, (16, 8, 128), 32, torch.device("cpu"))
     warps, stages = meta.pop("num_warps"), meta.pop("num_stages")
     meta["SCALES_FROM_PTR"] = False
@@ -59,27 +82,34 @@ def report(cfg: td.LaunchConfig, cache: str) -> str:
     ops = Counter(_OP.findall(kernel.asm["ptx"]))
     buffers = _BUFFERS.findall(kernel.asm["ttgir"])
     return (
-        f"{sum(ops.values())} | {ops['ld.shared.b8']} | {kernel.metadata.shared} | "
-        f"{buffers[0] if buffers else '-'}"
+        f"{sum(ops.values())} | {ops['ld.shared.b8']} | {_registers(kernel.asm['ptx'])} | "
+        f"{kernel.metadata.shared} | {buffers[0] if buffers else '-'}"
     )
 
 
 def main() -> None:
     print(f"triton {triton.__version__}, sm_90a; bf16 query, 32/8 heads, head_dim 128, block 16")
-    print("| cache | tile / warps / stages | V converted | PTX instructions | ld.shared.b8 | "
-          "shared bytes | K/V buffers |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("| cache | tile / warps / stages | V converted | splits (merge) | PTX instructions | "
+          "ld.shared.b8 | registers | shared bytes | K/V buffers |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     bf16 = td.launch_config(torch.bfloat16, torch.bfloat16, 128, 4, False)
     fp8 = td.launch_config(torch.bfloat16, torch.float8_e4m3fn, 128, 4, False)
-    rows = [("bf16", "*bf16", bf16, (64, 4, s)) for s in (3, 5)]
-    for shape in ((64, 2, 5), (64, 2, 7), (128, 4, 5)):
-        rows += [("fp8", "*fp8e4nv", fp8, shape)]
-        rows += [("fp8", "*fp8e4nv", dataclasses.replace(fp8, early_value_cvt=True), shape)]
-    for name, cache, base, (tile, warps, stages) in rows:
-        cfg = dataclasses.replace(base, tile_n=tile, num_warps=warps, num_stages=stages)
-        how = "as loaded" if cfg.early_value_cvt else "in the operand load"
-        how = how if name == "fp8" else "-"
-        print(f"| {name} | {tile} / {warps} / {stages} | {how} | {report(cfg, cache)} |")
+    early = dataclasses.replace(fp8, early_value_cvt=True)
+    rows: list[tuple[str, td.LaunchConfig, int]] = []
+    for cfg in (bf16, fp8, early):  # the shipped shapes, without and with the fused merge
+        rows += [(cfg_name, c, n) for cfg_name, c, n in (
+            ("shipped", cfg, 1), ("shipped", cfg, 32),
+            ("shipped", dataclasses.replace(cfg, merge_step=8), 32))]  # fmt: skip
+    rows += [("stages", dataclasses.replace(bf16, num_stages=5), 1)]
+    rows += [("stages", dataclasses.replace(c, num_stages=7), 1) for c in (fp8, early)]
+    rows += [("tile", dataclasses.replace(c, tile_n=128, num_warps=4), 1) for c in (fp8, early)]
+    for _, cfg, splits in rows:
+        is_fp8 = cfg.compute_dtype == torch.float16
+        how = ("as loaded" if cfg.early_value_cvt else "in the operand load") if is_fp8 else "-"
+        merge = "none" if splits == 1 else f"{cfg.merge_step or splits} per step"
+        print(f"| {'fp8' if is_fp8 else 'bf16'} | {cfg.tile_n} / {cfg.num_warps} / "
+              f"{cfg.num_stages} | {how} | {splits} ({merge}) | "
+              f"{report(cfg, '*fp8e4nv' if is_fp8 else '*bf16', splits)} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ def sweep_decode_bf16() -> None:
         for f in (0.25, 0.5, 2.0):
             c = max(64, int(base.chunk * f) // 64 * 64)
             rows.append((f"chunk {c}", {}, c))
+        rows.append(("merge 8 partials per step", {"merge_step": 8}, None))
         for m in (16, 32, 64):
             rows.append((f"fused merge <= {m}", {"fused_merge_max_splits": m}, None))
             rows.append((f"fused merge <= {m}, chunk {base.chunk * 2}",
@@ -153,6 +154,8 @@ def sweep_decode_fp8() -> None:
             rows.append((f"tile {tn} warps {w} stages {s}, early V cvt",
                          {"tile_n": tn, "num_warps": w, "num_stages": s, "early_value_cvt": True},
                          None))  # fmt: skip
+        rows.append(("tile 64 warps 2 stages 5, early V cvt, merge 8 per step",
+                     {"early_value_cvt": True, "merge_step": 8}, None))  # fmt: skip
         for f in (0.5, 2.0):
             c = max(256, int(base.chunk * f) // 256 * 256)
             rows.append((f"tile 64 warps 2 stages 5, chunk {c}", {}, c))

@@ -106,9 +106,9 @@ def _decode_with(case, num_splits, **config_changes):
 @pytest.mark.parametrize(
     "changes",
     [{}, {"peek_min_chunk": 0}, {"peek_min_chunk": 1 << 30}, {"fused_merge_max_splits": 0},
-     {"fused_merge_max_splits": 16}],
+     {"fused_merge_max_splits": 16}, {"merge_step": 4}, {"merge_step": 1}],
     ids=["fused-merge", "fused-merge-peek", "fused-merge-publish-first", "reduce-kernel",
-         "fused-merge-16"],
+         "fused-merge-16", "fused-merge-step-4", "fused-merge-step-1"],
 )  # fmt: skip
 @pytest.mark.parametrize("num_splits", [None, 3, 12])
 def test_launch_variants_match_float64(changes, num_splits):

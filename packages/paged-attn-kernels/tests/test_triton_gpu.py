@@ -117,12 +117,13 @@ def test_long_context_split_agrees_with_unsplit():
 
 
 VARIANTS = {
-    "fused-merge": {},  # the default: up to 8 splits merged by the last one to finish
+    "fused-merge": {},  # the default: up to 32 splits merged by the last one to finish
     "fused-merge-peek": {"peek_min_chunk": 0},  # every split peeks at the counter first
     "fused-merge-publish-first": {"peek_min_chunk": 1 << 30},  # every split publishes first
     "reduce-kernel": {"fused_merge_max_splits": 0},
     "fused-merge-16": {"fused_merge_max_splits": 16},
     "4-stages": {"num_stages": 4},
+    "merge-8-per-step": {"merge_step": 8},  # the partials read 8 splits at a time
 }
 
 

@@ -99,6 +99,7 @@ def _paged_decode_kernel(
     EARLY_CVT_V: tl.constexpr,  # fp8: convert V before the dot's operand load (LaunchConfig)
     MERGE: tl.constexpr,  # 0: one split per sequence; 1: partials for the reduce; 2: fused
     SPLITS_PAD: tl.constexpr,
+    MERGE_STEP: tl.constexpr,  # partials the fused merge reads per step (LaunchConfig)
     PEEK_MERGE: tl.constexpr,
     WORK_LIST: tl.constexpr,
     SCALES_FROM_PTR: tl.constexpr,
@@ -202,6 +203,7 @@ def _paged_decode_kernel(
                     HEAD_DIM,
                     HEAD_PAD,
                     SPLITS_PAD,
+                    MERGE_STEP,
                 )
 
 
@@ -269,6 +271,7 @@ class LaunchConfig:
     fused_merge_max_splits: int = 32
     peek_min_chunk: int = 1024
     early_value_cvt: bool = False  # fp8: V converted as loaded (_triton_tiles.value_operand)
+    merge_step: int = 0  # fused merge: partials read per step (0: all at once; merge_rows)
 
 
 # Registers per thread for launches over a work list: the loaded (sequence, head, split)
@@ -437,6 +440,7 @@ def constexprs(
         "EARLY_CVT_V": cfg.early_value_cvt,
         "MERGE": merge,
         "SPLITS_PAD": _pow2(splits),
+        "MERGE_STEP": min(_pow2(cfg.merge_step or splits), _pow2(splits)),
         "PEEK_MERGE": grid.chunk >= cfg.peek_min_chunk,
         "WORK_LIST": grid.work_list is not None,
         "num_warps": cfg.num_warps,

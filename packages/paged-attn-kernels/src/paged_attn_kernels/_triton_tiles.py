@@ -190,30 +190,54 @@ def merge_rows(
     HEAD_DIM: tl.constexpr,
     HEAD_PAD: tl.constexpr,
     SPLITS_PAD: tl.constexpr,
+    MERGE_STEP: tl.constexpr,  # partials read per step, a power of two <= SPLITS_PAD
 ):
     """Log-sum-exp merge of the ``n_active <= SPLITS_PAD`` partials of one query group.
 
     Reads through L2 (``.cg``): other programs wrote the partials moments ago, and this SM's
-    L1 may hold stale lines of the same addresses from an earlier launch.
+    L1 may hold stale lines of the same addresses from an earlier launch. The partials'
+    outputs are read ``MERGE_STEP`` splits at a time (``LaunchConfig.merge_step``): all 32
+    at once hold a [4, 32, 128] fp32 tile in registers, and the whole kernel is allocated
+    for it (bf16: 126 registers per thread without a merge, 166 with it, 128 reading 8 per
+    step; ``benchmarks/decode_ptx.py``, triton 3.6.0).
     """
     offs_g = tl.arange(0, GROUP_P2)
     offs_s = tl.arange(0, SPLITS_PAD)
     offs_d = tl.arange(0, HEAD_PAD)
-    rows = (first_row + offs_g * num_splits)[:, None] + offs_s[None, :]  # [G, S]
-    live = (offs_g < GROUP)[:, None] & (offs_s < n_active)[None, :]
+    group_rows = first_row + offs_g * num_splits
+    live_g = offs_g < GROUP
+    rows = group_rows[:, None] + offs_s[None, :]  # [G, S]
+    live = live_g[:, None] & (offs_s < n_active)[None, :]
     lse = tl.load(part_lse_ptr + rows, mask=live, other=float("-inf"), cache_modifier=".cg")
     top = tl.max(lse, axis=1)
     top = tl.where(top == float("-inf"), 0.0, top)
     w = tl.exp2(lse - top[:, None])  # [G, S]; dead splits weigh 0
-    part = tl.load(
-        part_out_ptr + rows[:, :, None] * HEAD_PAD + offs_d[None, None, :],
-        mask=live[:, :, None],
-        other=0.0,
-        cache_modifier=".cg",
-    )  # [G, S, HEAD_PAD]
     total = tl.sum(w, axis=1)
-    res = tl.sum(w[:, :, None] * part, axis=1)
+    if MERGE_STEP == SPLITS_PAD:
+        part = tl.load(
+            part_out_ptr + rows[:, :, None] * HEAD_PAD + offs_d[None, None, :],
+            mask=live[:, :, None],
+            other=0.0,
+            cache_modifier=".cg",
+        )  # [G, S, HEAD_PAD]
+        res = tl.sum(w[:, :, None] * part, axis=1)
+    else:
+        offs_c = tl.arange(0, MERGE_STEP)
+        res = tl.zeros([GROUP_P2, HEAD_PAD], dtype=tl.float32)
+        for c in tl.static_range(0, SPLITS_PAD, MERGE_STEP):
+            rows_c = group_rows[:, None] + (c + offs_c)[None, :]  # [G, MERGE_STEP]
+            live_c = live_g[:, None] & ((c + offs_c) < n_active)[None, :]
+            lse_c = tl.load(
+                part_lse_ptr + rows_c, mask=live_c, other=float("-inf"), cache_modifier=".cg"
+            )
+            part = tl.load(
+                part_out_ptr + rows_c[:, :, None] * HEAD_PAD + offs_d[None, None, :],
+                mask=live_c[:, :, None],
+                other=0.0,
+                cache_modifier=".cg",
+            )
+            res += tl.sum(tl.exp2(lse_c - top[:, None])[:, :, None] * part, axis=1)
     res = tl.where(total[:, None] > 0.0, res / tl.where(total > 0.0, total, 1.0)[:, None], 0.0)
     dst = out + offs_g[:, None] * HEAD_DIM + offs_d[None, :]
-    mask = (offs_g < GROUP)[:, None] & (offs_d < HEAD_DIM)[None, :]
+    mask = live_g[:, None] & (offs_d < HEAD_DIM)[None, :]
     tl.store(dst, res.to(out.dtype.element_ty), mask=mask)
