@@ -150,7 +150,8 @@ def sweep_decode_fp8() -> None:
              None)
             for tn, w, s in FP8_TILES
         ]  # fmt: skip
-        for tn, w, s in FP8_TILES[:5]:  # V converted as loaded (_triton_tiles.value_operand)
+        for tn, w, s in ((64, 2, 5), (64, 2, 7), (64, 4, 7), (128, 2, 5), (128, 4, 5)):
+            # V converted as loaded (_triton_tiles.value_operand)
             rows.append((f"tile {tn} warps {w} stages {s}, early V cvt",
                          {"tile_n": tn, "num_warps": w, "num_stages": s, "early_value_cvt": True},
                          None))  # fmt: skip
