@@ -40,8 +40,8 @@ _OP = re.compile(r"^\s+(?:@!?%p\d+\s+)?([a-z][\w.]*)", re.M)
 _BUFFERS = re.compile(r"local_alloc : \(\) -> !ttg\.memdesc<(\d+)x\d+x\d+x")
 
 
-def _registers(ptx: str) -> str:
-    """Registers per thread (and spill stores), from triton's bundled ptxas."""
+def _ptxas_info(ptx: str) -> tuple[int, int]:
+    """(registers per thread, spill-store bytes) from triton's bundled ptxas."""
     ptxas = next(
         os.path.join(root, "ptxas")
         for root, _, files in os.walk(os.path.dirname(triton.__file__))
@@ -55,13 +55,14 @@ def _registers(ptx: str) -> str:
             [ptxas, "-arch=sm_90a", "-v", path, "-o", path + ".cubin"],
             capture_output=True, text=True, check=True,
         ).stderr  # fmt: skip
-    regs = info.split("Used ")[1].split(" registers")[0]
-    spill = info.split(" bytes spill stores")[0].split(",")[-1].strip()
-    return regs if spill == "0" else f"{regs} ({spill} B spilled)"
+    regs = int(info.split("Used ")[1].split(" registers")[0])
+    spill = int(info.split(" bytes spill stores")[0].split(",")[-1].strip())
+    return regs, spill
 
 
-def report(cfg: td.LaunchConfig, cache: str, splits: int) -> str:
-    """Compile the kernel as a 32/8-head, head_dim 128, block 16 launch with ``splits``."""
+def measure(cfg: td.LaunchConfig, cache: str, splits: int) -> dict[str, int]:
+    """Compile the kernel as a 32/8-head, head_dim 128, block 16 launch with ``splits``
+    (fused merge past one) for sm_90a and count what it costs."""
     grid = td.Grid(num_splits=splits, chunk=1024, programs=(1, 8, splits), work_list=None)
     meta = td.constexprs(cfg, grid, (16, 8, 128), 32, torch.device("cpu"))
     warps, stages = meta.pop("num_warps"), meta.pop("num_stages")
@@ -81,9 +82,25 @@ def report(cfg: td.LaunchConfig, cache: str, splits: int) -> str:
     )
     ops = Counter(_OP.findall(kernel.asm["ptx"]))
     buffers = _BUFFERS.findall(kernel.asm["ttgir"])
+    regs, spill = _ptxas_info(kernel.asm["ptx"])
+    return {
+        "instructions": sum(ops.values()),
+        "byte_loads": ops["ld.shared.b8"],
+        "registers": regs,
+        "spill_bytes": spill,
+        "shared_bytes": kernel.metadata.shared,
+        "kv_buffers": int(buffers[0]) if buffers else 0,
+    }
+
+
+def report(cfg: td.LaunchConfig, cache: str, splits: int) -> str:
+    m = measure(cfg, cache, splits)
+    regs = str(m["registers"])
+    if m["spill_bytes"]:
+        regs += f" ({m['spill_bytes']} B spilled)"
     return (
-        f"{sum(ops.values())} | {ops['ld.shared.b8']} | {_registers(kernel.asm['ptx'])} | "
-        f"{kernel.metadata.shared} | {buffers[0] if buffers else '-'}"
+        f"{m['instructions']} | {m['byte_loads']} | {regs} | {m['shared_bytes']} | "
+        f"{m['kv_buffers'] or '-'}"
     )
 
 
