@@ -12,8 +12,12 @@ plan made once and reused), as % of a same-run device copy of the same bytes.
   construction (``dataclasses.replace`` of the shipped config), nothing else changes.
 - ``prefill``: the varlen kernel's prefill class (rows, key tile, warps, stages) on a
   causal prefill and on a chunked prefill (2048 new tokens over 16384 cached).
+- ``prefill-floor``: the causal prefill gap to SDPA taken apart: a dense Triton
+  FlashAttention-2 (``prefill_floor.py``), our kernel over blocks in order, and over the
+  benchmark's shuffled blocks.
 
     python benchmarks/sweep_gpu.py --sections decode,prefill > sweep.log
+    python benchmarks/sweep_gpu.py --sections prefill-floor
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import triton
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_gpu as bg
 import bench_gpu_unified as bu
+import prefill_floor
 
 from paged_attn_kernels import _triton_decode as td
 from paged_attn_kernels import plan_decode, write_kv_cache
@@ -232,10 +237,69 @@ def sweep_prefill() -> None:
                  lambda us: f"{base / us:.2f}x gather+SDPA")  # fmt: skip
 
 
+def _floor_shape(b: int, n: int) -> None:
+    cache = bu.Paged([n] * b)
+    q, qsl = bu.varlen([n] * b)
+    qd = q.view(b, n, bu.H, bu.D).transpose(1, 2)
+    kd = torch.stack([cache.dense(i)[0] for i in range(b)])
+    vd = torch.stack([cache.dense(i)[1] for i in range(b)])
+    flops = 2 * b * bu.H * bu.D * n * (n + 1)
+    label = f"prefill-floor B{b}x{n}"
+    s_us, s_name, s_out = bu.sdpa_best(qd, kd, vd, 100, is_causal=True)
+    print(f"{label} SDPA {s_name}: {s_us:.1f} us {flops / s_us / 1e6:.0f} TFLOP/s", flush=True)
+
+    def line(name: str, us: float, out: torch.Tensor) -> None:
+        err = f"{bu.rel(out, s_out):.1e}" if s_out is not None else "n/a"
+        print(f"{label} {name}: {us:.1f} us {flops / us / 1e6:.0f} TFLOP/s "
+              f"{s_us / us:.2f}x SDPA err {err}", flush=True)  # fmt: skip
+
+    kx = kd.repeat_interleave(bu.GROUP, dim=1)
+    vx = vd.repeat_interleave(bu.GROUP, dim=1)
+    for bm, bn, w, st in ((128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 8, 4)):
+
+        def dense(bm: int = bm, bn: int = bn, w: int = w, st: int = st) -> torch.Tensor:
+            return prefill_floor.dense_causal(qd, kx, vx, bm, bn, w, st)
+
+        try:
+            out = dense()
+            us = bu.timed(dense, 100)
+        except Exception as exc:
+            print(f"{label} dense Triton {bm}/{bn}/{w}/{st}: {type(exc).__name__} "
+                  f"{str(exc)[:200]}")  # fmt: skip
+            continue
+        line(f"dense Triton FA2 {bm}/{bn}/{w}/{st}", us, out)
+    # the same K/V in block order: block i of the table is block i of the cache
+    per = triton.cdiv(n, cache.bs)
+    ids = cache.block_table[:, :per].reshape(-1).long()
+    table = torch.arange(b * per, dtype=torch.int32, device="cuda").view(b, per)
+    layouts = (("ours, blocks in order", cache.k[ids].contiguous(), cache.v[ids].contiguous(),
+                table),
+               ("ours, shuffled blocks (shipped)", cache.k, cache.v, cache.block_table))  # fmt: skip
+    res = torch.empty_like(q)
+    for name, kc, vc, bt in layouts:
+        plan = plan_unified(q, kc, bt, qsl, cache.seq_lens)
+
+        def ours(plan: Any = plan, kc: torch.Tensor = kc, vc: torch.Tensor = vc) -> Any:
+            return plan.run(q, kc, vc, res)
+
+        us = bu.timed(ours, 100)
+        line(name, us, res.view(b, n, bu.H, bu.D).transpose(1, 2))
+
+
+def sweep_prefill_floor() -> None:
+    """Where the prefill gap to SDPA comes from: SDPA's best backend, a dense Triton
+    FlashAttention-2 (``prefill_floor.py``: no block table), our kernel over the same cache
+    laid out in order (block table 0, 1, 2, ...) and over the benchmark's shuffled blocks."""
+    for b, n in ((1, 8192), (4, 2048), (1, 16384)):
+        _floor_shape(b, n)
+        torch.cuda.empty_cache()
+
+
 SECTIONS: dict[str, Callable[[], None]] = {
     "decode": sweep_decode_bf16,
     "fp8": sweep_decode_fp8,
     "prefill": sweep_prefill,
+    "prefill-floor": sweep_prefill_floor,
 }
 
 
