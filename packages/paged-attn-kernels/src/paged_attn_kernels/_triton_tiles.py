@@ -6,6 +6,7 @@ the split's tokens, store, merge) and so that an experimental kernel (a benchmar
 reuses the tile loop instead of copying it.
 
 - :func:`load_query`: the group's query rows in the dot's dtype.
+- :func:`value_operand`: the V tile in the dot's dtype (fp8: optionally converted as loaded).
 - :func:`attend_range`: the online-softmax loop of vLLM's ``paged_attention_v1.cu`` over one
   token range of one (sequence, KV head), written as the Triton fused-attention tutorial
   writes it (base-2 exponentials, fp32 accumulator, ``tl.dot`` on tiles). The ``G`` query
@@ -54,8 +55,9 @@ def value_operand(v, COMPUTE_DTYPE: tl.constexpr, EARLY_CVT_V: tl.constexpr):
     64-token tile with 128 ``ld.shared.b8``. ``EARLY_CVT_V`` converts the tile where it was
     loaded instead; the fp16 tile then goes back through shared memory and comes out with
     ``ldmatrix.trans`` (16 KB more shared memory per program). Decode kernel, fp8, 64-token
-    tile, 2 warps, 5 stages (``benchmarks/decode_ptx.py``, triton 3.6.0, sm_90a): 3435 ->
-    2654 PTX instructions, 128 -> 0 byte loads. Off until it is timed on a GPU.
+    tile, 2 warps, 5 stages, one split (``benchmarks/decode_ptx.py``, triton 3.6.0, sm_90a):
+    2469 -> 1690 PTX instructions, 128 -> 0 byte loads, 233 -> 180 registers per thread.
+    Off until it is timed on a GPU.
     """
     if EARLY_CVT_V and v.dtype == tl.float8e4nv and tl.float16 == COMPUTE_DTYPE and _PTX_E4M3:
         return _e4m3_to_f16(v)
