@@ -108,6 +108,10 @@ def sweep_decode_bf16() -> None:
             c = max(64, int(base.chunk * f) // 64 * 64)
             rows.append((f"chunk {c}", {}, c))
         rows.append(("merge 8 partials per step", {"merge_step": 8}, None))
+        # twice the splits, merged in the kernel: 64 partials at once spill, 8 per step do not
+        half = max(64, base.chunk // 2 // 64 * 64)
+        rows.append((f"fused merge <= 64, 8 per step, chunk {half}",
+                     {"fused_merge_max_splits": 64, "merge_step": 8}, half))  # fmt: skip
         for m in (16, 32, 64):
             rows.append((f"fused merge <= {m}", {"fused_merge_max_splits": m}, None))
             rows.append((f"fused merge <= {m}, chunk {base.chunk * 2}",
