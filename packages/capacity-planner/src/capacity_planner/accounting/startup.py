@@ -35,6 +35,8 @@ from capacity_planner.accounting.terms import (
     draft_weight_bytes,
     encoder_activation_bytes,
     encoder_held_bytes,
+    encoder_items,
+    encoder_tokens,
     forward_activation_bytes,
     non_torch_bytes,
     profile_shape,
@@ -71,6 +73,17 @@ MARGIN_FLOOR = 1 * GiB  # KV_CACHE_MARGIN_FLOOR_BYTES on CUDA
 MARGIN_FRACTION = 0.75  # KV_CACHE_MARGIN_FRACTION
 
 
+def _encoder_why(model: ModelSpec, settings: EngineSettings, tokens: int) -> str:
+    v = model.vision
+    if v is not None and v.unsized_reason is not None:
+        return "encoder not counted (see notes)"
+    items, budget = encoder_items(model, settings, tokens)
+    _, patches = encoder_tokens(model, settings, tokens)
+    if items == 0:
+        return f"encoder {patches} patches (largest image not modelled)"
+    return f"encoder {items} image(s) of a {budget}-token budget, {patches} patches"
+
+
 def _stage_terms(
     model: ModelSpec, gpu: GPUSpec, settings: EngineSettings, stage: int, tp_rank: int
 ) -> tuple[int, str, int, str, int, int, int]:
@@ -96,6 +109,8 @@ def _stage_terms(
             f"{peak} peak; forward of {tokens} tokens ({why}), "
             f"sampler {seqs} seqs ({sampler_path(model, settings)})"
         )
+        if stage == 0 and model.vision is not None:
+            why += f", {_encoder_why(model, settings, tokens)}"
     else:
         why = "given"
     return weights + draft, w_how, act, why, draft, tokens, seqs

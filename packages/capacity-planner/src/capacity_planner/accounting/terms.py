@@ -271,12 +271,13 @@ def encoder_tokens(model: ModelSpec, settings: EngineSettings, tokens: int) -> t
 
     The dummy items of `encoder_items`, each sending `item_patches` patches through the
     tower (`spatial_merge_size^2` per token for the Qwen2-VL family, one 896 x 896 crop
-    of 4,096 patches per Gemma-3 image). Where the largest item is not known (and on V0)
-    the pass is taken as `tokens` patches.
+    of 4,096 patches per Gemma-3 image). Where the family's largest item is not modelled
+    (and on V0) the pass is taken as `tokens` patches; where the family is modelled but
+    its config lacks a field vLLM reads (`unsized_reason`), the pass is left out.
     """
     v = model.vision
-    if v is None:
-        return 0, 0
+    if v is None or v.unsized_reason is not None:
+        return 0, 0  # an unsized tower's pass is left out (the model's notes say why)
     items, _ = encoder_items(model, settings, tokens)
     patches = v.item_patches
     if items == 0 or patches is None or v.max_tokens_per_item is None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from capacity_planner.errors import ConfigFieldError
 from capacity_planner.model.parts import VisionEncoder
+from capacity_planner.model.vision_items import Item, internvl_item, pixtral_hf_item
 
 __all__ = [
     "DEFAULT_MAX_LEN",
@@ -203,7 +204,9 @@ def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
     """A multimodal config's `vision_config` as layer sizes (None when absent).
 
     Qwen2-VL names the tower's width `embed_dim` (its `hidden_size` is the LM's), so
-    `embed_dim` wins where both are given. A SiLU tower is SwiGLU-gated (Qwen2.5-VL).
+    `embed_dim` wins where both are given. A SiLU tower is SwiGLU-gated (Qwen2.5-VL), and
+    so is Pixtral's whatever its `hidden_act` (vLLM's `PixtralHFMLP` is gate-and-up).
+    InternVL and Pixtral items come from `vision_items`.
     """
     vision = config.get("vision_config")
     if not isinstance(vision, Mapping):
@@ -223,29 +226,42 @@ def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
     model_type = str(config.get("model_type", ""))
     per_item = _MAX_IMAGE_TOKENS.get(model_type)
     patches = embeds = None
+    unsized: str | None = None
     image = _int(vision, "image_size")
+    tower = str(vision.get("model_type", ""))
+    item: Item | str | None = None
     if model_type == "gemma3" and patch and image:
         embeds = _int(config, "mm_tokens_per_image", default=256)
         per_item = embeds + _GEMMA3_PLACEHOLDER_EXTRA
         patches = (image // patch) ** 2
     elif model_type == "llava_next" and patch and image:
-        item = _llava_next_item(config, image, patch)
-        if item is not None:
-            per_item, patches = item
+        grid = _llava_next_item(config, image, patch)
+        if grid is not None:
+            per_item, patches = grid
+    elif model_type == "internvl_chat":
+        item = internvl_item(config, image, patch) if patch and image else None
+        item = item or "InternVL vision_config lacks image_size or patch_size"
+    elif model_type == "llava" and tower == "pixtral" and patch and image:
+        item = pixtral_hf_item(image, patch)
     elif model_type == "llava" and patch and image:
         # LLaVA-1.5: one crop; the "default" feature strategy drops CLIP's class token
         side = image // patch
         full = config.get("vision_feature_select_strategy") == "full"
         per_item, patches = side * side + (1 if full else 0), side * side + 1
+    if isinstance(item, Item):
+        per_item, patches, embeds = item.tokens, item.patches, item.embeds
+    elif isinstance(item, str):
+        unsized = item
     return VisionEncoder(
         depth,
         hidden,
         inter,
-        gated_mlp=vision.get("hidden_act") == "silu",
+        gated_mlp=vision.get("hidden_act") == "silu" or tower == "pixtral",
         spatial_merge_size=_int(vision, "spatial_merge_size", default=1),
         out_hidden_size=out_hidden or None,
         pixels_per_patch=channels * temporal * patch * patch,
         max_tokens_per_item=per_item,
         patches_per_item=patches,
         embeds_per_item=embeds,
+        unsized_reason=unsized,
     )

@@ -157,11 +157,12 @@ def _moe(cfg: Mapping[str, Any], model_type: str, n: int, intermediate: int) -> 
 def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dict[str, Any]:
     """`ModelSpec` fields read from a config.json dict (multimodal: its `text_config`)."""
     notes: list[str] = []
-    text = config.get("text_config")
+    key = "text_config" if isinstance(config.get("text_config"), Mapping) else "llm_config"
+    text = config.get(key)  # InternVL's remote-code config names it llm_config
     if isinstance(text, Mapping):
         cfg: dict[str, Any] = {**config, **text}
-        cfg.pop("text_config", None)
-        notes.append("multimodal config: language model from text_config")
+        cfg.pop(key, None)
+        notes.append(f"multimodal config: language model from {key}")
     else:
         cfg = dict(config)
     model_type = str(cfg.get("model_type") or "unknown")
@@ -225,6 +226,9 @@ def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dic
     quant = quant_from_config(quant_cfg) if isinstance(quant_cfg, Mapping) else None
     max_pos, len_notes = max_model_len_of(cfg, model_type)
     notes += len_notes
+    vision = vision_encoder(config)
+    if vision is not None and vision.unsized_reason:
+        notes.append(f"encoder profile pass not counted: {vision.unsized_reason}")
     full_head = cfg.get("global_head_dim")
     full_kv = cfg.get("num_global_key_value_heads")
     return dict(
@@ -252,7 +256,7 @@ def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dic
         full_num_kv_heads=(
             None if full_kv is None else positive_field(full_kv, "num_global_key_value_heads")
         ),
-        vision=vision_encoder(config),
+        vision=vision,
         mtp_layers=mtp_layers(cfg),
         source=source,
         notes=tuple(notes),

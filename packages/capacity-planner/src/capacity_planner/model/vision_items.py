@@ -1,0 +1,119 @@
+"""The largest dummy image of the tiling vision towers, sized as vLLM's profile sizes it.
+
+vLLM's profile run (`gpu_model_runner.profile_run`) encodes dummy images of the size its
+`ProcessingInfo.get_image_size_with_most_features` returns and divides the encoder
+budget by that image's whole placeholder (`multimodal/profiling.py`
+`get_mm_max_contiguous_tokens`, which counts the start/end and break tokens too). Each
+function here returns an `Item` read from config.json or, where a field vLLM reads is
+missing, the reason it cannot be sized (the planner then leaves the encoder pass out and
+says so rather than guess).
+
+- InternVL (`internvl_chat`): `vllm/model_executor/models/internvl.py` in 0.11.0; the
+  same tiling moved to `vllm/transformers_utils/processors/internvl.py` by 0.34.0.
+- Pixtral in the HF layout (`llava` with a `pixtral` `vision_config`):
+  `vllm/model_executor/models/llava.py` (`PixtralHFProcessingInfo`) and
+  `pixtral.py` (`PixtralHFEncoderInfo`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["INTERNVL_FIELDS", "Item", "internvl_item", "pixtral_hf_item"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One dummy image: its placeholder tokens, patches through the tower, embeddings."""
+
+    tokens: int  # what vLLM divides the encoder budget by
+    patches: int  # positions through the tower, class tokens included
+    embeds: int  # embeddings the projector returns (the image-context tokens)
+
+
+# Top-level InternVLChatConfig fields vLLM's `BaseInternVLProcessor` reads; their defaults
+# live in the checkpoint's remote code, not in vLLM, so a config without one is refused.
+INTERNVL_FIELDS = (
+    "min_dynamic_patch",
+    "max_dynamic_patch",
+    "dynamic_image_size",
+    "use_thumbnail",
+    "downsample_ratio",
+)
+
+
+def _closest_ratio(
+    width: int, height: int, ratios: list[tuple[int, int]], image: int
+) -> tuple[int, int]:
+    # vLLM's `find_closest_aspect_ratio`: ties go to the later ratio while the image's
+    # area is above half the ratio's tiles
+    best, best_diff = (1, 1), float("inf")
+    aspect = width / height
+    for ratio in ratios:
+        diff = abs(aspect - ratio[0] / ratio[1])
+        if diff < best_diff:
+            best, best_diff = ratio, diff
+        elif diff == best_diff and width * height > 0.5 * image * image * ratio[0] * ratio[1]:
+            best = ratio
+    return best
+
+
+def _ratios(lo: int, hi: int) -> list[tuple[int, int]]:
+    grid = {
+        (i, j)
+        for n in range(lo, hi + 1)
+        for i in range(1, n + 1)
+        for j in range(1, n + 1)
+        if lo <= i * j <= hi
+    }
+    return sorted(grid, key=lambda r: r[0] * r[1])
+
+
+def internvl_item(config: Mapping[str, Any], image: int, patch: int) -> Item | str:
+    """InternVL's largest image: the most 448-pixel tiles (plus thumbnail) vLLM cuts.
+
+    `get_image_size_with_most_features` tries every tile grid up to `max_dynamic_patch`
+    (+1 with a thumbnail); each image is cut to the closest grid of at most
+    `max_dynamic_patch` tiles, and a thumbnail tile is added when it has more than one.
+    A tile is `(image / patch)^2` patches plus InternViT's class token through the tower
+    and `(image / patch)^2 x downsample_ratio^2` context tokens after pixel shuffle; the
+    placeholder wraps them in <img> ... </img>.
+    """
+    missing = [f for f in INTERNVL_FIELDS if f not in config]
+    if missing:
+        return f"InternVL config.json lacks {', '.join(missing)} (vLLM reads them to tile)"
+    lo, hi = config["min_dynamic_patch"], config["max_dynamic_patch"]
+    dynamic, thumb = config["dynamic_image_size"], config["use_thumbnail"]
+    ratio = config["downsample_ratio"]
+    ints = all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in (lo, hi))
+    if not ints or lo > hi or not isinstance(dynamic, bool) or not isinstance(thumb, bool):
+        return "InternVL min/max_dynamic_patch must be positive integers, min <= max"
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= 1:
+        return f"InternVL downsample_ratio {ratio!r} is not in (0, 1]"
+    if not dynamic:
+        lo = hi = 1
+    probe_hi = hi + 1 if thumb and hi != 1 else hi
+    cut = _ratios(lo, hi)
+    tiles = 0
+    for wr, hr in _ratios(lo, probe_hi):
+        a, b = _closest_ratio(image * wr, image * hr, cut, image)
+        blocks = a * b
+        tiles = max(tiles, blocks + 1 if thumb and blocks != 1 else blocks)
+    side = image // patch
+    per_tile = int(side * side * ratio**2)  # vLLM's `num_image_token`
+    return Item(tiles * per_tile + 2, tiles * (side * side + 1), tiles * per_tile)
+
+
+def pixtral_hf_item(image: int, patch: int) -> Item:
+    """Pixtral (HF layout): one `image_size` square, one token per patch, a break per row.
+
+    `get_image_size_with_most_features` is the `image_size` square; its grid is
+    `ceil(image / patch)` each way (`get_patch_grid_size`; a `llava` config has no
+    `spatial_merge_size`, which Mistral-3 adds), and the placeholder is `(cols + 1) x
+    rows` tokens, the last row's break replaced by the end token. Pixtral has no class
+    token: the tower sees the grid's patches.
+    """
+    side = -(-image // patch)
+    return Item((side + 1) * side, side * side, side * side)

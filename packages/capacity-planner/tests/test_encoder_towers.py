@@ -1,0 +1,155 @@
+"""The tiling towers' largest dummy image, checked against vLLM's own formulas by hand.
+
+Each expected number is worked out in the comment from the vLLM code the planner cites
+(`vllm/model_executor/models/internvl.py`, `llava.py`, `pixtral.py`), never by calling
+the planner. Configs are the checkpoints' published config.json files, in tests/data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from capacity_planner import EngineSettings, ModelSpec
+from capacity_planner.accounting.terms import (
+    encoder_activation_bytes,
+    encoder_items,
+    encoder_tokens,
+)
+from capacity_planner.cli import main
+
+DATA = Path(__file__).parent / "data"
+V1 = EngineSettings(max_model_len=4096, vllm_version="v1")
+
+
+def config(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DATA / name).read_text("utf-8"))
+    return data
+
+
+# OpenGVLab/InternVL2-1B, https://huggingface.co/OpenGVLab/InternVL2-1B/blob/main/config.json
+INTERNVL2_1B = config("internvl2-1b.json")
+
+
+def test_internvl2_tower_and_language_model_are_read() -> None:
+    m = ModelSpec.from_hf_config(INTERNVL2_1B)
+    # the language model is Qwen2-0.5B under `llm_config`
+    assert (m.num_hidden_layers, m.hidden_size, m.num_kv_heads) == (24, 896, 2)
+    v = m.vision
+    assert v is not None
+    # InternViT-300M: 24 layers, 1024 wide, a 4096 GELU MLP (not gated), 14-pixel patches
+    assert (v.depth, v.hidden_size, v.intermediate_size, v.gated_mlp) == (24, 1024, 4096, False)
+    assert v.pixels_per_patch == 3 * 14 * 14
+
+
+def test_internvl2_largest_image_is_twelve_tiles_and_a_thumbnail() -> None:
+    v = ModelSpec.from_hf_config(INTERNVL2_1B).vision
+    assert v is not None and v.unsized_reason is None
+    # num_image_token = (448 // 14)^2 x 0.5^2 = 256 context tokens a tile.
+    # get_image_size_with_most_features probes grids of up to 12 + 1 = 13 tiles (the
+    # thumbnail widens the range); each probe is cut to the closest grid of at most 12
+    # (a 3 x 4 probe to itself, 1 x 13 to 1 x 12), and a thumbnail joins: 13 tiles.
+    # Placeholder: <img> + 13 x 256 <IMG_CONTEXT> + </img> = 3,330 tokens.
+    # Tower: 13 tiles x (32 x 32 patches + InternViT's class token) = 13 x 1,025.
+    assert (v.max_tokens_per_item, v.embeds_per_item, v.patches_per_item) == (
+        3330,
+        3328,
+        13325,
+    )
+    m = ModelSpec.from_hf_config(INTERNVL2_1B)
+    # budget max(8192, 3330) = 8192 -> 8192 // 3330 = 2 dummy images
+    assert encoder_items(m, V1, 8192) == (2, 8192)
+    assert encoder_tokens(m, V1, 8192) == (2 * 3330, 2 * 13325)
+    # a 2,048-token step still encodes one whole image: budget max(2048, 3330) = 3330
+    assert encoder_items(m, V1, 2048) == (1, 3330)
+
+
+@pytest.mark.parametrize(
+    ("changes", "tokens", "patches"),
+    [
+        # dynamic_image_size off: min = max = 1, no thumbnail: one tile, 256 + 2 tokens
+        ({"dynamic_image_size": False}, 256 + 2, 1025),
+        # max 6 with thumbnail: probes up to 7 tiles, cut to 6, + thumbnail = 7 tiles
+        ({"max_dynamic_patch": 6}, 7 * 256 + 2, 7 * 1025),
+        # max 12 without thumbnail: the 12-tile grids, no extra tile
+        ({"use_thumbnail": False}, 12 * 256 + 2, 12 * 1025),
+    ],
+)
+def test_internvl_tiling_settings_move_the_item(
+    changes: dict[str, Any], tokens: int, patches: int
+) -> None:
+    v = ModelSpec.from_hf_config({**INTERNVL2_1B, **changes}).vision
+    assert v is not None
+    assert (v.max_tokens_per_item, v.patches_per_item) == (tokens, patches)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lo=st.integers(1, 4),
+    extra=st.integers(0, 12),
+    thumb=st.booleans(),
+    dynamic=st.booleans(),
+)
+def test_internvl_tiles_are_max_dynamic_patch_plus_thumbnail(
+    lo: int, extra: int, thumb: bool, dynamic: bool
+) -> None:
+    # the 1 x max probe cuts to exactly `max` tiles and no grid holds more
+    hi = lo + extra
+    cfg = {
+        **INTERNVL2_1B,
+        "min_dynamic_patch": lo,
+        "max_dynamic_patch": hi,
+        "use_thumbnail": thumb,
+        "dynamic_image_size": dynamic,
+    }
+    v = ModelSpec.from_hf_config(cfg).vision
+    assert v is not None and v.patches_per_item is not None
+    tiles = hi if dynamic else 1
+    tiles += 1 if thumb and tiles != 1 else 0
+    assert v.patches_per_item == tiles * 1025
+    assert v.max_tokens_per_item == tiles * 256 + 2
+
+
+@pytest.mark.parametrize(
+    "field", ["max_dynamic_patch", "use_thumbnail", "downsample_ratio", "dynamic_image_size"]
+)
+def test_internvl_without_a_tiling_field_is_refused_not_guessed(field: str) -> None:
+    cfg = dict(INTERNVL2_1B)
+    del cfg[field]
+    m = ModelSpec.from_hf_config(cfg)
+    assert m.vision is not None and m.vision.unsized_reason is not None
+    assert any("encoder profile pass not counted" in n and field in n for n in m.notes)
+    assert encoder_tokens(m, V1, 8192) == (0, 0)
+    assert encoder_activation_bytes(m, V1, 8192) == 0
+
+
+def test_internvl_bad_tiling_values_are_refused() -> None:
+    for changes in ({"max_dynamic_patch": 0}, {"downsample_ratio": 2.0}, {"use_thumbnail": 1}):
+        v = ModelSpec.from_hf_config({**INTERNVL2_1B, **changes}).vision
+        assert v is not None and v.unsized_reason is not None
+        assert v.max_tokens_per_item is None
+
+
+def test_cli_plan_of_internvl_shows_its_encoder_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main([str(DATA / "internvl2-1b.json"), "--gpu", "L4", "--max-model-len", "4096"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "encoder 1 image(s) of a 3330-token budget, 13325 patches" in out
+
+
+def test_cli_says_why_an_internvl_tower_is_not_counted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cfg = dict(INTERNVL2_1B)
+    del cfg["max_dynamic_patch"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    code = main([str(path), "--gpu", "L4", "--max-model-len", "4096"])
+    out = capsys.readouterr().out
+    assert code == 0 and "encoder not counted (see notes)" in out
+    assert "lacks max_dynamic_patch" in out
