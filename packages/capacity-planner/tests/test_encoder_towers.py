@@ -153,3 +153,54 @@ def test_cli_says_why_an_internvl_tower_is_not_counted(
     out = capsys.readouterr().out
     assert code == 0 and "encoder not counted (see notes)" in out
     assert "lacks max_dynamic_patch" in out
+
+
+# mistralai/Mistral-Small-3.1-24B-Instruct-2503,
+# https://huggingface.co/mistralai/Mistral-Small-3.1-24B-Instruct-2503/blob/main/config.json
+MISTRAL_SMALL_31 = config("mistral-small-3.1-24b-instruct-2503.json")
+
+
+def test_mistral3_pixtral_tower_is_gated_and_sized_from_its_square() -> None:
+    m = ModelSpec.from_hf_config(MISTRAL_SMALL_31)
+    v = m.vision
+    assert v is not None and v.unsized_reason is None
+    # Pixtral's MLP is gate-and-up (`PixtralHFMLP`): 24 layers, 1024 wide, 4096 inner
+    assert (v.depth, v.hidden_size, v.intermediate_size, v.gated_mlp) == (24, 1024, 4096, True)
+    # get_image_size_with_most_features: the 1540 x 1540 square. PixtralHFEncoderInfo's
+    # step is patch x spatial_merge_size = 14 x 2 = 28: ceil(1540 / 28) = 55 columns and
+    # rows; placeholder ([IMG] x 55 + [IMG_BREAK]) x 55, the last break an [IMG_END]:
+    # 56 x 55 = 3,080 tokens, 55^2 = 3,025 embeddings, (55 x 2)^2 = 12,100 patches.
+    assert (v.max_tokens_per_item, v.embeds_per_item, v.patches_per_item) == (3080, 3025, 12100)
+    # budget 8192 -> 8192 // 3080 = 2 images; a 2,048-token step: one, budget 3,080
+    assert encoder_items(m, V1, 8192) == (2, 8192)
+    assert encoder_items(m, V1, 2048) == (1, 3080)
+    assert encoder_tokens(m, V1, 8192) == (2 * 3080, 2 * 12100)
+
+
+def test_pixtral_under_a_llava_config_has_no_merge() -> None:
+    # llava.py's PixtralHFProcessingInfo reads the same tower from a LlavaConfig, which has
+    # no spatial_merge_size: step 14, ceil(1540 / 14) = 110, (110 + 1) x 110 = 12,210
+    # tokens and 110^2 = 12,100 patches and embeddings
+    cfg = {k: v for k, v in MISTRAL_SMALL_31.items() if k != "spatial_merge_size"}
+    v = ModelSpec.from_hf_config({**cfg, "model_type": "llava"}).vision
+    assert v is not None
+    assert (v.max_tokens_per_item, v.embeds_per_item, v.patches_per_item) == (
+        12210,
+        12100,
+        12100,
+    )
+
+
+def test_pixtral_bad_merge_is_refused() -> None:
+    v = ModelSpec.from_hf_config({**MISTRAL_SMALL_31, "spatial_merge_size": 0}).vision
+    assert v is not None and v.unsized_reason is not None
+    assert "spatial_merge_size" in v.unsized_reason
+
+
+def test_cli_plan_of_mistral3_shows_its_encoder_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(DATA / "mistral-small-3.1-24b-instruct-2503.json")
+    code = main([path, "--gpu", "H100", "--max-model-len", "8192", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    details = " ".join(step["detail"] for step in data["memory"]["steps"])
+    assert "encoder 2 image(s) of a 8192-token budget, 24200 patches" in details

@@ -241,8 +241,8 @@ def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
     elif model_type == "internvl_chat":
         item = internvl_item(config, image, patch) if patch and image else None
         item = item or "InternVL vision_config lacks image_size or patch_size"
-    elif model_type == "llava" and tower == "pixtral" and patch and image:
-        item = pixtral_hf_item(image, patch)
+    elif model_type in ("llava", "mistral3") and tower == "pixtral" and patch and image:
+        item = pixtral_hf_item(config, image, patch)
     elif model_type == "llava" and patch and image:
         # LLaVA-1.5: one crop; the "default" feature strategy drops CLIP's class token
         side = image // patch

@@ -10,9 +10,12 @@ says so rather than guess).
 
 - InternVL (`internvl_chat`): `vllm/model_executor/models/internvl.py` in 0.11.0; the
   same tiling moved to `vllm/transformers_utils/processors/internvl.py` by 0.34.0.
-- Pixtral in the HF layout (`llava` with a `pixtral` `vision_config`):
-  `vllm/model_executor/models/llava.py` (`PixtralHFProcessingInfo`) and
-  `pixtral.py` (`PixtralHFEncoderInfo`).
+- Pixtral's tower in the HF layout (`llava` or `mistral3` with a `pixtral`
+  `vision_config`): `vllm/model_executor/models/llava.py` (`PixtralHFProcessingInfo`),
+  `mistral3.py` (`Mistral3ProcessingInfo`) and `pixtral.py` (`PixtralHFEncoderInfo`). A
+  checkpoint served in Mistral's own format (`params.json`, `--tokenizer-mode mistral`)
+  goes through `pixtral.py`'s `PixtralProcessingInfo` instead, which config.json does
+  not describe.
 """
 
 from __future__ import annotations
@@ -106,14 +109,17 @@ def internvl_item(config: Mapping[str, Any], image: int, patch: int) -> Item | s
     return Item(tiles * per_tile + 2, tiles * (side * side + 1), tiles * per_tile)
 
 
-def pixtral_hf_item(image: int, patch: int) -> Item:
-    """Pixtral (HF layout): one `image_size` square, one token per patch, a break per row.
+def pixtral_hf_item(config: Mapping[str, Any], image: int, patch: int) -> Item | str:
+    """Pixtral's tower in the HF layout: one `image_size` square, a break token per row.
 
-    `get_image_size_with_most_features` is the `image_size` square; its grid is
-    `ceil(image / patch)` each way (`get_patch_grid_size`; a `llava` config has no
-    `spatial_merge_size`, which Mistral-3 adds), and the placeholder is `(cols + 1) x
-    rows` tokens, the last row's break replaced by the end token. Pixtral has no class
-    token: the tower sees the grid's patches.
+    `get_image_size_with_most_features` is the `image_size` square. `PixtralHFEncoderInfo`
+    measures its grid in steps of `patch x spatial_merge_size` (the top-level field
+    Mistral-3 adds; a `llava` config has none, so 1): `ceil(image / step)` each way. The
+    placeholder is `(cols + 1) x rows` tokens, the last row's break replaced by the end
+    token; the tower sees `merge^2` patches per grid cell and has no class token.
     """
-    side = -(-image // patch)
-    return Item((side + 1) * side, side * side, side * side)
+    merge = config.get("spatial_merge_size", 1)
+    if isinstance(merge, bool) or not isinstance(merge, int) or merge < 1:
+        return f"Pixtral spatial_merge_size {merge!r} is not a positive integer"
+    side = -(-image // (patch * merge))
+    return Item((side + 1) * side, (side * merge) ** 2, side * side)
