@@ -204,3 +204,39 @@ def test_cli_plan_of_mistral3_shows_its_encoder_pass(capsys: pytest.CaptureFixtu
     assert code == 0
     details = " ".join(step["detail"] for step in data["memory"]["steps"])
     assert "encoder 2 image(s) of a 8192-token budget, 24200 patches" in details
+
+
+# microsoft/Phi-3-vision-128k-instruct,
+# https://huggingface.co/microsoft/Phi-3-vision-128k-instruct/blob/main/config.json
+PHI3_VISION = config("phi-3-vision-128k-instruct.json")
+
+
+def test_phi3_vision_tower_is_vllms_fixed_clip_cut_at_layer_idx() -> None:
+    v = ModelSpec.from_hf_config(PHI3_VISION).vision
+    assert v is not None
+    # phi3v.py builds CLIP ViT-L/14-336 (24 layers, 1024 wide, MLP 4096) whatever the
+    # config holds, keeping 24 + (-2) + 1 = 23 layers for the default layer_idx -2
+    assert (v.depth, v.hidden_size, v.intermediate_size, v.gated_mlp) == (23, 1024, 4096, False)
+    cfg = {**PHI3_VISION, "img_processor": {**PHI3_VISION["img_processor"], "layer_idx": -1}}
+    v24 = ModelSpec.from_hf_config(cfg).vision
+    assert v24 is not None and v24.depth == 24
+
+
+def test_phi3_vision_item_is_refused_for_want_of_num_crops() -> None:
+    m = ModelSpec.from_hf_config(PHI3_VISION)
+    assert m.vision is not None and m.vision.max_tokens_per_item is None
+    # its tokens depend on the processor's num_crops (preprocessor_config.json)
+    assert any("not counted" in n and "num_crops" in n for n in m.notes)
+    assert encoder_tokens(m, V1, 8192) == (0, 0)
+    assert encoder_activation_bytes(m, V1, 8192) == 0
+    # the tower's weights still count: about 0.3 B parameters on the first stage
+    assert 0.25e9 < m.param_breakdown()["encoder"] < 0.35e9
+
+
+def test_cli_says_why_phi3_vision_has_no_encoder_pass(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = str(DATA / "phi-3-vision-128k-instruct.json")
+    code = main([path, "--gpu", "L4", "--max-model-len", "4096"])
+    out = capsys.readouterr().out
+    assert code == 0 and "encoder not counted (see notes)" in out and "num_crops" in out

@@ -18,7 +18,6 @@ from capacity_planner.model.defaults import (
     kv_shared_layers,
     max_model_len_of,
     mtp_layers,
-    vision_encoder,
 )
 from capacity_planner.model.fields import get_field, positive_field, require_int
 from capacity_planner.model.mixers import gated_delta_net_state, mamba1_state, mamba2_state
@@ -29,6 +28,7 @@ from capacity_planner.model.parts import (
     MoEConfig,
     quant_from_config,
 )
+from capacity_planner.model.vision import vision_encoder
 
 _LAYER_TYPE_NAMES: dict[str, LayerKind] = {
     "full_attention": "full",
