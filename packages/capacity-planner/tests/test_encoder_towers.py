@@ -240,3 +240,12 @@ def test_cli_says_why_phi3_vision_has_no_encoder_pass(
     code = main([path, "--gpu", "L4", "--max-model-len", "4096"])
     out = capsys.readouterr().out
     assert code == 0 and "encoder not counted (see notes)" in out and "num_crops" in out
+
+
+def test_minicpmv_is_refused_with_its_reason() -> None:
+    # No MiniCPM-V config.json was found to store, so this reuses InternVL2-1B's config
+    # under MiniCPM-V's model_type: only the routing is checked, no MiniCPM-V number
+    m = ModelSpec.from_hf_config({**INTERNVL2_1B, "model_type": "minicpmv"})
+    assert m.vision is not None and m.vision.max_tokens_per_item is None
+    assert any("not counted" in n and "MiniCPM-V" in n for n in m.notes)
+    assert encoder_tokens(m, V1, 8192) == (0, 0)

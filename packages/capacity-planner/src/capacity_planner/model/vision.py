@@ -72,6 +72,17 @@ _PHI3V_UNSIZED = (
     "50 x 8000 image), which config.json does not carry"
 )
 
+# MiniCPM-V (`minicpmv.py`, 0.11.0 and 0.34.0): the largest image is `image_size` x
+# `image_size * max_slice_num`, but its slice grid, the embeddings per slice and the
+# placeholder text come from the checkpoint's own image processor (`get_sliced_grid`,
+# `image_feature_size`, `get_slice_image_placeholder`), and from 2.6 on a dummy video
+# competes for the largest item.
+_MINICPMV_UNSIZED = (
+    "MiniCPM-V's slice grid and placeholder come from its own image processor "
+    "(preprocessor_config.json and remote code; vLLM's minicpmv.py asks it), which "
+    "config.json does not describe"
+)
+
 
 def _phi3v_tower(config: Mapping[str, Any]) -> VisionEncoder | None:
     """Phi-3(.5)-vision: vLLM's fixed CLIP tower, cut at `img_processor.layer_idx`.
@@ -144,6 +155,8 @@ def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
     elif model_type == "internvl_chat":
         item = internvl_item(config, image, patch) if patch and image else None
         item = item or "InternVL vision_config lacks image_size or patch_size"
+    elif model_type == "minicpmv":
+        item = _MINICPMV_UNSIZED
     elif model_type in ("llava", "mistral3") and tower == "pixtral" and patch and image:
         item = pixtral_hf_item(config, image, patch)
     elif model_type == "llava" and patch and image:
