@@ -249,3 +249,12 @@ def test_minicpmv_is_refused_with_its_reason() -> None:
     assert m.vision is not None and m.vision.max_tokens_per_item is None
     assert any("not counted" in n and "MiniCPM-V" in n for n in m.notes)
     assert encoder_tokens(m, V1, 8192) == (0, 0)
+
+
+def test_mllama_is_refused_because_v1_does_not_serve_it() -> None:
+    # routing only, as for MiniCPM-V: vLLM 0.11's registry lists
+    # MllamaForConditionalGeneration as previously supported (last in 0.10.2)
+    m = ModelSpec.from_hf_config({**INTERNVL2_1B, "model_type": "mllama"})
+    assert m.vision is not None and m.vision.unsized_reason is not None
+    assert any("not counted" in n and "Llama-3.2-Vision" in n for n in m.notes)
+    assert encoder_tokens(m, V1, 8192) == (0, 0)

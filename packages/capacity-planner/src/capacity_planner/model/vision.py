@@ -83,6 +83,13 @@ _MINICPMV_UNSIZED = (
     "config.json does not describe"
 )
 
+# Llama-3.2-Vision is V0-only in 0.10 (`mllama.py`'s `SupportsV0Only`) and gone from 0.11
+# (the registry's `_PREVIOUSLY_SUPPORTED_MODELS` lists it "0.10.2"): no V1 profile exists.
+_MLLAMA_UNSIZED = (
+    "vLLM's V1 engine has no Llama-3.2-Vision (mllama.py is V0-only in 0.10 and removed "
+    "after 0.10.2), so there is no V1 encoder profile to size"
+)
+
 
 def _phi3v_tower(config: Mapping[str, Any]) -> VisionEncoder | None:
     """Phi-3(.5)-vision: vLLM's fixed CLIP tower, cut at `img_processor.layer_idx`.
@@ -157,6 +164,8 @@ def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
         item = item or "InternVL vision_config lacks image_size or patch_size"
     elif model_type == "minicpmv":
         item = _MINICPMV_UNSIZED
+    elif model_type == "mllama":
+        item = _MLLAMA_UNSIZED
     elif model_type in ("llava", "mistral3") and tower == "pixtral" and patch and image:
         item = pixtral_hf_item(config, image, patch)
     elif model_type == "llava" and patch and image:
