@@ -258,3 +258,14 @@ def test_mllama_is_refused_because_v1_does_not_serve_it() -> None:
     assert m.vision is not None and m.vision.unsized_reason is not None
     assert any("not counted" in n and "Llama-3.2-Vision" in n for n in m.notes)
     assert encoder_tokens(m, V1, 8192) == (0, 0)
+
+
+def test_internvl_notes_when_a_dummy_video_may_be_profiled_instead() -> None:
+    # InternVLProcessingInfo.get_video_token maps qwen2 to <|video_pad|>: with that token
+    # in the tokenizer, a video of (max_model_len - 13 x 256) // 256 frames competes
+    m = ModelSpec.from_hf_config(INTERNVL2_1B)
+    assert any("(max_model_len - 3328) // 256" in n for n in m.notes)
+    # an InternLM2 language model has no video token in vLLM's map: no such note
+    internlm = {**INTERNVL2_1B, "llm_config": {**INTERNVL2_1B["llm_config"]}}
+    internlm["llm_config"]["model_type"] = "internlm2"
+    assert not any("dummy video" in n for n in ModelSpec.from_hf_config(internlm).notes)

@@ -229,6 +229,8 @@ def parse_hf_config(config: Mapping[str, Any], *, name: str, source: str) -> dic
     vision = vision_encoder(config)
     if vision is not None and vision.unsized_reason:
         notes.append(f"encoder profile pass not counted: {vision.unsized_reason}")
+    if vision is not None and vision.caveat:
+        notes.append(f"encoder profile pass: {vision.caveat}")
     full_head = cfg.get("global_head_dim")
     full_kv = cfg.get("num_global_key_value_heads")
     return dict(

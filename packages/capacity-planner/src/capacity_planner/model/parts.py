@@ -76,7 +76,8 @@ class VisionEncoder:
     tower, and `embeds_per_item` the embeddings the projector returns for it, where they are
     not `max_tokens_per_item` x m^2 and `max_tokens_per_item` (Gemma-3: 4,096 patches
     pooled to 256 embeddings inside a 260-token placeholder). `unsized_reason`: why the
-    largest item cannot be read from this config (the encoder pass is then left out).
+    largest item cannot be read from this config (the encoder pass is then left out);
+    `caveat`: what may make vLLM profile another item than the one sized.
     """
 
     depth: int
@@ -90,6 +91,7 @@ class VisionEncoder:
     patches_per_item: int | None = None
     embeds_per_item: int | None = None
     unsized_reason: str | None = None
+    caveat: str | None = None
 
     @property
     def item_patches(self) -> int | None:

@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from capacity_planner.model.parts import VisionEncoder
-from capacity_planner.model.vision_items import Item, internvl_item, pixtral_hf_item
+from capacity_planner.model.vision_items import (
+    Item,
+    internvl_item,
+    internvl_video_caveat,
+    pixtral_hf_item,
+)
 
 __all__ = ["vision_encoder"]
 
@@ -173,8 +178,13 @@ def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
         side = image // patch
         full = config.get("vision_feature_select_strategy") == "full"
         per_item, patches = side * side + (1 if full else 0), side * side + 1
+    caveat = None
     if isinstance(item, Item):
         per_item, patches, embeds = item.tokens, item.patches, item.embeds
+        if model_type == "internvl_chat":
+            caveat = internvl_video_caveat(
+                config, item, item.patches // ((image // patch) ** 2 + 1)
+            )
     elif isinstance(item, str):
         unsized = item
     return VisionEncoder(
@@ -189,4 +199,5 @@ def vision_encoder(config: Mapping[str, Any]) -> VisionEncoder | None:
         patches_per_item=patches,
         embeds_per_item=embeds,
         unsized_reason=unsized,
+        caveat=caveat,
     )

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["INTERNVL_FIELDS", "Item", "internvl_item", "pixtral_hf_item"]
+__all__ = ["INTERNVL_FIELDS", "Item", "internvl_item", "internvl_video_caveat", "pixtral_hf_item"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,39 @@ def internvl_item(config: Mapping[str, Any], image: int, patch: int) -> Item | s
     side = image // patch
     per_tile = int(side * side * ratio**2)  # vLLM's `num_image_token`
     return Item(tiles * per_tile + 2, tiles * (side * side + 1), tiles * per_tile)
+
+
+# Language models whose video token vLLM's `InternVLProcessingInfo.get_video_token` knows
+_INTERNVL_VIDEO_TOKEN = {
+    "qwen2": "<|video_pad|>",
+    "qwen3": "<|video_pad|>",
+    "qwen3_moe": "<|video_pad|>",
+    "gpt_oss": "<|reserved_200000|>",
+}
+
+
+def internvl_video_caveat(config: Mapping[str, Any], item: Item, tiles: int) -> str | None:
+    """When vLLM may profile a dummy video instead of InternVL's largest image.
+
+    With a language model in `get_video_token`'s map and that token in the tokenizer
+    (which config.json does not show), the profile also builds one video of
+    `(max_model_len - image context tokens) // num_image_token` one-tile frames, each
+    wrapped as "Frame{i}: <img>...</img>", and encodes whichever modality's item is longer
+    (`get_modality_with_max_tokens`): the video once `max_model_len` leaves more than
+    about as many frames as the image has tiles.
+    """
+    llm = config.get("llm_config")
+    lm_type = llm.get("model_type") if isinstance(llm, Mapping) else None
+    token = _INTERNVL_VIDEO_TOKEN.get(str(lm_type))
+    if token is None:
+        return None
+    per_tile = item.embeds // tiles
+    return (
+        f"InternVL with a {lm_type} language model: if its tokenizer has {token}, vLLM "
+        f"also builds a dummy video of (max_model_len - {item.embeds}) // {per_tile} "
+        "one-tile frames and profiles it when its placeholder is longer than the image's "
+        f"{item.tokens} tokens; the planner sizes the image only"
+    )
 
 
 def pixtral_hf_item(config: Mapping[str, Any], image: int, patch: int) -> Item | str:
