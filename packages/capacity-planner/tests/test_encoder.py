@@ -195,3 +195,14 @@ def test_llava_15_item_is_one_crop() -> None:
     assert (v.max_tokens_per_item, v.patches_per_item) == (576, 577)
     s = EngineSettings(max_model_len=4096, vllm_version="v1")
     assert encoder_items(ModelSpec.from_hf_config(cfg), s, 8192) == (8192 // 576, 8192)
+
+
+@pytest.mark.parametrize(
+    ("version", "items"),
+    [("0.10.0", 8), ("0.11.0", 7), ("0.12.0", 7), ("0.13.0", 8), ("0.34.0", 8), ("v1", 7)],
+)
+def test_releases_divide_the_budget_by_placeholder_or_embeddings(version: str, items: int) -> None:
+    # 0.11-0.12: Gemma-3's whole 260-token placeholder, 2048 // 260 = 7 (the records print
+    # 7); 0.10 and 0.13 on: its 256 embeddings, 2048 // 256 = 8
+    s = EngineSettings(max_model_len=4096, vllm_version=version)
+    assert encoder_items(GEMMA3_27B, s, 2048) == (items, 2048)

@@ -136,10 +136,15 @@ def test_internvl_bad_tiling_values_are_refused() -> None:
 
 
 def test_cli_plan_of_internvl_shows_its_encoder_pass(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main([str(DATA / "internvl2-1b.json"), "--gpu", "L4", "--max-model-len", "4096"])
-    out = capsys.readouterr().out
-    assert code == 0
-    assert "encoder 1 image(s) of a 3330-token budget, 13325 patches" in out
+    path = str(DATA / "internvl2-1b.json")
+    # 0.34 (the default) divides the budget by the 3,328 embeddings, 0.12 by the 3,330-token
+    # placeholder: max(2048, per item) either way, one image of 13,325 patches
+    for version, budget in (("0.34.0", 3328), ("0.12.0", 3330)):
+        argv = [path, "--gpu", "L4", "--max-model-len", "4096", "--vllm-version", version]
+        code = main(argv)
+        out = capsys.readouterr().out
+        assert code == 0
+        assert f"encoder 1 image(s) of a {budget}-token budget, 13325 patches" in out
 
 
 def test_cli_says_why_an_internvl_tower_is_not_counted(

@@ -41,6 +41,7 @@ __all__ = [
     "CUDA_CONTEXT",
     "CUDA_GRAPH_ESTIMATE",
     "SAMPLER_BYTES_PER_LOGIT",
+    "counts_whole_placeholder",
     "draft_layers",
     "draft_weight_bytes",
     "encoder_activation_bytes",
@@ -250,18 +251,35 @@ def sampler_bytes(model: ModelSpec, settings: EngineSettings, seqs: int) -> int:
     return per_logit * model.vocab_size * seqs
 
 
+def counts_whole_placeholder(settings: EngineSettings) -> bool:
+    """Whether the release divides the encoder budget by an item's whole placeholder.
+
+    0.11.0 and 0.12.0 count the placeholder with its start, end and break tokens
+    (`profiling.get_mm_max_contiguous_tokens`); 0.10.0 and 0.13.0 on count the embeddings
+    only (`_get_mm_num_tokens`, later `multimodal/encoder_budget.get_mm_max_toks_per_item`:
+    `get_num_embeds`). A regime name stands for its releases: "v1" (0.9-0.19) keeps the
+    0.11 reading its Gemma-3 records print, the later regimes count embeddings.
+    """
+    release = release_tuple(settings.vllm_version)
+    if release is not None:
+        return (0, 11) <= release[:2] < (0, 13)
+    return settings.formula.name == "v1"
+
+
 def encoder_items(model: ModelSpec, settings: EngineSettings, tokens: int) -> tuple[int, int]:
     """(dummy items, encoder budget) of the profile's encoder pass; (0, 0) when not known.
 
-    V1 (`gpu_model_runner.profile_run`) encodes `budget // max_tokens_per_item` dummy items
-    of the largest size, where the budget is `max(max_num_batched_tokens,
-    max_tokens_per_item)` (`encoder_cache_manager.compute_mm_encoder_budget`) and an item
-    counts its whole placeholder (`profiling.get_mm_max_contiguous_tokens`).
+    V1 (`gpu_model_runner.profile_run`) encodes `budget // per_item` dummy items of the
+    largest size, where the budget is `max(max_num_batched_tokens, per_item)`
+    (`encoder_cache_manager.compute_mm_encoder_budget`) and `per_item` is the item's whole
+    placeholder or its embeddings, as the release counts (`counts_whole_placeholder`).
     """
     v = model.vision
     if v is None or v.max_tokens_per_item is None or settings.formula.engine == "V0":
         return 0, 0
     per_item = v.max_tokens_per_item
+    if not counts_whole_placeholder(settings) and v.item_embeds:
+        per_item = v.item_embeds
     budget = max(tokens, per_item)
     return budget // per_item, budget
 
