@@ -333,7 +333,8 @@ def encoder_activation_bytes(model: ModelSpec, settings: EngineSettings, tokens:
     when SwiGLU-gated) in the model dtype, sharded by TP, plus the input pixels, which
     stay on the GPU in float32 through the whole pass (`pixel_values`). Qwen2.5-VL-7B's
     16,384-token image (65,536 patches) comes to 2.17 GiB on one GPU; Gemma-3's seven
-    896 x 896 images of a 2,048-token budget (28,672 patches through SigLIP) to 0.77 GiB.
+    896 x 896 images of a 2,048-token budget under 0.11-0.12 (28,672 patches through
+    SigLIP) to 0.77 GiB.
     """
     if model.vision is None:
         return 0
