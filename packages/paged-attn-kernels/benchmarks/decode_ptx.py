@@ -40,7 +40,7 @@ _OP = re.compile(r"^\s+(?:@!?%p\d+\s+)?([a-z][\w.]*)", re.M)
 _BUFFERS = re.compile(r"local_alloc : \(\) -> !ttg\.memdesc<(\d+)x\d+x\d+x")
 
 
-def _ptxas_info(ptx: str) -> tuple[int, int]:
+def ptxas_info(ptx: str) -> tuple[int, int]:
     """(registers per thread, spill-store bytes) from triton's bundled ptxas."""
     ptxas = next(
         os.path.join(root, "ptxas")
@@ -82,7 +82,7 @@ def measure(cfg: td.LaunchConfig, cache: str, splits: int) -> dict[str, int]:
     )
     ops = Counter(_OP.findall(kernel.asm["ptx"]))
     buffers = _BUFFERS.findall(kernel.asm["ttgir"])
-    regs, spill = _ptxas_info(kernel.asm["ptx"])
+    regs, spill = ptxas_info(kernel.asm["ptx"])
     return {
         "instructions": sum(ops.values()),
         "byte_loads": ops["ld.shared.b8"],

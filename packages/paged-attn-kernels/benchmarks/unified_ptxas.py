@@ -10,13 +10,11 @@ Usage (any machine with triton; CPU only)::
 from __future__ import annotations
 
 import inspect
-import os
-import subprocess
-import tempfile
 from typing import Any
 
 import triton
 import triton.language as tl
+from decode_ptx import ptxas_info
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
@@ -33,13 +31,6 @@ POINTERS = {
 FP8 = {"k_cache_ptr": "*fp8e4nv", "v_cache_ptr": "*fp8e4nv"}
 
 
-def _ptxas() -> str:
-    for root, _, files in os.walk(os.path.dirname(triton.__file__)):
-        if "ptxas" in files:
-            return os.path.join(root, "ptxas")
-    raise FileNotFoundError("triton's bundled ptxas")
-
-
 def report(consts: dict[str, Any], types: dict[str, str], warps: int, stages: int) -> str:
     params = list(inspect.signature(_unified_kernel.fn).parameters)
     sig = {p: "constexpr" if p in consts else types.get(p, POINTERS.get(p, "i32")) for p in params}
@@ -54,16 +45,7 @@ def report(consts: dict[str, Any], types: dict[str, str], warps: int, stages: in
         src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages}
     )
     ptx = kernel.asm["ptx"]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "k.ptx")
-        with open(path, "w") as f:
-            f.write(ptx)
-        info = subprocess.run(
-            [_ptxas(), "-arch=sm_90a", "-v", path, "-o", path + ".cubin"],
-            capture_output=True, text=True, check=True,
-        ).stderr  # fmt: skip
-    regs = info.split("Used ")[1].split(" registers")[0]
-    spill = info.split("bytes spill stores")[0].split(",")[-1].strip()
+    regs, spill = ptxas_info(ptx)
     mma = "wgmma" if "wgmma" in ptx else "mma.sync"
     return f"{regs} | {spill} | {kernel.metadata.shared} | {mma}"
 
