@@ -2,9 +2,10 @@
 
 vLLM's profile run (`gpu_model_runner.profile_run`) encodes dummy images of the size its
 `ProcessingInfo.get_image_size_with_most_features` returns and divides the encoder
-budget by that image's whole placeholder (`multimodal/profiling.py`
-`get_mm_max_contiguous_tokens`, which counts the start/end and break tokens too). Each
-function here returns an `Item` read from config.json or, where a field vLLM reads is
+budget by that image's embeddings, or, in 0.11-0.12, by its whole placeholder
+(`multimodal/profiling.py` `get_mm_max_contiguous_tokens`, which counts the start/end and
+break tokens too; `accounting.terms.encoder_items` picks by release). Each function here
+returns an `Item` read from config.json or, where a field vLLM reads is
 missing, the reason it cannot be sized (the planner then leaves the encoder pass out and
 says so rather than guess).
 
