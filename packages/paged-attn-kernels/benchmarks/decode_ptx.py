@@ -23,6 +23,7 @@ import re
 import subprocess
 import tempfile
 from collections import Counter
+from typing import Any
 
 import torch
 import triton
@@ -60,6 +61,24 @@ def ptxas_info(ptx: str) -> tuple[int, int]:
     return regs, spill
 
 
+def compile_sm90(kernel: Any, consts: dict[str, Any], types: dict[str, str], warps: int,
+                 stages: int) -> Any:  # fmt: skip
+    """``kernel`` compiled for sm_90a as the runtime specialises it: ``consts`` bound, the
+    other parameters typed from ``types`` (default ``i32``), pointers and strides 16-aligned."""
+    params = list(inspect.signature(kernel.fn).parameters)
+    sig = {p: "constexpr" if p in consts else types.get(p, "i32") for p in params}
+    aligned = [i for i, p in enumerate(params) if p not in consts and p.endswith("_ptr")]
+    aligned += [i for i, p in enumerate(params) if p.startswith("stride")]
+    src = ASTSource(
+        fn=kernel, signature=sig,
+        attrs={(i,): [["tt.divisibility", 16]] for i in aligned},
+        constexprs={(params.index(k),): v for k, v in consts.items()},
+    )  # fmt: skip
+    return triton.compile(
+        src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages}
+    )
+
+
 def measure(cfg: td.LaunchConfig, cache: str, splits: int) -> dict[str, int]:
     """Compile the kernel as a 32/8-head, head_dim 128, block 16 launch with ``splits``
     (fused merge past one) for sm_90a and count what it costs."""
@@ -67,19 +86,8 @@ def measure(cfg: td.LaunchConfig, cache: str, splits: int) -> dict[str, int]:
     meta = td.constexprs(cfg, grid, (16, 8, 128), 32, torch.device("cpu"))
     warps, stages = meta.pop("num_warps"), meta.pop("num_stages")
     meta["SCALES_FROM_PTR"] = False
-    params = list(inspect.signature(td._paged_decode_kernel.fn).parameters)
     types = {**TYPES, "k_cache_ptr": cache, "v_cache_ptr": cache}
-    sig = {p: "constexpr" if p in meta else types.get(p, "i32") for p in params}
-    aligned = [i for i, p in enumerate(params) if p not in meta and p.endswith("_ptr")]
-    aligned += [i for i, p in enumerate(params) if p.startswith("stride")]
-    src = ASTSource(
-        fn=td._paged_decode_kernel, signature=sig,
-        attrs={(i,): [["tt.divisibility", 16]] for i in aligned},
-        constexprs={(params.index(k),): v for k, v in meta.items()},
-    )  # fmt: skip
-    kernel = triton.compile(
-        src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages}
-    )
+    kernel = compile_sm90(td._paged_decode_kernel, meta, types, warps, stages)
     ops = Counter(_OP.findall(kernel.asm["ptx"]))
     buffers = _BUFFERS.findall(kernel.asm["ttgir"])
     regs, spill = ptxas_info(kernel.asm["ptx"])

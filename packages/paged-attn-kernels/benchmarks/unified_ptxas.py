@@ -9,14 +9,11 @@ Usage (any machine with triton; CPU only)::
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import triton
 import triton.language as tl
-from decode_ptx import ptxas_info
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
+from decode_ptx import compile_sm90, ptxas_info
 
 from paged_attn_kernels.unified.plan import ROW_CLASSES
 from paged_attn_kernels.unified.triton_kernel import _unified_kernel
@@ -32,18 +29,7 @@ FP8 = {"k_cache_ptr": "*fp8e4nv", "v_cache_ptr": "*fp8e4nv"}
 
 
 def report(consts: dict[str, Any], types: dict[str, str], warps: int, stages: int) -> str:
-    params = list(inspect.signature(_unified_kernel.fn).parameters)
-    sig = {p: "constexpr" if p in consts else types.get(p, POINTERS.get(p, "i32")) for p in params}
-    aligned = [i for i, p in enumerate(params) if p not in consts and p.endswith(("_ptr",))]
-    aligned += [i for i, p in enumerate(params) if p.startswith("stride")]
-    attrs = {(i,): [["tt.divisibility", 16]] for i in aligned}  # as the runtime specialises
-    src = ASTSource(
-        fn=_unified_kernel, signature=sig, attrs=attrs,
-        constexprs={(params.index(k),): v for k, v in consts.items()},
-    )  # fmt: skip
-    kernel = triton.compile(
-        src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages}
-    )
+    kernel = compile_sm90(_unified_kernel, consts, {**POINTERS, **types}, warps, stages)
     ptx = kernel.asm["ptx"]
     regs, spill = ptxas_info(ptx)
     mma = "wgmma" if "wgmma" in ptx else "mma.sync"
